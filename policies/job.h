@@ -1,0 +1,36 @@
+// Job: the plain description of one job that every frontend produces and the supervisor
+// consumes. (The job-spec issue fills it from JobSpecWasm YAML/JSON; `run` from argv.)
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace wj {
+
+struct DirMount {
+  std::string host_path;
+  std::string guest_path;
+  bool read_only = false;
+};
+
+struct Job {
+  std::string module_path;  // where the entry module is read from (for messages too)
+  std::string entry_point = "_start";
+  std::vector<std::string> argv;  // argv[0] first
+  std::vector<std::pair<std::string, std::string>> env;
+  std::vector<DirMount> dirs;
+};
+
+// "KEY=VALUE" -> pair. Rejects empty keys, NUL bytes, and a missing '='.
+// Returns nullopt and sets `error` on bad input.
+std::optional<std::pair<std::string, std::string>> parse_env_assignment(const std::string& s,
+                                                                         std::string* error);
+// "HOST::GUEST" or "HOST::GUEST:ro" (or "HOST" alone: same path in the guest).
+std::optional<DirMount> parse_dir_mapping(const std::string& s, std::string* error);
+// Checks an environment entry: non-empty key without '=' or NUL, value without NUL.
+std::optional<std::string> check_env_entry(const std::string& key, const std::string& value);
+
+}  // namespace wj

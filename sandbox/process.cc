@@ -1,0 +1,36 @@
+// Process-level mechanisms: parent death, session, no_new_privs, dumpability.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "sandbox/lockdown.h"
+
+namespace wj::sandbox {
+
+std::string errno_message(const char* what, int err) {
+  return std::string(what) + ": " + std::strerror(err) + " (errno " + std::to_string(err) + ")";
+}
+
+std::optional<std::string> die_with_parent(pid_t parent) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return errno_message("prctl(PR_SET_PDEATHSIG)", errno);
+  // The parent may have died between fork() and prctl(): then nobody would kill us.
+  if (getppid() != parent) return "supervisor exited before the child was set up";
+  return std::nullopt;
+}
+
+std::optional<std::string> new_session() {
+  if (setsid() < 0) return errno_message("setsid", errno);
+  return std::nullopt;
+}
+
+std::optional<std::string> no_new_privs_and_undumpable() {
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno_message("prctl(PR_SET_NO_NEW_PRIVS)", errno);
+  // Not dumpable: no core file, and other same-uid processes cannot ptrace or read its memory.
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return errno_message("prctl(PR_SET_DUMPABLE)", errno);
+  return std::nullopt;
+}
+
+}  // namespace wj::sandbox

@@ -1,0 +1,94 @@
+#include "supervisor/child.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "sandbox/lockdown.h"
+#include "supervisor/wire.h"
+#include "v8host/engine.h"
+
+namespace wj {
+namespace {
+
+void write_all(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // supervisor gone: nothing left to tell
+    off += static_cast<size_t>(n);
+  }
+}
+
+[[noreturn]] void report_and_exit(const RunOutcome& o) {
+  write_all(kChildRecord, wire::encode_outcome(o));
+  _exit(0);
+}
+
+// Moves `fds[i]` to `first + i` (and the three pipes to 1,2,3) without clobbering any source:
+// everything is first duplicated above all targets, then dup2'd into place.
+bool arrange_fds(const ChildSetup& s) {
+  std::vector<int> src = {s.stdout_w, s.stderr_w, s.record_w};
+  src.insert(src.end(), s.preopen_fds.begin(), s.preopen_fds.end());
+  const int high = kChildFirstPreopen + static_cast<int>(s.preopen_fds.size()) + 16;
+  std::vector<int> tmp;
+  for (int fd : src) {
+    int t = fcntl(fd, F_DUPFD_CLOEXEC, high);
+    if (t < 0) return false;
+    tmp.push_back(t);
+  }
+  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (devnull < 0 || dup2(devnull, 0) < 0) return false;
+  for (size_t i = 0; i < tmp.size(); ++i)
+    if (dup2(tmp[i], static_cast<int>(i) + 1) < 0) return false;  // 1,2,3 then preopens from 4
+  return true;
+}
+
+}  // namespace
+
+void child_main(const ChildSetup& s) {
+  // Default dispositions: the supervisor's handlers mean nothing here. A write to a pipe
+  // the supervisor closed must fail with EPIPE (a WASI errno), not kill the job.
+  for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  RunOutcome setup_failed;
+  setup_failed.kind = OutcomeKind::kSetupError;
+  if (!arrange_fds(s)) {
+    // Without the record pipe in place we cannot report; the supervisor sees no record.
+    _exit(127);
+  }
+  sandbox::LockdownSpec spec;
+  spec.supervisor_pid = s.supervisor_pid;
+  spec.keep_fds = {0, kChildStdout, kChildStderr, kChildRecord};
+  for (size_t i = 0; i < s.preopen_fds.size(); ++i) spec.keep_fds.push_back(kChildFirstPreopen + static_cast<int>(i));
+  std::vector<std::string> applied;
+  if (auto err = sandbox::lock_down(spec, &applied)) {
+    setup_failed.message = "sandbox setup failed: " + *err;
+    report_and_exit(setup_failed);
+  }
+
+  RunConfig cfg;
+  cfg.module = *s.module;
+  cfg.module_name = s.job->module_path;
+  cfg.entry = s.job->entry_point;
+  cfg.argv = s.job->argv;
+  cfg.env = s.job->env;
+  cfg.stdin_fd = -1;
+  cfg.stdout_fd = kChildStdout;
+  cfg.stderr_fd = kChildStderr;
+  for (int i = 0; i < 3; ++i) cfg.stdio_is_tty[i] = s.stdio_is_tty[i];
+  for (size_t i = 0; i < s.job->dirs.size(); ++i)
+    cfg.preopens.push_back(Preopen{kChildFirstPreopen + static_cast<int>(i), s.job->dirs[i].guest_path,
+                                   s.job->dirs[i].read_only});
+  report_and_exit(run_module(cfg));
+}
+
+}  // namespace wj

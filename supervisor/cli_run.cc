@@ -1,0 +1,119 @@
+// `wasmjail run`: run one module from the command line, in the spirit of `wasmtime run`.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "supervisor/cli.h"
+#include "supervisor/supervisor.h"
+
+namespace wj::cli {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: wasmjail run [--env K=V]... [--dir HOST::GUEST[:ro]]... [--argv0 NAME]\n"
+    "                    [--invoke NAME] MODULE.wasm [ARGS...]\n"
+    "\n"
+    "Runs a WASI preview1 module in a sandboxed child process. The guest sees exactly the\n"
+    "environment given with --env (nothing of the host's). Exit code: the guest's; 134 on a\n"
+    "trap; 2 for a usage error or a module that cannot be read or is not valid wasm;\n"
+    "124 on timeout; 125 when wasmjail stopped the job for another reason.\n";
+
+void write_fd(int fd, const char* data, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, data, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;  // our consumer went away; the job's result still matters
+    data += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+int usage_error(const std::string& msg) {
+  std::fprintf(stderr, "wasmjail run: %s\n%s", msg.c_str(), kUsage);
+  return kExitUsage;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  Job job;
+  std::string argv0;
+  int i = 0;
+  auto value = [&](const std::string& opt, std::string* out) {
+    if (i + 1 >= argc) return false;
+    *out = argv[++i];
+    (void)opt;
+    return true;
+  };
+  for (; i < argc; ++i) {
+    std::string a = argv[i];
+    std::string v, err;
+    if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "--") {
+      ++i;
+      break;
+    } else if (a == "--env") {
+      if (!value(a, &v)) return usage_error("--env needs KEY=VALUE");
+      auto kv = parse_env_assignment(v, &err);
+      if (!kv) return usage_error(err);
+      job.env.push_back(*kv);
+    } else if (a == "--dir") {
+      if (!value(a, &v)) return usage_error("--dir needs HOST::GUEST");
+      auto d = parse_dir_mapping(v, &err);
+      if (!d) return usage_error(err);
+      job.dirs.push_back(*d);
+    } else if (a == "--argv0") {
+      if (!value(a, &argv0)) return usage_error("--argv0 needs a name");
+    } else if (a == "--invoke") {
+      if (!value(a, &job.entry_point) || job.entry_point.empty()) return usage_error("--invoke needs a name");
+    } else if (a.size() > 1 && a[0] == '-') {
+      return usage_error("unknown option " + a);
+    } else {
+      break;
+    }
+  }
+  if (i >= argc) return usage_error("missing MODULE.wasm");
+  job.module_path = argv[i++];
+  job.argv.push_back(argv0.empty() ? job.module_path : argv0);
+  for (; i < argc; ++i) job.argv.push_back(argv[i]);
+
+  RunOptions opts;
+  opts.stdio_is_tty[1] = isatty(1);
+  opts.stdio_is_tty[2] = isatty(2);
+  // Output is streamed as it arrives; keep only a little of it in the Result.
+  opts.stdout_cap = opts.stderr_cap = 64 * 1024;
+  opts.on_output = [](Stream s, const char* data, size_t n) {
+    write_fd(s == Stream::kStdout ? 1 : 2, data, n);
+  };
+  Result r = run_job(job, opts);
+
+  switch (r.status) {
+    case Status::kOk:
+      if (r.exit_code >= 0 && r.exit_code <= 255) return static_cast<int>(r.exit_code);
+      std::fprintf(stderr, "wasmjail: guest exited with status %lld (outside 0..255)\n",
+                   static_cast<long long>(r.exit_code));
+      return 1;
+    case Status::kTrap: {
+      std::string msg = "wasmjail: " + job.module_path + ": wasm trap: " + r.trap->message + "\n";
+      for (const auto& f : r.trap->backtrace) msg += "    at " + f + "\n";
+      std::fputs(msg.c_str(), stderr);
+      return kExitTrap;
+    }
+    case Status::kInvalidJob:
+      std::fprintf(stderr, "wasmjail: error: %s\n", r.error.c_str());
+      return kExitUsage;
+    case Status::kTimeout:
+      std::fprintf(stderr, "wasmjail: %s: %s\n", std::string(to_string(r.status)).c_str(), r.error.c_str());
+      return kExitTimeout;
+    default:
+      std::fprintf(stderr, "wasmjail: %s: %s\n", std::string(to_string(r.status)).c_str(), r.error.c_str());
+      return kExitStopped;
+  }
+}
+
+}  // namespace wj::cli

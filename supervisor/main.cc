@@ -1,0 +1,32 @@
+// wasmjail: a hardened executor for untrusted WebAssembly jobs.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "supervisor/cli.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: wasmjail COMMAND [ARGS...]\n"
+    "\n"
+    "commands:\n"
+    "  run     run one WASI module from the command line (wasmjail run --help)\n"
+    "  help    show this message\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return wj::cli::kExitUsage;
+  }
+  std::string cmd = argv[1];
+  if (cmd == "run") return wj::cli::run(argc - 2, argv + 2);
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  std::fprintf(stderr, "wasmjail: unknown command \"%s\"\n%s", cmd.c_str(), kUsage);
+  return wj::cli::kExitUsage;
+}

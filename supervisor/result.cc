@@ -1,0 +1,64 @@
+#include "supervisor/result.h"
+
+#include <array>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+namespace wj {
+namespace {
+constexpr std::array<std::pair<Status, std::string_view>, 11> kNames{{
+    {Status::kOk, "ok"},
+    {Status::kTrap, "trap"},
+    {Status::kTimeout, "timeout"},
+    {Status::kCpuLimit, "cpu_limit"},
+    {Status::kMemoryLimit, "memory_limit"},
+    {Status::kViolation, "violation"},
+    {Status::kCrashed, "crashed"},
+    {Status::kSetupError, "setup_error"},
+    {Status::kInvalidJob, "invalid_job"},
+    {Status::kCancelled, "cancelled"},
+    {Status::kInternalError, "internal_error"},
+}};
+}  // namespace
+
+std::string_view to_string(Status s) {
+  for (const auto& [st, name] : kNames)
+    if (st == s) return name;
+  return "internal_error";
+}
+
+std::optional<Status> status_from_string(std::string_view s) {
+  for (const auto& [st, name] : kNames)
+    if (name == s) return st;
+  return std::nullopt;
+}
+
+nlohmann::json to_json(const Result& r) {
+  nlohmann::json j;
+  j["status"] = to_string(r.status);
+  j["exit_code"] = r.exit_code;
+  j["error"] = r.error;
+  // Guest output is arbitrary bytes; JSON strings must be UTF-8, so invalid sequences
+  // are replaced (U+FFFD) at render time rather than failing the whole result.
+  j["stdout"] = r.out.data;
+  j["stderr"] = r.err.data;
+  j["stdout_truncated"] = r.out.truncated;
+  j["stderr_truncated"] = r.err.truncated;
+  if (r.trap) j["trap"] = {{"message", r.trap->message}, {"backtrace", r.trap->backtrace}};
+  if (r.violation)
+    j["violation"] = {{"syscall", r.violation->syscall}, {"number", r.violation->number}};
+  j["timing_ms"] = {{"total", r.timing.total},     {"queue", r.timing.queue},
+                    {"startup", r.timing.startup}, {"compile", r.timing.compile},
+                    {"run", r.timing.run}};
+  j["usage"] = {{"cpu_ms", r.usage.cpu_ms},
+                {"peak_rss_bytes", r.usage.peak_rss_bytes},
+                {"peak_wasm_memory_bytes", r.usage.peak_wasm_memory_bytes}};
+  return j;
+}
+
+std::string to_json_text(const Result& r, int indent) {
+  return to_json(r).dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace wj

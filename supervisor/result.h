@@ -1,0 +1,74 @@
+// Result: the one value every job ends as, whatever the frontend (CLI, files, API).
+// Its status is set once, by the supervisor, from what it observed of the child; the
+// child's own record is only evidence (validated, never trusted as-is).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace wj {
+
+enum class Status {
+  kOk,             // the entry point returned, or the guest called proc_exit
+  kTrap,           // a wasm trap (unreachable, out-of-bounds, stack exhausted, ...)
+  kTimeout,        // wall-time limit
+  kCpuLimit,       // CPU-time limit
+  kMemoryLimit,    // memory limit
+  kViolation,      // the child made a syscall its seccomp policy forbids
+  kCrashed,        // the child died without a valid record
+  kSetupError,     // the sandbox could not be set up as the policy requires
+  kInvalidJob,     // the job (spec, module bytes, imports, entry point) is unusable
+  kCancelled,      // cancelled by the caller
+  kInternalError,  // a bug or resource failure in wasmjail itself
+};
+
+std::string_view to_string(Status s);
+std::optional<Status> status_from_string(std::string_view s);
+
+struct CapturedStream {
+  std::string data;        // kept up to the cap
+  bool truncated = false;  // more was produced than was kept
+  uint64_t total_bytes = 0;
+};
+
+struct TrapInfo {
+  std::string message;
+  std::vector<std::string> backtrace;  // innermost first: "name (wasm-function[i]:0xoff)"
+};
+
+struct ViolationInfo {
+  std::string syscall;  // name, or "unknown"
+  int64_t number = -1;
+};
+
+struct Timings {  // milliseconds
+  double total = 0, queue = 0, startup = 0, compile = 0, run = 0;
+};
+
+struct Usage {
+  double cpu_ms = 0;
+  uint64_t peak_rss_bytes = 0;
+  uint64_t peak_wasm_memory_bytes = 0;
+};
+
+struct Result {
+  Status status = Status::kInternalError;
+  int64_t exit_code = -1;  // the guest's; 0 when the entry point returns; -1 if it never ran
+  std::string error;       // what went wrong, for a person; empty when ok
+  CapturedStream out, err;
+  std::optional<TrapInfo> trap;
+  std::optional<ViolationInfo> violation;
+  Timings timing;
+  Usage usage;
+};
+
+nlohmann::json to_json(const Result& r);
+// Serialized JSON; invalid UTF-8 in guest output becomes U+FFFD instead of failing.
+std::string to_json_text(const Result& r, int indent = -1);
+
+}  // namespace wj

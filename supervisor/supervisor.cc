@@ -1,0 +1,366 @@
+#include "supervisor/supervisor.h"
+
+#include <fcntl.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+
+#include "supervisor/child.h"
+#include "supervisor/wire.h"
+
+namespace wj {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+std::string strerr(int e) { return std::strerror(e); }
+
+// Reads a whole file with a size cap; returns an error message on failure.
+std::optional<std::string> read_file_capped(const std::string& path, size_t cap, std::vector<uint8_t>* out) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "cannot read " + path + ": " + strerr(errno);
+  struct stat st{};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return "cannot read " + path + ": not a regular file";
+  }
+  if (static_cast<uint64_t>(st.st_size) > cap) {
+    close(fd);
+    return path + " is " + std::to_string(st.st_size) + " bytes, over the module size limit of " +
+           std::to_string(cap) + " bytes";
+  }
+  out->clear();
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      return "cannot read " + path + ": " + strerr(e);
+    }
+    if (n == 0) break;
+    if (out->size() + static_cast<size_t>(n) > cap) {
+      close(fd);
+      return path + " is over the module size limit of " + std::to_string(cap) + " bytes";
+    }
+    out->insert(out->end(), buf, buf + n);
+  }
+  close(fd);
+  return std::nullopt;
+}
+
+std::string signal_name(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+}  // namespace
+
+// One live job: its child, three pipes, and a pidfd, all on the loop.
+struct Supervisor::Running {
+  uv_loop_t* loop;
+  Job job;
+  RunOptions opts;
+  std::function<void(Result)> done;
+  Result result;
+  Clock::time_point t_start;
+  pid_t pid = -1;
+  int pidfd = -1;
+  bool reaped = false;
+  int wait_status = 0;
+  rusage ru{};
+
+  struct PipeReader {
+    Running* owner;
+    uv_pipe_t handle;
+    bool open = false;
+    int which;  // 1 stdout, 2 stderr, 3 record
+    char buf[64 * 1024];
+  } pipes[3];
+  uv_poll_t pid_poll;
+  bool pid_poll_open = false;
+  int open_handles = 0;
+
+  wire::FrameReader frames;
+  std::optional<RunOutcome> outcome;
+  std::optional<wire::ViolationRecord> violation;
+  std::optional<std::string> protocol_error;
+  size_t record_bytes = 0;
+  bool finished = false;
+
+  void fail_now(Status st, std::string msg) {
+    result.status = st;
+    result.error = std::move(msg);
+    finish_result();
+  }
+
+  void finish_result() {
+    result.timing.total = ms_between(t_start, Clock::now());
+    auto cb = std::move(done);
+    Result r = std::move(result);
+    delete this;
+    cb(std::move(r));
+  }
+
+  void kill_child() {
+    if (pidfd >= 0 && !reaped) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+  }
+
+  void on_data(int which, const char* data, size_t n) {
+    if (which == 3) {
+      record_bytes += n;
+      if (!protocol_error) {
+        if (record_bytes > 2 * wire::kMaxPayload) protocol_error = "child sent more than 2 MiB of records";
+        else protocol_error = frames.feed(data, n);
+      }
+      if (!protocol_error) {
+        for (auto& f : frames.frames()) {
+          if (outcome) {
+            protocol_error = "child sent a record after its final outcome";
+            break;
+          }
+          if (f.type == wire::FrameType::kViolation) {
+            violation = wire::decode_violation(f.payload);
+            if (!violation) protocol_error = "malformed violation record";
+          } else {
+            std::string err;
+            outcome = wire::decode_outcome(f.payload, &err);
+            if (!outcome) protocol_error = err;
+          }
+        }
+        frames.frames().clear();
+      }
+      if (protocol_error) kill_child();  // a child that lies is not trusted with more time
+      return;
+    }
+    CapturedStream& cs = which == 1 ? result.out : result.err;
+    size_t cap = which == 1 ? opts.stdout_cap : opts.stderr_cap;
+    cs.total_bytes += n;
+    size_t keep = cs.data.size() < cap ? std::min(n, cap - cs.data.size()) : 0;
+    cs.data.append(data, keep);
+    if (keep < n) cs.truncated = true;
+    if (opts.on_output) opts.on_output(which == 1 ? Stream::kStdout : Stream::kStderr, data, n);
+  }
+
+  void handle_closed() {
+    if (--open_handles == 0 && reaped) classify();
+  }
+
+  void classify() {
+    if (finished) return;
+    finished = true;
+    if (pidfd >= 0) close(pidfd);
+    pidfd = -1;
+    result.usage.cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
+                          (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
+    result.usage.peak_rss_bytes = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+    if (outcome) {
+      result.timing.compile = outcome->compile_ms;
+      result.timing.run = outcome->run_ms;
+      result.usage.peak_wasm_memory_bytes = outcome->peak_wasm_memory_bytes;
+    }
+    const bool signaled = WIFSIGNALED(wait_status);
+    const int sig = signaled ? WTERMSIG(wait_status) : 0;
+    if (violation || (signaled && sig == SIGSYS)) {
+      result.status = Status::kViolation;
+      ViolationInfo v;
+      if (violation) {
+        v.number = violation->nr;
+        char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, violation->nr);
+        v.syscall = name ? name : "unknown";
+        free(name);
+      } else {
+        v.syscall = "unknown";
+      }
+      result.error = "the job made a forbidden system call: " + v.syscall;
+      result.violation = v;
+    } else if (protocol_error) {
+      result.status = Status::kCrashed;
+      result.error = "child sent a malformed record and was killed: " + *protocol_error;
+    } else if (signaled) {
+      result.status = Status::kCrashed;
+      result.error = "child killed by " + signal_name(sig) + (outcome ? " after reporting" : " before reporting a result");
+    } else if (!outcome) {
+      result.status = Status::kCrashed;
+      result.error = "child exited with status " + std::to_string(WEXITSTATUS(wait_status)) +
+                     " without a result record";
+    } else {
+      const RunOutcome& o = *outcome;
+      switch (o.kind) {
+        case OutcomeKind::kReturned: result.status = Status::kOk; result.exit_code = 0; break;
+        case OutcomeKind::kExited: result.status = Status::kOk; result.exit_code = o.exit_code; break;
+        case OutcomeKind::kTrap:
+          result.status = Status::kTrap;
+          result.trap = TrapInfo{o.message, o.backtrace};
+          result.error = "wasm trap: " + o.message;
+          break;
+        case OutcomeKind::kInvalidModule:
+          result.status = Status::kInvalidJob;
+          result.error = job.module_path + ": invalid module: " + o.message;
+          break;
+        case OutcomeKind::kLinkError:
+          result.status = Status::kInvalidJob;
+          result.error = job.module_path + ": " + o.message;
+          break;
+        case OutcomeKind::kEntryError:
+          result.status = Status::kInvalidJob;
+          result.error = job.module_path + ": " + o.message;
+          break;
+        case OutcomeKind::kSetupError: result.status = Status::kSetupError; result.error = o.message; break;
+        case OutcomeKind::kResourceLimit: result.status = Status::kMemoryLimit; result.error = o.message; break;
+        case OutcomeKind::kInternalError: result.status = Status::kInternalError; result.error = o.message; break;
+      }
+    }
+    result.timing.total = ms_between(t_start, Clock::now());
+    double startup = result.timing.total - result.timing.compile - result.timing.run;
+    result.timing.startup = startup > 0 ? startup : 0;
+    auto cb = std::move(done);
+    Result r = std::move(result);
+    delete this;
+    cb(std::move(r));
+  }
+};
+
+namespace {
+
+void close_cb(uv_handle_t* h) {
+  auto* r = static_cast<Supervisor::Running*>(h->data);
+  r->handle_closed();
+}
+
+}  // namespace
+
+Supervisor::Supervisor(uv_loop_t* loop) : loop_(loop) {}
+Supervisor::~Supervisor() = default;
+
+void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Result)> done) {
+  auto* r = new Running{};
+  r->loop = loop_;
+  r->job = job;
+  r->opts = std::move(opts);
+  r->done = std::move(done);
+  r->t_start = Clock::now();
+  r->result.exit_code = -1;
+
+  // Everything that can fail because of the job happens here, before a child exists.
+  std::vector<uint8_t> module;
+  if (auto err = read_file_capped(job.module_path, r->opts.module_bytes_max, &module))
+    return r->fail_now(Status::kInvalidJob, *err);
+  std::vector<int> dir_fds;
+  auto close_dirs = [&] {
+    for (int fd : dir_fds) close(fd);
+  };
+  for (const DirMount& d : job.dirs) {
+    int fd = open(d.host_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+      int e = errno;
+      close_dirs();
+      return r->fail_now(Status::kInvalidJob, "cannot open directory " + d.host_path + " for " +
+                                                  d.guest_path + ": " + strerr(e));
+    }
+    dir_fds.push_back(fd);
+  }
+  int fds[3][2];
+  for (int i = 0; i < 3; ++i) {
+    if (pipe2(fds[i], O_CLOEXEC) != 0) {
+      int e = errno;
+      for (int j = 0; j < i; ++j) close(fds[j][0]), close(fds[j][1]);
+      close_dirs();
+      return r->fail_now(Status::kInternalError, "pipe2: " + strerr(e));
+    }
+  }
+  ChildSetup setup{&job, &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}};
+  for (int i = 0; i < 3; ++i) setup.stdio_is_tty[i] = r->opts.stdio_is_tty[i];
+
+  pid_t pid = fork();
+  if (pid == 0) child_main(setup);
+  int fork_errno = errno;
+  for (auto& p : fds) close(p[1]);
+  close_dirs();
+  if (pid < 0) {
+    for (auto& p : fds) close(p[0]);
+    return r->fail_now(Status::kInternalError, "fork: " + strerr(fork_errno));
+  }
+  r->pid = pid;
+  r->pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (r->pidfd < 0) {
+    // Without a pidfd we cannot watch the child: never leave it running unobserved.
+    int e = errno;
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    for (auto& p : fds) close(p[0]);
+    return r->fail_now(Status::kInternalError, "pidfd_open: " + strerr(e));
+  }
+
+  for (int i = 0; i < 3; ++i) {
+    auto& p = r->pipes[i];
+    p.owner = r;
+    p.which = i + 1;
+    uv_pipe_init(loop_, &p.handle, 0);
+    p.handle.data = &p;
+    uv_pipe_open(&p.handle, fds[i][0]);
+    p.open = true;
+    r->open_handles++;
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(&p.handle),
+        [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+          auto* pr = static_cast<Running::PipeReader*>(h->data);
+          *buf = uv_buf_init(pr->buf, sizeof pr->buf);
+        },
+        [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+          auto* pr = static_cast<Running::PipeReader*>(s->data);
+          if (n > 0) {
+            pr->owner->on_data(pr->which, buf->base, static_cast<size_t>(n));
+            return;
+          }
+          if (n == 0) return;
+          // EOF or error: this stream is finished.
+          uv_read_stop(s);
+          pr->open = false;
+          s->data = pr->owner;
+          uv_close(reinterpret_cast<uv_handle_t*>(s), close_cb);
+        });
+  }
+  uv_poll_init(loop_, &r->pid_poll, r->pidfd);
+  r->pid_poll.data = r;
+  r->pid_poll_open = true;
+  r->open_handles++;
+  uv_poll_start(&r->pid_poll, UV_READABLE, [](uv_poll_t* h, int, int) {
+    auto* run = static_cast<Running*>(h->data);
+    pid_t got = wait4(run->pid, &run->wait_status, WNOHANG, &run->ru);
+    if (got != run->pid) return;  // spurious wake-up
+    run->reaped = true;
+    uv_poll_stop(h);
+    run->pid_poll_open = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(h), close_cb);
+  });
+}
+
+Result run_job(const Job& job, RunOptions opts) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  Result out;
+  {
+    Supervisor sup(&loop);
+    sup.start(job, std::move(opts), [&](Result r) { out = std::move(r); });
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
+  uv_loop_close(&loop);
+  return out;
+}
+
+}  // namespace wj

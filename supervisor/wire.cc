@@ -1,0 +1,122 @@
+#include "supervisor/wire.h"
+
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+namespace wj::wire {
+namespace {
+
+constexpr std::pair<OutcomeKind, const char*> kKinds[] = {
+    {OutcomeKind::kReturned, "returned"},
+    {OutcomeKind::kExited, "exited"},
+    {OutcomeKind::kTrap, "trap"},
+    {OutcomeKind::kInvalidModule, "invalid_module"},
+    {OutcomeKind::kLinkError, "link_error"},
+    {OutcomeKind::kEntryError, "entry_error"},
+    {OutcomeKind::kSetupError, "setup_error"},
+    {OutcomeKind::kResourceLimit, "resource_limit"},
+    {OutcomeKind::kInternalError, "internal_error"},
+};
+
+std::string frame(FrameType type, std::string_view payload) {
+  FrameHeader h{kMagic, static_cast<uint16_t>(type), 0, static_cast<uint32_t>(payload.size())};
+  std::string out(reinterpret_cast<const char*>(&h), sizeof h);
+  out.append(payload);
+  return out;
+}
+
+}  // namespace
+
+std::string encode_outcome(const RunOutcome& o) {
+  nlohmann::json j;
+  for (const auto& [k, name] : kKinds)
+    if (k == o.kind) j["kind"] = name;
+  j["exit_code"] = o.exit_code;
+  j["message"] = o.message.substr(0, kMaxMessage);
+  std::vector<std::string> bt;
+  for (size_t i = 0; i < o.backtrace.size() && i < kMaxBacktrace; ++i)
+    bt.push_back(o.backtrace[i].substr(0, kMaxFrameName));
+  j["backtrace"] = bt;
+  j["compile_ms"] = o.compile_ms;
+  j["run_ms"] = o.run_ms;
+  j["peak_wasm_memory_bytes"] = o.peak_wasm_memory_bytes;
+  std::string text = j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+  return frame(FrameType::kOutcome, text);
+}
+
+void encode_violation(char* buf, int32_t syscall_nr, uint32_t arch) {
+  FrameHeader h{kMagic, static_cast<uint16_t>(FrameType::kViolation), 0, 8};
+  std::memcpy(buf, &h, sizeof h);
+  std::memcpy(buf + sizeof h, &syscall_nr, 4);
+  std::memcpy(buf + sizeof h + 4, &arch, 4);
+}
+
+std::optional<std::string> FrameReader::feed(const char* data, size_t len) {
+  if (error_) return error_;
+  buf_.append(data, len);
+  while (buf_.size() >= sizeof(FrameHeader)) {
+    FrameHeader h;
+    std::memcpy(&h, buf_.data(), sizeof h);
+    if (h.magic != kMagic) return error_ = "bad frame magic";
+    if (h.type != static_cast<uint16_t>(FrameType::kOutcome) &&
+        h.type != static_cast<uint16_t>(FrameType::kViolation))
+      return error_ = "unknown frame type " + std::to_string(h.type);
+    if (h.length > kMaxPayload) return error_ = "frame too large (" + std::to_string(h.length) + " bytes)";
+    if (buf_.size() < sizeof h + h.length) break;
+    frames_.push_back(Frame{static_cast<FrameType>(h.type), buf_.substr(sizeof h, h.length)});
+    buf_.erase(0, sizeof h + h.length);
+  }
+  return std::nullopt;
+}
+
+std::optional<RunOutcome> decode_outcome(std::string_view payload, std::string* error) {
+  auto j = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  auto fail = [&](const char* why) -> std::optional<RunOutcome> {
+    *error = std::string("malformed outcome record: ") + why;
+    return std::nullopt;
+  };
+  if (!j.is_object()) return fail("not a JSON object");
+  RunOutcome o;
+  auto kind = j.find("kind");
+  if (kind == j.end() || !kind->is_string()) return fail("kind");
+  bool found = false;
+  for (const auto& [k, name] : kKinds)
+    if (*kind == name) o.kind = k, found = true;
+  if (!found) return fail("unknown kind");
+  auto ec = j.find("exit_code");
+  if (ec == j.end() || !ec->is_number_integer()) return fail("exit_code");
+  int64_t code = ec->get<int64_t>();
+  if (code < INT32_MIN || code > INT32_MAX) return fail("exit_code out of range");
+  o.exit_code = static_cast<int32_t>(code);
+  auto msg = j.find("message");
+  if (msg == j.end() || !msg->is_string() || msg->get_ref<const std::string&>().size() > kMaxMessage)
+    return fail("message");
+  o.message = *msg;
+  auto bt = j.find("backtrace");
+  if (bt == j.end() || !bt->is_array() || bt->size() > kMaxBacktrace) return fail("backtrace");
+  for (const auto& f : *bt) {
+    if (!f.is_string() || f.get_ref<const std::string&>().size() > kMaxFrameName) return fail("backtrace frame");
+    o.backtrace.push_back(f);
+  }
+  for (auto [key, dst] : {std::pair{"compile_ms", &o.compile_ms}, std::pair{"run_ms", &o.run_ms}}) {
+    auto v = j.find(key);
+    if (v == j.end() || !v->is_number() || v->get<double>() < 0 || v->get<double>() > 1e12) return fail(key);
+    *dst = v->get<double>();
+  }
+  auto peak = j.find("peak_wasm_memory_bytes");
+  if (peak == j.end() || !peak->is_number_unsigned()) return fail("peak_wasm_memory_bytes");
+  o.peak_wasm_memory_bytes = peak->get<uint64_t>();
+  return o;
+}
+
+std::optional<ViolationRecord> decode_violation(std::string_view payload) {
+  if (payload.size() != 8) return std::nullopt;
+  ViolationRecord v;
+  std::memcpy(&v.nr, payload.data(), 4);
+  std::memcpy(&v.arch, payload.data() + 4, 4);
+  if (v.nr < 0 || v.nr > 4096) return std::nullopt;
+  return v;
+}
+
+}  // namespace wj::wire

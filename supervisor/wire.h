@@ -1,0 +1,72 @@
+// The child -> supervisor record pipe: framing and payloads, used by both sides.
+//
+// A frame is a fixed 12-byte header (magic, type, length; native endianness, since both
+// ends are the same binary) followed by `length` payload bytes. The supervisor treats every
+// byte as hostile: lengths are bounded, payloads are validated field by field, and any
+// malformed frame marks the child as crashed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "v8host/outcome.h"
+
+namespace wj::wire {
+
+constexpr uint32_t kMagic = 0x46524A57;  // "WJRF"
+constexpr uint32_t kMaxPayload = 1u << 20;
+constexpr size_t kMaxMessage = 64 * 1024;
+constexpr size_t kMaxBacktrace = 128;
+constexpr size_t kMaxFrameName = 1024;
+
+enum class FrameType : uint16_t {
+  kOutcome = 1,    // payload: JSON-encoded RunOutcome; the last frame a child sends
+  kViolation = 2,  // payload: int32 syscall number, uint32 audit arch (from SIGSYS)
+};
+
+struct FrameHeader {
+  uint32_t magic;
+  uint16_t type;
+  uint16_t reserved;
+  uint32_t length;
+};
+static_assert(sizeof(FrameHeader) == 12);
+
+struct Frame {
+  FrameType type;
+  std::string payload;
+};
+
+std::string encode_outcome(const RunOutcome& o);
+
+// Async-signal-safe: fills `buf` (at least kViolationFrameSize bytes), allocates nothing.
+constexpr size_t kViolationFrameSize = sizeof(FrameHeader) + 8;
+void encode_violation(char* buf, int32_t syscall_nr, uint32_t arch);
+
+// Incremental decoder for the supervisor side.
+class FrameReader {
+ public:
+  // Appends bytes; returns an error message once the stream is malformed (sticky).
+  std::optional<std::string> feed(const char* data, size_t len);
+  std::vector<Frame>& frames() { return frames_; }
+  bool has_partial() const { return !buf_.empty(); }
+
+ private:
+  std::string buf_;
+  std::vector<Frame> frames_;
+  std::optional<std::string> error_;
+};
+
+// Validates and decodes an outcome payload; nullopt with `error` set when malformed.
+std::optional<RunOutcome> decode_outcome(std::string_view payload, std::string* error);
+struct ViolationRecord {
+  int32_t nr;
+  uint32_t arch;
+};
+std::optional<ViolationRecord> decode_violation(std::string_view payload);
+
+}  // namespace wj::wire

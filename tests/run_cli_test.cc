@@ -1,0 +1,157 @@
+// End-to-end: `wasmjail run` through supervisor -> forked child -> V8 -> pipes -> result.
+#include <boost/test/unit_test.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "tests/testlib.h"
+
+using wjt::binary;
+using wjt::guest;
+using wjt::run;
+
+BOOST_AUTO_TEST_CASE(hello_prints_and_exits_zero) {
+  auto r = run({binary(), "run", guest("hello"), "a", "b"});
+  BOOST_TEST(r.exit_code == 0);
+  BOOST_TEST(r.out == "Hello, a!\nHello, b!\n");
+  BOOST_TEST(r.err == "");
+}
+
+BOOST_AUTO_TEST_CASE(argv_is_module_name_then_args) {
+  auto r = run({binary(), "run", guest("args_env"), "one", "two words", ""});
+  BOOST_TEST(r.exit_code == 0);
+  BOOST_TEST(r.out == "arg[0]=" + guest("args_env") + "\narg[1]=one\narg[2]=two words\narg[3]=\n");
+}
+
+BOOST_AUTO_TEST_CASE(argv0_can_be_overridden) {
+  auto r = run({binary(), "run", "--argv0", "prog", guest("args_env"), "x"});
+  BOOST_TEST(r.exit_code == 0);
+  BOOST_TEST(r.out == "arg[0]=prog\narg[1]=x\n");
+}
+
+BOOST_AUTO_TEST_CASE(environment_is_exactly_what_was_passed) {
+  // The host's environment (including this secret) must not reach the guest.
+  auto r = run({binary(), "run", "--env", "A=1", "--env", "B=two=2", "--env", "EMPTY=", "--argv0", "p",
+                guest("args_env")},
+               {"WASMJAIL_TEST_SECRET=leaked"});
+  BOOST_TEST(r.exit_code == 0);
+  BOOST_TEST(r.out == "arg[0]=p\nenv:A=1\nenv:B=two=2\nenv:EMPTY=\n");
+}
+
+BOOST_AUTO_TEST_CASE(no_env_means_empty_environment) {
+  auto r = run({binary(), "run", "--argv0", "p", guest("args_env")});
+  BOOST_TEST(r.out == "arg[0]=p\n");
+}
+
+BOOST_AUTO_TEST_CASE(bad_env_is_a_usage_error) {
+  auto r = run({binary(), "run", "--env", "=x", guest("args_env")});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.err.find("empty name") != std::string::npos);
+  r = run({binary(), "run", "--env", "NOEQUALS", guest("args_env")});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.err.find("KEY=VALUE") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(exit_codes_pass_through) {
+  for (int code : {0, 3, 255}) {
+    auto r = run({binary(), "run", guest("exit_code"), std::to_string(code)});
+    BOOST_TEST(r.exit_code == code);
+    BOOST_TEST(r.out == "exiting with " + std::to_string(code) + "\n");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(entry_point_that_returns_is_exit_zero) {
+  auto r = run({binary(), "run", guest("returns")});
+  BOOST_TEST(r.exit_code == 0);
+  BOOST_TEST(r.out == "");
+}
+
+BOOST_AUTO_TEST_CASE(invoke_calls_another_export) {
+  auto r = run({binary(), "run", "--invoke", "other", guest("returns")});
+  BOOST_TEST(r.exit_code == 0);
+  BOOST_TEST(r.out == "invoked\n");
+}
+
+BOOST_AUTO_TEST_CASE(invoke_of_missing_or_parameterized_export_lists_exports) {
+  auto r = run({binary(), "run", "--invoke", "nope", guest("returns")});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.err.find("entry point \"nope\" is not exported") != std::string::npos);
+  BOOST_TEST(r.err.find("function exports: _start, other, takes_param") != std::string::npos);
+  r = run({binary(), "run", "--invoke", "takes_param", guest("returns")});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.err.find("takes parameters") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(trap_prints_message_and_named_backtrace) {
+  auto r = run({binary(), "run", guest("trap")});
+  BOOST_TEST(r.exit_code == 134);
+  BOOST_TEST(r.err.find("wasm trap: RuntimeError: unreachable") != std::string::npos);
+  // Innermost first, with names from the name section.
+  auto inner = r.err.find("at inner_fails (wasm-function[1]:");
+  auto outer = r.err.find("at outer_calls (wasm-function[2]:");
+  BOOST_TEST(inner != std::string::npos);
+  BOOST_TEST(outer != std::string::npos);
+  BOOST_TEST(inner < outer);
+}
+
+BOOST_AUTO_TEST_CASE(missing_file_is_a_one_line_error) {
+  auto r = run({binary(), "run", "/nonexistent/x.wasm"});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.err == "wasmjail: error: cannot read /nonexistent/x.wasm: No such file or directory\n");
+}
+
+BOOST_AUTO_TEST_CASE(non_wasm_file_names_file_and_reason) {
+  auto dir = wjt::temp_dir();
+  wjt::write_file(dir + "/notwasm.wasm", "#!/bin/sh\necho hi\n");
+  auto r = run({binary(), "run", dir + "/notwasm.wasm"});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.err.rfind("wasmjail: error: " + dir + "/notwasm.wasm: invalid module: expected magic word", 0) == 0);
+  BOOST_TEST(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+}
+
+BOOST_AUTO_TEST_CASE(invalid_module_gives_v8_validation_reason) {
+  auto r = run({binary(), "run", guest("invalid")});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.err.find(guest("invalid") + ": invalid module: Compiling function #0") != std::string::npos);
+  BOOST_TEST(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+}
+
+BOOST_AUTO_TEST_CASE(missing_import_names_module_and_field) {
+  auto r = run({binary(), "run", guest("missing_import")});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.err.find("import env.mystery (function)") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
+  BOOST_TEST(run({binary(), "run"}).exit_code == 2);
+  BOOST_TEST(run({binary(), "run", "--bogus", guest("hello")}).exit_code == 2);
+  BOOST_TEST(run({binary(), "frobnicate"}).exit_code == 2);
+}
+
+BOOST_AUTO_TEST_CASE(output_streams_before_the_job_ends) {
+  int fd = -1;
+  pid_t pid = wjt::spawn({binary(), "run", guest("sleep_lines")}, &fd);
+  std::string got;
+  char buf[256];
+  while (got.find('\n') == std::string::npos) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    BOOST_REQUIRE(n > 0);
+    got.append(buf, static_cast<size_t>(n));
+  }
+  BOOST_TEST(got == "first\n");
+  // The guest is still sleeping: the first line arrived while the job was running.
+  int status = 0;
+  BOOST_TEST(waitpid(pid, &status, WNOHANG) == 0);
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  BOOST_TEST(waitpid(pid, &status, 0) == pid);
+  BOOST_TEST(WIFEXITED(status));
+  BOOST_TEST(WEXITSTATUS(status) == 0);
+  BOOST_TEST(got == "first\nsecond\n");
+}

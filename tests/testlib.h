@@ -1,0 +1,30 @@
+// Test helpers: run the wasmjail binary as a user would and capture what it did.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace wjt {
+
+struct ProcResult {
+  int exit_code = -1;  // 128+N when killed by signal N
+  std::string out, err;
+};
+
+std::string binary();                       // path of build/wasmjail
+std::string guest(const std::string& name);  // path of build/guests/NAME.wasm
+
+// Runs argv[0] with argv, the given extra environment on top of this process's, and
+// stdin from /dev/null; waits for it (killing it after `timeout_s`).
+ProcResult run(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {},
+               int timeout_s = 60);
+
+// Starts a process with its stdout on a pipe; returns pid and sets *out_fd.
+pid_t spawn(const std::vector<std::string>& argv, int* out_fd);
+
+std::string temp_dir();  // a fresh directory under $TMPDIR
+void write_file(const std::string& path, const std::string& data);
+
+}  // namespace wjt

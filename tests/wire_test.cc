@@ -1,0 +1,78 @@
+// The record pipe is hostile input: every malformed shape must be rejected, never trusted.
+#include <boost/test/unit_test.hpp>
+
+#include <cstring>
+
+#include "supervisor/wire.h"
+
+using namespace wj;
+using namespace wj::wire;
+
+namespace {
+std::string frame(uint32_t magic, uint16_t type, const std::string& payload, uint32_t len_override = UINT32_MAX) {
+  FrameHeader h{magic, type, 0, len_override == UINT32_MAX ? static_cast<uint32_t>(payload.size()) : len_override};
+  return std::string(reinterpret_cast<const char*>(&h), sizeof h) + payload;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(outcome_round_trips_byte_by_byte) {
+  RunOutcome o;
+  o.kind = OutcomeKind::kTrap;
+  o.exit_code = 7;
+  o.message = "RuntimeError: unreachable";
+  o.backtrace = {"f (wasm-function[1]:0x22)"};
+  o.compile_ms = 1.5;
+  o.run_ms = 2.5;
+  o.peak_wasm_memory_bytes = 65536;
+  std::string bytes = encode_outcome(o);
+  FrameReader rd;
+  for (char c : bytes) BOOST_TEST(!rd.feed(&c, 1));  // fed one byte at a time
+  BOOST_REQUIRE(rd.frames().size() == 1);
+  std::string err;
+  auto back = decode_outcome(rd.frames()[0].payload, &err);
+  BOOST_REQUIRE(back);
+  BOOST_TEST(static_cast<int>(back->kind) == static_cast<int>(OutcomeKind::kTrap));
+  BOOST_TEST(back->exit_code == 7);
+  BOOST_TEST(back->message == o.message);
+  BOOST_TEST(back->backtrace == o.backtrace);
+  BOOST_TEST(back->peak_wasm_memory_bytes == 65536u);
+}
+
+BOOST_AUTO_TEST_CASE(violation_frame) {
+  char buf[kViolationFrameSize];
+  encode_violation(buf, 59, 0xc000003e);
+  FrameReader rd;
+  BOOST_TEST(!rd.feed(buf, sizeof buf));
+  BOOST_REQUIRE(rd.frames().size() == 1);
+  auto v = decode_violation(rd.frames()[0].payload);
+  BOOST_REQUIRE(v);
+  BOOST_TEST(v->nr == 59);
+}
+
+BOOST_AUTO_TEST_CASE(bad_magic_type_and_length_are_rejected) {
+  FrameReader a;
+  BOOST_TEST(a.feed(frame(0xdeadbeef, 1, "{}").data(), 14).value() == "bad frame magic");
+  FrameReader b;
+  BOOST_TEST(b.feed(frame(kMagic, 99, "{}").data(), 14).value() == "unknown frame type 99");
+  FrameReader c;
+  std::string big = frame(kMagic, 1, "", kMaxPayload + 1);
+  BOOST_TEST(c.feed(big.data(), big.size()).value().find("too large") != std::string::npos);
+  // Errors are sticky: later valid bytes do not reset a lying stream.
+  std::string ok = frame(kMagic, 1, "{}");
+  BOOST_TEST(a.feed(ok.data(), ok.size()).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(outcome_fields_are_validated) {
+  std::string err;
+  for (const char* bad : {"", "[]", "{\"kind\":\"returned\"}", "not json",
+                          "{\"kind\":\"bogus\",\"exit_code\":0,\"message\":\"\",\"backtrace\":[],\"compile_ms\":0,\"run_ms\":0,\"peak_wasm_memory_bytes\":0}",
+                          "{\"kind\":\"exited\",\"exit_code\":99999999999,\"message\":\"\",\"backtrace\":[],\"compile_ms\":0,\"run_ms\":0,\"peak_wasm_memory_bytes\":0}",
+                          "{\"kind\":\"exited\",\"exit_code\":1,\"message\":5,\"backtrace\":[],\"compile_ms\":0,\"run_ms\":0,\"peak_wasm_memory_bytes\":0}",
+                          "{\"kind\":\"exited\",\"exit_code\":1,\"message\":\"\",\"backtrace\":[1],\"compile_ms\":0,\"run_ms\":0,\"peak_wasm_memory_bytes\":0}",
+                          "{\"kind\":\"exited\",\"exit_code\":1,\"message\":\"\",\"backtrace\":[],\"compile_ms\":-1,\"run_ms\":0,\"peak_wasm_memory_bytes\":0}"}) {
+    err.clear();
+    BOOST_TEST(!decode_outcome(bad, &err), bad);
+    BOOST_TEST(err.rfind("malformed outcome record", 0) == 0);
+  }
+  BOOST_TEST(!decode_violation("1234"));
+}

@@ -1,0 +1,43 @@
+// Engine: runs one WebAssembly module in V8 with WASI preview1 linked, in-process.
+// Takes plain data (module bytes, argv, env, fds) and returns a RunOutcome; knows nothing
+// of processes, libuv or YAML, so it can be unit-tested without a supervisor.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "v8host/outcome.h"
+
+namespace wj {
+
+struct Preopen {
+  int host_fd = -1;        // an O_DIRECTORY fd the guest path resolves beneath
+  std::string guest_path;  // e.g. "/data"
+  bool read_only = false;
+};
+
+struct RunConfig {
+  std::vector<uint8_t> module;
+  std::string module_name;  // for messages
+  std::string entry = "_start";
+  std::vector<std::string> argv;  // argv[0] included
+  std::vector<std::pair<std::string, std::string>> env;
+  std::vector<Preopen> preopens;
+  int stdin_fd = -1;  // -1: stdin reads as empty
+  int stdout_fd = 1;
+  int stderr_fd = 2;
+  // The consumer of stdout/stderr is a terminal: report a character device to the guest so
+  // its libc line-buffers as it would under wasmtime.
+  bool stdio_is_tty[3] = {false, false, false};
+  std::vector<std::string> v8_flags;  // already validated by the caller
+};
+
+// Initializes V8 once per process (platform, flags). Must run before any isolate exists;
+// in wasmjail that is in the job's child, after fork.
+void init_v8_once(const std::vector<std::string>& flags);
+
+RunOutcome run_module(const RunConfig& cfg);
+
+}  // namespace wj

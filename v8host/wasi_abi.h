@@ -1,0 +1,58 @@
+// wasi_snapshot_preview1 ABI constants (witx): errno, filetypes, rights, layouts.
+#pragma once
+
+#include <cstdint>
+
+namespace wj::wasi {
+
+enum Errno : uint16_t {
+  kSuccess = 0, k2Big = 1, kAcces = 2, kAddrInUse = 3, kAddrNotAvail = 4, kAfNoSupport = 5,
+  kAgain = 6, kAlready = 7, kBadf = 8, kBadMsg = 9, kBusy = 10, kCanceled = 11, kChild = 12,
+  kConnAborted = 13, kConnRefused = 14, kConnReset = 15, kDeadlk = 16, kDestAddrReq = 17,
+  kDom = 18, kDquot = 19, kExist = 20, kFault = 21, kFbig = 22, kHostUnreach = 23, kIdrm = 24,
+  kIlseq = 25, kInProgress = 26, kIntr = 27, kInval = 28, kIo = 29, kIsConn = 30, kIsDir = 31,
+  kLoop = 32, kMfile = 33, kMlink = 34, kMsgSize = 35, kMultihop = 36, kNameTooLong = 37,
+  kNetDown = 38, kNetReset = 39, kNetUnreach = 40, kNfile = 41, kNoBufs = 42, kNoDev = 43,
+  kNoEnt = 44, kNoExec = 45, kNoLck = 46, kNoLink = 47, kNoMem = 48, kNoMsg = 49,
+  kNoProtoOpt = 50, kNoSpc = 51, kNoSys = 52, kNotBlk = 53, kNotConn = 54, kNotDir = 55,
+  kNotEmpty = 56, kNotRecoverable = 57, kNotSock = 58, kNotSup = 59, kNotTy = 60, kNxio = 61,
+  kOverflow = 62, kOwnerDead = 63, kPerm = 64, kPipe = 65, kProto = 66, kProtoNoSupport = 67,
+  kProtoType = 68, kRange = 69, kRofs = 70, kSpipe = 71, kSrch = 72, kStale = 73,
+  kTimedOut = 74, kTxtBsy = 75, kXdev = 76, kNotCapable = 77,
+};
+
+enum Filetype : uint8_t {
+  kUnknown = 0, kBlockDevice = 1, kCharacterDevice = 2, kDirectory = 3, kRegularFile = 4,
+  kSocketDgram = 5, kSocketStream = 6, kSymbolicLink = 7,
+};
+
+namespace right {
+constexpr uint64_t kFdDatasync = 1ull << 0, kFdRead = 1ull << 1, kFdSeek = 1ull << 2,
+                   kFdFdstatSetFlags = 1ull << 3, kFdSync = 1ull << 4, kFdTell = 1ull << 5,
+                   kFdWrite = 1ull << 6, kFdAdvise = 1ull << 7, kFdAllocate = 1ull << 8,
+                   kPathCreateDirectory = 1ull << 9, kPathCreateFile = 1ull << 10,
+                   kPathLinkSource = 1ull << 11, kPathLinkTarget = 1ull << 12,
+                   kPathOpen = 1ull << 13, kFdReaddir = 1ull << 14, kPathReadlink = 1ull << 15,
+                   kPathRenameSource = 1ull << 16, kPathRenameTarget = 1ull << 17,
+                   kPathFilestatGet = 1ull << 18, kPathFilestatSetSize = 1ull << 19,
+                   kPathFilestatSetTimes = 1ull << 20, kFdFilestatGet = 1ull << 21,
+                   kFdFilestatSetSize = 1ull << 22, kFdFilestatSetTimes = 1ull << 23,
+                   kPathSymlink = 1ull << 24, kPathRemoveDirectory = 1ull << 25,
+                   kPathUnlinkFile = 1ull << 26, kPollFdReadwrite = 1ull << 27,
+                   kSockShutdown = 1ull << 28, kSockAccept = 1ull << 29;
+constexpr uint64_t kAll = (1ull << 30) - 1;
+}  // namespace right
+
+namespace fdflag {
+constexpr uint16_t kAppend = 1, kDsync = 2, kNonblock = 4, kRsync = 8, kSync = 16;
+}
+
+enum Clock : uint32_t { kRealtime = 0, kMonotonic = 1, kProcessCputime = 2, kThreadCputime = 3 };
+
+enum EventType : uint8_t { kEventClock = 0, kEventFdRead = 1, kEventFdWrite = 2 };
+
+constexpr uint32_t kSubscriptionSize = 48;
+constexpr uint32_t kEventSize = 32;
+constexpr uint16_t kSubscriptionClockAbstime = 1;
+
+}  // namespace wj::wasi
