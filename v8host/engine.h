@@ -18,7 +18,17 @@ struct Preopen {
   bool read_only = false;
 };
 
+// A module the entry module (or a later library) may import from.
+struct LibraryModule {
+  std::string name;                  // registered under this name...
+  std::vector<std::string> aliases;  // ...and these (e.g. the path it is mounted at)
+  std::vector<uint8_t> bytes;
+};
+
 struct RunConfig {
+  // Instantiated in order before the entry module; each one's imports resolve against
+  // the libraries before it, then wasi_snapshot_preview1.
+  std::vector<LibraryModule> libraries;
   std::vector<uint8_t> module;
   std::string module_name;  // for messages
   std::string entry = "_start";

@@ -536,6 +536,7 @@ static_assert(std::size(kFunctions) == 46, "wasi_snapshot_preview1 has 46 functi
 
 struct Wasi::Binding {
   Wasi* wasi;
+  size_t slot;
   const FnSpec* spec;
   size_t nparams;
   bool returns;
@@ -561,6 +562,7 @@ void trampoline(const v8::FunctionCallbackInfo<v8::Value>& info) {
       args[i] = v->IsBigInt() ? v.As<v8::BigInt>()->Uint64Value() : 0;
     }
   }
+  w.set_current_slot(b->slot);
   uint32_t r = b->spec->fn(w, args);
   if (b->returns) info.GetReturnValue().Set(r);
 }
@@ -570,6 +572,16 @@ void trampoline(const v8::FunctionCallbackInfo<v8::Value>& info) {
 bool Wasi::provides(const std::string& name) {
   return std::any_of(std::begin(kFunctions), std::end(kFunctions),
                      [&](const FnSpec& f) { return name == f.name; });
+}
+
+bool Wasi::signature(const std::string& name, std::string* params, bool* returns_errno) {
+  for (const FnSpec& f : kFunctions) {
+    if (name != f.name) continue;
+    *params = f.sig;
+    *returns_errno = name != "proc_exit";
+    return true;
+  }
+  return false;
 }
 
 Wasi::Wasi(const RunConfig& cfg) : args_(cfg.argv) {
@@ -614,11 +626,13 @@ Wasi::~Wasi() {
   for (Binding* b : bindings_) delete b;
 }
 
-void Wasi::install(v8::Isolate* isolate, v8::Local<v8::Context> ctx, v8::Local<v8::Object> imports) {
+size_t Wasi::install(v8::Isolate* isolate, v8::Local<v8::Context> ctx, v8::Local<v8::Object> imports) {
   isolate_ = isolate;
+  size_t slot = memories_.size();
+  memories_.push_back(std::make_unique<v8::Global<v8::WasmMemoryObject>>());
   v8::Local<v8::Object> ns = v8::Object::New(isolate);
   for (const FnSpec& f : kFunctions) {
-    auto* b = new Binding{this, &f, std::strlen(f.sig), std::string_view(f.name) != "proc_exit"};
+    auto* b = new Binding{this, slot, &f, std::strlen(f.sig), std::string_view(f.name) != "proc_exit"};
     bindings_.push_back(b);
     v8::Local<v8::Function> fn =
         v8::Function::New(ctx, trampoline, v8::External::New(isolate, b), static_cast<int>(b->nparams),
@@ -627,19 +641,25 @@ void Wasi::install(v8::Isolate* isolate, v8::Local<v8::Context> ctx, v8::Local<v
     ns->Set(ctx, v8::String::NewFromUtf8(isolate, f.name).ToLocalChecked(), fn).Check();
   }
   imports->Set(ctx, v8::String::NewFromUtf8Literal(isolate, "wasi_snapshot_preview1"), ns).Check();
+  return slot;
 }
 
-void Wasi::bind_memory(v8::Isolate* isolate, v8::Local<v8::WasmMemoryObject> memory) {
-  memory_.Reset(isolate, memory);
+void Wasi::bind_memory(size_t slot, v8::Local<v8::WasmMemoryObject> memory) {
+  memories_.at(slot)->Reset(isolate_, memory);
 }
 
 GuestMemory Wasi::memory() {
-  if (memory_.IsEmpty()) return {};
-  v8::Local<v8::ArrayBuffer> buf = memory_.Get(isolate_)->Buffer();
+  if (current_slot_ >= memories_.size() || memories_[current_slot_]->IsEmpty()) return {};
+  v8::Local<v8::ArrayBuffer> buf = memories_[current_slot_]->Get(isolate_)->Buffer();
   return GuestMemory{static_cast<uint8_t*>(buf->Data()), buf->ByteLength()};
 }
 
-uint64_t Wasi::memory_size() { return memory().size; }
+uint64_t Wasi::peak_memory_size() {
+  uint64_t peak = 0;
+  for (auto& m : memories_)
+    if (!m->IsEmpty()) peak = std::max<uint64_t>(peak, m->Get(isolate_)->Buffer()->ByteLength());
+  return peak;
+}
 
 void Wasi::request_exit(int32_t code) {
   exit_code_ = code;

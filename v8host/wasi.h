@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -44,16 +45,20 @@ class Wasi {
   Wasi(const Wasi&) = delete;
   Wasi& operator=(const Wasi&) = delete;
 
-  // Adds every wasi_snapshot_preview1 function to `imports` under that module name.
-  void install(v8::Isolate* isolate, v8::Local<v8::Context> ctx, v8::Local<v8::Object> imports);
-  // The memory that pointers refer to: the entry module's exported "memory".
-  void bind_memory(v8::Isolate* isolate, v8::Local<v8::WasmMemoryObject> memory);
-  bool has_memory() const { return !memory_.IsEmpty(); }
-  uint64_t memory_size();
+  // Adds every wasi_snapshot_preview1 function to `imports` under that module name, for
+  // one module instance. Returns the instance's memory slot: pointers passed by that
+  // instance refer to the memory later bound to the slot (its own "memory").
+  size_t install(v8::Isolate* isolate, v8::Local<v8::Context> ctx, v8::Local<v8::Object> imports);
+  void bind_memory(size_t slot, v8::Local<v8::WasmMemoryObject> memory);
+  // Largest current size over all bound memories (memories never shrink: this is the peak).
+  uint64_t peak_memory_size();
 
   // proc_exit was called: the guest's exit code. Execution is being terminated.
   std::optional<int32_t> exit_code() const { return exit_code_; }
   static bool provides(const std::string& name);
+  // The import signature of a WASI function: params as 'i' (i32) / 'I' (i64), and whether
+  // it returns an i32 errno. False when there is no such function.
+  static bool signature(const std::string& name, std::string* params, bool* returns_errno);
 
   // --- used by the host functions (wasi.cc) ---
   GuestMemory memory();
@@ -62,10 +67,12 @@ class Wasi {
   const std::vector<std::string>& args() const { return args_; }
   const std::vector<std::string>& env() const { return env_; }
   void request_exit(int32_t code);
+  void set_current_slot(size_t slot) { current_slot_ = slot; }
 
  private:
   v8::Isolate* isolate_ = nullptr;
-  v8::Global<v8::WasmMemoryObject> memory_;
+  std::vector<std::unique_ptr<v8::Global<v8::WasmMemoryObject>>> memories_;  // one per instance
+  size_t current_slot_ = 0;  // the calling instance's slot, set for each host call
   std::vector<std::string> args_;
   std::vector<std::string> env_;  // "KEY=VALUE"
   std::vector<std::optional<FdEntry>> fds_;
