@@ -16,8 +16,18 @@ struct DirMount {
   bool read_only = false;
 };
 
+// A library module the entry module links against, already fetched.
+struct ModuleBlob {
+  std::string name;
+  std::vector<std::string> aliases;
+  std::vector<uint8_t> bytes;
+};
+
 struct Job {
   std::string module_path;  // where the entry module is read from (for messages too)
+  // Already-fetched entry module bytes (exec); when empty, module_path is read (run).
+  std::optional<std::vector<uint8_t>> module_bytes;
+  std::vector<ModuleBlob> libraries;  // instantiated in order before the entry module
   std::string entry_point = "_start";
   std::vector<std::string> argv;  // argv[0] first
   std::vector<std::pair<std::string, std::string>> env;

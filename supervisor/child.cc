@@ -77,6 +77,7 @@ void child_main(const ChildSetup& s) {
 
   RunConfig cfg;
   cfg.module = *s.module;
+  for (const ModuleBlob& lib : s.job->libraries) cfg.libraries.push_back(LibraryModule{lib.name, lib.aliases, lib.bytes});
   cfg.module_name = s.job->module_path;
   cfg.entry = s.job->entry_point;
   cfg.argv = s.job->argv;

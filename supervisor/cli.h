@@ -3,7 +3,8 @@
 
 namespace wj::cli {
 
-int run(int argc, char** argv);  // wasmjail run ...
+int run(int argc, char** argv);   // wasmjail run ...
+int exec(int argc, char** argv);  // wasmjail exec JOB_FILE ...
 
 // Exit codes shared by subcommands.
 constexpr int kExitUsage = 2;      // bad command line, unreadable or invalid module

@@ -34,8 +34,8 @@ std::optional<Status> status_from_string(std::string_view s) {
   return std::nullopt;
 }
 
-nlohmann::json to_json(const Result& r) {
-  nlohmann::json j;
+nlohmann::ordered_json to_json(const Result& r) {
+  nlohmann::ordered_json j;
   j["status"] = to_string(r.status);
   j["exit_code"] = r.exit_code;
   j["error"] = r.error;

@@ -67,7 +67,7 @@ struct Result {
   Usage usage;
 };
 
-nlohmann::json to_json(const Result& r);
+nlohmann::ordered_json to_json(const Result& r);
 // Serialized JSON; invalid UTF-8 in guest output becomes U+FFFD instead of failing.
 std::string to_json_text(const Result& r, int indent = -1);
 

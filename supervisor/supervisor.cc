@@ -15,6 +15,7 @@
 #include <fstream>
 
 #include "supervisor/child.h"
+#include "supervisor/storage.h"
 #include "supervisor/wire.h"
 
 namespace wj {
@@ -27,41 +28,6 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 }
 
 std::string strerr(int e) { return std::strerror(e); }
-
-// Reads a whole file with a size cap; returns an error message on failure.
-std::optional<std::string> read_file_capped(const std::string& path, size_t cap, std::vector<uint8_t>* out) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "cannot read " + path + ": " + strerr(errno);
-  struct stat st{};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return "cannot read " + path + ": not a regular file";
-  }
-  if (static_cast<uint64_t>(st.st_size) > cap) {
-    close(fd);
-    return path + " is " + std::to_string(st.st_size) + " bytes, over the module size limit of " +
-           std::to_string(cap) + " bytes";
-  }
-  out->clear();
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      return "cannot read " + path + ": " + strerr(e);
-    }
-    if (n == 0) break;
-    if (out->size() + static_cast<size_t>(n) > cap) {
-      close(fd);
-      return path + " is over the module size limit of " + std::to_string(cap) + " bytes";
-    }
-    out->insert(out->end(), buf, buf + n);
-  }
-  close(fd);
-  return std::nullopt;
-}
 
 std::string signal_name(int sig) {
   const char* abbrev = sigabbrev_np(sig);
@@ -258,8 +224,11 @@ void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Resul
 
   // Everything that can fail because of the job happens here, before a child exists.
   std::vector<uint8_t> module;
-  if (auto err = read_file_capped(job.module_path, r->opts.module_bytes_max, &module))
+  if (job.module_bytes) {
+    module = *job.module_bytes;
+  } else if (auto err = read_file_capped(job.module_path, r->opts.module_bytes_max, &module)) {
     return r->fail_now(Status::kInvalidJob, *err);
+  }
   std::vector<int> dir_fds;
   auto close_dirs = [&] {
     for (int fd : dir_fds) close(fd);

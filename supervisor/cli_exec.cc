@@ -1,0 +1,160 @@
+// `wasmjail exec JOB_FILE`: run a JobSpecWasm job and print one result JSON.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "policies/jobspec.h"
+#include "supervisor/cli.h"
+#include "supervisor/storage.h"
+#include "supervisor/supervisor.h"
+
+namespace wj::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kUsage =
+    "usage: wasmjail exec JOB_FILE [--output-dir DIR] [--format json|bacalhau]\n"
+    "\n"
+    "Runs a job described by Bacalhau's JobSpecWasm (YAML or JSON; JOB_FILE '-' reads stdin)\n"
+    "and prints one result JSON on stdout, also for a job that could not run. Exit code:\n"
+    "0 when the status is ok, 1 for any other status, 2 for a usage error.\n";
+
+constexpr size_t kMaxJobFileBytes = 16u << 20;
+
+nlohmann::ordered_json render(const Result& r, const PreparedJob* prepared, const std::string& format) {
+  if (format == "bacalhau") {
+    // Bacalhau's RunCommandResult.
+    return nlohmann::ordered_json{{"Stdout", r.out.data},         {"StdoutTruncated", r.out.truncated},
+                          {"stderr", r.err.data},         {"StderrTruncated", r.err.truncated},
+                          {"ExitCode", r.exit_code},      {"ErrorMsg", r.error}};
+  }
+  nlohmann::ordered_json j = to_json(r);
+  if (prepared && !prepared->outputs.empty()) {
+    nlohmann::ordered_json outs = nlohmann::ordered_json::object();
+    for (const auto& [name, host] : prepared->outputs) outs[name] = host;
+    j["outputs"] = outs;
+  }
+  return j;
+}
+
+std::string dump(const nlohmann::ordered_json& j) {
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::optional<std::string> write_text(const std::string& path, const std::string& data) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f) return "cannot write " + path;
+  f << data;
+  if (!f) return "cannot write " + path;
+  return std::nullopt;
+}
+
+int finish(const Result& r, const PreparedJob* prepared, const std::string& format, const std::string& output_dir,
+           int code_if_not_ok) {
+  nlohmann::ordered_json j = render(r, prepared, format);
+  if (!output_dir.empty()) {
+    // Bacalhau's result layout, plus our result.json.
+    std::optional<std::string> err;
+    std::error_code ec;
+    fs::create_directories(output_dir, ec);
+    for (auto [name, data] : {std::pair{"stdout", r.out.data}, std::pair{"stderr", r.err.data},
+                              std::pair{"exitCode", std::to_string(r.exit_code)},
+                              std::pair{"result.json", dump(render(r, prepared, "json")) + "\n"}})
+      if (!err) err = write_text(output_dir + "/" + name, data);
+    if (err) std::fprintf(stderr, "wasmjail exec: %s\n", err->c_str());
+  }
+  std::string text = dump(j) + "\n";
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+  return r.status == Status::kOk ? 0 : code_if_not_ok;
+}
+
+Result invalid(std::string msg) {
+  Result r;
+  r.status = Status::kInvalidJob;
+  r.exit_code = -1;
+  r.error = std::move(msg);
+  return r;
+}
+
+}  // namespace
+
+int exec(int argc, char** argv) {
+  std::string job_file, output_dir, format = "json";
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    auto need = [&](std::string* out) {
+      if (i + 1 >= argc) return false;
+      *out = argv[++i];
+      return true;
+    };
+    if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "--output-dir") {
+      if (!need(&output_dir) || output_dir.empty()) return finish(invalid("--output-dir needs a folder"), nullptr, format, "", kExitUsage);
+    } else if (a == "--format") {
+      if (!need(&format) || (format != "json" && format != "bacalhau")) {
+        format = "json";
+        std::fputs(kUsage, stderr);
+        return finish(invalid("--format must be json or bacalhau"), nullptr, format, "", kExitUsage);
+      }
+    } else if (a.size() > 1 && a[0] == '-' ) {
+      std::fputs(kUsage, stderr);
+      return finish(invalid("unknown option " + a), nullptr, format, "", kExitUsage);
+    } else if (job_file.empty()) {
+      job_file = a;
+    } else {
+      std::fputs(kUsage, stderr);
+      return finish(invalid("more than one JOB_FILE given (" + job_file + ", " + a + ")"), nullptr, format, "", kExitUsage);
+    }
+  }
+  if (job_file.empty()) {
+    std::fputs(kUsage, stderr);
+    return finish(invalid("missing JOB_FILE"), nullptr, format, "", kExitUsage);
+  }
+
+  // Read the job (bounded: an oversized file is refused, not loaded).
+  std::string text, name = job_file, base_dir;
+  if (job_file == "-") {
+    name = "<stdin>";
+    base_dir = fs::current_path().string();
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) {
+      text.append(buf, n);
+      if (text.size() > kMaxJobFileBytes)
+        return finish(invalid("<stdin>: job is larger than 16MiB"), nullptr, format, output_dir, 1);
+    }
+  } else {
+    std::vector<uint8_t> bytes;
+    if (auto err = read_file_capped(job_file, kMaxJobFileBytes, &bytes))
+      return finish(invalid(*err), nullptr, format, output_dir, 1);
+    text.assign(bytes.begin(), bytes.end());
+    base_dir = fs::absolute(fs::path(job_file)).parent_path().string();
+  }
+  auto spec = parse_job_spec(text, name, base_dir);
+  if (!spec) return finish(invalid(spec.error().str()), nullptr, format, output_dir, 1);
+
+  PrepareOptions popts;
+  if (!output_dir.empty()) popts.output_dir = fs::absolute(output_dir).string();
+  PreparedJob prepared;
+  if (auto err = prepare_job(spec.value(), popts, &prepared)) {
+    cleanup_staging(prepared);
+    return finish(invalid(*err), nullptr, format, output_dir, 1);
+  }
+  RunOptions opts;
+  opts.module_bytes_max = popts.module_bytes_max;
+  Result r = run_job(prepared.job, opts);
+  cleanup_staging(prepared);
+  return finish(r, &prepared, format, output_dir, 1);
+}
+
+}  // namespace wj::cli

@@ -1,0 +1,329 @@
+#include "supervisor/storage.h"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+
+namespace wj {
+namespace fs = std::filesystem;
+
+std::optional<std::string> read_file_capped(const std::string& path, uint64_t cap, std::vector<uint8_t>* out) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "cannot read " + path + ": " + std::strerror(errno);
+  struct stat st{};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return "cannot read " + path + ": not a regular file";
+  }
+  if (static_cast<uint64_t>(st.st_size) > cap) {
+    close(fd);
+    return path + " is " + std::to_string(st.st_size) + " bytes, over the limit of " + std::to_string(cap) + " bytes";
+  }
+  out->clear();
+  out->reserve(static_cast<size_t>(st.st_size));
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      return "cannot read " + path + ": " + std::strerror(e);
+    }
+    if (n == 0) break;
+    if (out->size() + static_cast<size_t>(n) > cap) {
+      close(fd);
+      return path + " grew over the limit of " + std::to_string(cap) + " bytes while being read";
+    }
+    out->insert(out->end(), buf, buf + n);
+  }
+  close(fd);
+  return std::nullopt;
+}
+
+std::optional<std::string> decode_data_url(const std::string& url, uint64_t cap, std::vector<uint8_t>* out) {
+  if (url.rfind("data:", 0) != 0) return "not a data: URL";
+  size_t comma = url.find(',');
+  if (comma == std::string::npos) return "data: URL has no ',' before its data";
+  std::string meta = url.substr(5, comma - 5);
+  std::string data = url.substr(comma + 1);
+  bool base64 = meta.size() >= 7 && meta.compare(meta.size() - 7, 7, ";base64") == 0;
+  out->clear();
+  if (base64) {
+    // Whitespace is allowed inside base64 in data: URLs written across lines.
+    std::string clean;
+    for (char c : data)
+      if (c != ' ' && c != '\n' && c != '\r' && c != '\t') clean += c;
+    if (clean.size() / 4 * 3 > cap + 3) return "data: URL decodes to more than the limit of " + std::to_string(cap) + " bytes";
+    std::unique_ptr<EVP_ENCODE_CTX, decltype(&EVP_ENCODE_CTX_free)> ctx(EVP_ENCODE_CTX_new(), EVP_ENCODE_CTX_free);
+    EVP_DecodeInit(ctx.get());
+    out->resize(clean.size() / 4 * 3 + 3);
+    int n1 = 0, n2 = 0;
+    if (EVP_DecodeUpdate(ctx.get(), out->data(), &n1, reinterpret_cast<const unsigned char*>(clean.data()),
+                         static_cast<int>(clean.size())) < 0 ||
+        EVP_DecodeFinal(ctx.get(), out->data() + n1, &n2) != 1 || (clean.size() % 4) != 0)
+      return "data: URL has invalid base64";
+    out->resize(static_cast<size_t>(n1 + n2));
+  } else {
+    int len = 0;
+    char* dec = curl_easy_unescape(nullptr, data.c_str(), static_cast<int>(data.size()), &len);
+    if (!dec) return "data: URL could not be percent-decoded";
+    out->assign(dec, dec + len);
+    curl_free(dec);
+  }
+  if (out->size() > cap) return "data: URL decodes to more than the limit of " + std::to_string(cap) + " bytes";
+  return std::nullopt;
+}
+
+std::string sha256_pin(const std::vector<uint8_t>& bytes) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string s = "sha256:";
+  for (unsigned i = 0; i < len; ++i) s += hex[md[i] >> 4], s += hex[md[i] & 15];
+  return s;
+}
+
+namespace {
+
+struct DownloadState {
+  std::vector<uint8_t>* out;
+  uint64_t cap;
+  bool over = false;
+};
+
+size_t on_body(char* data, size_t size, size_t n, void* user) {
+  auto* st = static_cast<DownloadState*>(user);
+  size_t len = size * n;
+  if (st->out->size() + len > st->cap) {
+    st->over = true;
+    return 0;  // aborts the transfer
+  }
+  st->out->insert(st->out->end(), data, data + len);
+  return len;
+}
+
+std::string host_of(const std::string& url) {
+  CURLU* u = curl_url();
+  std::string host;
+  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
+    char* h = nullptr;
+    if (curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK) host = h;
+    curl_free(h);
+  }
+  curl_url_cleanup(u);
+  return host;
+}
+
+}  // namespace
+
+std::optional<std::string> download(const std::string& url, const FetchLimits& limits, std::vector<uint8_t>* out) {
+  if (!limits.downloads_allowed) return "downloads (urlDownload) are not allowed by the policy";
+  std::string host = host_of(url);
+  if (host.empty()) return "cannot parse URL \"" + url + "\"";
+  if (!limits.allowed_hosts.empty() &&
+      std::find(limits.allowed_hosts.begin(), limits.allowed_hosts.end(), host) == limits.allowed_hosts.end())
+    return "host \"" + host + "\" is not in the policy's allowed hosts";
+  static const bool init = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
+  if (!init) return "libcurl failed to initialize";
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> c(curl_easy_init(), curl_easy_cleanup);
+  out->clear();
+  DownloadState st{out, limits.max_bytes};
+  char errbuf[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
+  // Redirects would bypass the host allowlist, so they are followed only without one.
+  curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, limits.allowed_hosts.empty() ? 1L : 0L);
+  curl_easy_setopt(c.get(), CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c.get(), CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(c.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(limits.timeout_ms));
+  curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min(limits.timeout_ms, 30000.0)));
+  curl_easy_setopt(c.get(), CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(limits.max_bytes));
+  curl_easy_setopt(c.get(), CURLOPT_FAILONERROR, 1L);
+  curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &st);
+  curl_easy_setopt(c.get(), CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c.get(), CURLOPT_USERAGENT, "wasmjail");
+  CURLcode rc = curl_easy_perform(c.get());
+  if (st.over || rc == CURLE_FILESIZE_EXCEEDED)
+    return "download of " + url + " exceeds the limit of " + std::to_string(limits.max_bytes) + " bytes";
+  if (rc == CURLE_OPERATION_TIMEDOUT)
+    return "download of " + url + " did not finish within " + std::to_string(static_cast<long>(limits.timeout_ms)) + " ms";
+  if (rc != CURLE_OK)
+    return "download of " + url + " failed: " + (errbuf[0] ? std::string(errbuf) : curl_easy_strerror(rc));
+  return std::nullopt;
+}
+
+namespace {
+
+std::string resolve_local(const std::string& base, const std::string& p) {
+  fs::path path(p);
+  return path.is_absolute() ? p : (fs::path(base) / path).lexically_normal().string();
+}
+
+// Bytes of a module or file input from any source, with its pin checked.
+std::optional<std::string> fetch_bytes(const StorageSpec& s, const std::string& base, uint64_t cap,
+                                       const FetchLimits& fetch, bool is_module, std::vector<uint8_t>* out,
+                                       std::string* local_dir) {
+  std::optional<std::string> err;
+  switch (s.source) {
+    case StorageSource::kInline: err = decode_data_url(s.url, cap, out); break;
+    case StorageSource::kUrlDownload: {
+      FetchLimits f = fetch;
+      f.max_bytes = std::min<uint64_t>(f.max_bytes, cap);
+      err = download(s.url, f, out);
+      break;
+    }
+    case StorageSource::kLocal: {
+      std::string path = resolve_local(base, s.source_path);
+      std::error_code ec;
+      if (fs::is_directory(path, ec)) {
+        if (!is_module) {
+          *local_dir = path;
+          return std::nullopt;
+        }
+        std::vector<std::string> found;
+        for (const auto& e : fs::directory_iterator(path, ec))
+          if (e.path().extension() == ".wasm") found.push_back(e.path().string());
+        if (ec) return s.field + ": cannot list " + path + ": " + ec.message();
+        if (found.size() != 1)
+          return s.field + ": folder " + path + " holds " + std::to_string(found.size()) +
+                 " .wasm files; it must hold exactly one (or name the file)";
+        path = found[0];
+      }
+      err = read_file_capped(path, cap, out);
+      break;
+    }
+  }
+  if (err) return s.field + ": " + *err;
+  if (!s.checksum.empty()) {
+    std::string got = sha256_pin(*out);
+    std::string want = s.checksum;
+    for (char& ch : want) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (got != want) return s.field + ": content does not match its pin: expected " + want + ", got " + got;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return "cannot create " + path + ": " + std::strerror(errno);
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = write(fd, bytes.data() + off, bytes.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = errno;
+      close(fd);
+      return "cannot write " + path + ": " + std::strerror(e);
+    }
+    off += static_cast<size_t>(n);
+  }
+  close(fd);
+  return std::nullopt;
+}
+
+std::string make_temp_dir(const char* prefix) {
+  const char* base = getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/" + prefix + "-XXXXXX";
+  return mkdtemp(tmpl.data()) ? tmpl : std::string();
+}
+
+}  // namespace
+
+std::optional<std::string> prepare_job(const JobSpec& spec, const PrepareOptions& opts, PreparedJob* out) {
+  Job& job = out->job;
+  const std::string& base = spec.base_dir;
+  std::string dummy;
+
+  // Modules.
+  std::vector<uint8_t> bytes;
+  if (auto err = fetch_bytes(spec.entry_module, base, opts.module_bytes_max, opts.fetch, true, &bytes, &dummy))
+    return err;
+  job.module_bytes = std::move(bytes);
+  const StorageSpec& em = spec.entry_module;
+  std::string shown = !em.name.empty() ? em.name : !em.source_path.empty() ? em.source_path : "entry_module";
+  job.module_path = shown;
+  for (const StorageSpec& s : spec.import_modules) {
+    ModuleBlob blob;
+    if (auto err = fetch_bytes(s, base, opts.module_bytes_max, opts.fetch, true, &blob.bytes, &dummy)) return err;
+    blob.name = !s.name.empty() ? s.name : s.path;
+    if (!s.name.empty() && !s.path.empty()) blob.aliases.push_back(s.path);
+    job.libraries.push_back(std::move(blob));
+  }
+  job.entry_point = spec.entry_point;
+  job.env = spec.env;
+  job.argv.push_back(spec.argv0 ? *spec.argv0 : fs::path(shown).filename().string());
+  job.argv.insert(job.argv.end(), spec.parameters.begin(), spec.parameters.end());
+
+  // Inputs: folders are mounted as they are; file contents are staged into a private
+  // folder per guest directory, which is mounted read-only in their place.
+  std::map<std::string, std::string> staged;  // guest dir -> staging folder
+  for (const StorageSpec& s : spec.inputs) {
+    std::vector<uint8_t> content;
+    std::string local_dir;
+    if (auto err = fetch_bytes(s, base, UINT64_MAX / 2, opts.fetch, false, &content, &local_dir)) return err;
+    if (!local_dir.empty()) {
+      job.dirs.push_back(DirMount{local_dir, s.path, true});
+      continue;
+    }
+    fs::path guest(s.path);
+    std::string gdir = guest.parent_path().string();
+    if (!staged.count(gdir)) {
+      if (out->staging_dir.empty()) {
+        out->staging_dir = make_temp_dir("wasmjail-inputs");
+        if (out->staging_dir.empty()) return std::string("cannot create a staging folder: ") + std::strerror(errno);
+      }
+      std::string dir = out->staging_dir + "/" + std::to_string(staged.size());
+      if (mkdir(dir.c_str(), 0755) != 0) return "cannot create " + dir + ": " + std::strerror(errno);
+      staged[gdir] = dir;
+      job.dirs.push_back(DirMount{dir, gdir, true});
+    }
+    if (auto err = write_bytes(staged[gdir] + "/" + guest.filename().string(), content)) return s.field + ": " + *err;
+  }
+  // Two mounts at one guest folder would shadow each other.
+  for (size_t i = 0; i < job.dirs.size(); ++i)
+    for (size_t k = i + 1; k < job.dirs.size(); ++k)
+      if (job.dirs[i].guest_path == job.dirs[k].guest_path)
+        return "inputs: two inputs are mounted at " + job.dirs[i].guest_path +
+               " (a folder input and a file input inside it cannot be combined)";
+
+  // Outputs: empty writable folders.
+  std::string tmp_out;
+  for (const StorageSpec& s : spec.outputs) {
+    std::string host;
+    if (!opts.output_dir.empty()) {
+      host = opts.output_dir + "/" + s.name;
+    } else if (!s.source_path.empty()) {
+      host = resolve_local(base, s.source_path);
+    } else {
+      if (tmp_out.empty()) tmp_out = make_temp_dir("wasmjail-outputs");
+      if (tmp_out.empty()) return std::string("cannot create an output folder: ") + std::strerror(errno);
+      host = tmp_out + "/" + s.name;
+    }
+    std::error_code ec;
+    fs::create_directories(host, ec);
+    if (ec || !fs::is_directory(host)) return s.field + ": cannot create output folder " + host + ": " + ec.message();
+    job.dirs.push_back(DirMount{host, s.path, false});
+    out->outputs.emplace_back(s.name, host);
+  }
+  return std::nullopt;
+}
+
+void cleanup_staging(const PreparedJob& p) {
+  if (p.staging_dir.empty()) return;
+  std::error_code ec;
+  fs::remove_all(p.staging_dir, ec);
+}
+
+}  // namespace wj

@@ -1,0 +1,55 @@
+// Storage: turns a JobSpec's StorageSpecs into bytes and host folders, in the supervisor
+// (never in the child): inline data: URLs, local files and folders, and urlDownload over
+// http(s) with size and time limits and optional sha256 pins. Then builds the Job.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policies/job.h"
+#include "policies/jobspec.h"
+
+namespace wj {
+
+struct FetchLimits {
+  bool downloads_allowed = true;
+  std::vector<std::string> allowed_hosts;  // empty: any host
+  uint64_t max_bytes = 256ull << 20;       // per download
+  double timeout_ms = 60000;               // per download
+};
+
+struct PrepareOptions {
+  uint64_t module_bytes_max = 256ull << 20;
+  FetchLimits fetch;
+  // Where outputs are written: DIR/<name> for each output. Empty: an output's
+  // source_path when it has one, else a fresh folder under $TMPDIR.
+  std::string output_dir;
+};
+
+struct PreparedJob {
+  Job job;
+  std::vector<std::pair<std::string, std::string>> outputs;  // output name -> host folder
+  std::string staging_dir;  // holds staged file inputs; remove when the job is done
+};
+
+// Reads a whole regular file of at most `cap` bytes.
+std::optional<std::string> read_file_capped(const std::string& path, uint64_t cap, std::vector<uint8_t>* out);
+
+// RFC 2397 data: URL -> bytes (base64 or percent-encoded).
+std::optional<std::string> decode_data_url(const std::string& url, uint64_t cap, std::vector<uint8_t>* out);
+
+// "sha256:<hex>" of bytes.
+std::string sha256_pin(const std::vector<uint8_t>& bytes);
+
+// Downloads an http(s) URL within the limits.
+std::optional<std::string> download(const std::string& url, const FetchLimits& limits, std::vector<uint8_t>* out);
+
+// Fetches everything the job names and lays out its folders. Errors say which field.
+std::optional<std::string> prepare_job(const JobSpec& spec, const PrepareOptions& opts, PreparedJob* out);
+
+// Removes the staging folder of a prepared job.
+void cleanup_staging(const PreparedJob& p);
+
+}  // namespace wj
