@@ -75,11 +75,16 @@ std::string lower(std::string_view s) {
 }  // namespace
 
 std::optional<std::string> closest(std::string_view word, const std::vector<std::string_view>& candidates) {
+  // Close ignoring case is what makes a typo; among those, the spelling closest with case
+  // wins (a snake_case file gets a snake_case suggestion). Ties keep the earlier candidate.
   std::optional<std::string> best;
-  size_t best_d = std::max<size_t>(2, word.size() / 3) + 1;
+  const size_t limit = std::max<size_t>(2, word.size() / 3);
+  size_t best_score = SIZE_MAX;
   for (auto c : candidates) {
-    size_t d = edit_distance(lower(word), lower(c));
-    if (d < best_d) best_d = d, best = std::string(c);
+    size_t folded = edit_distance(lower(word), lower(c));
+    if (folded > limit) continue;
+    size_t score = folded + edit_distance(word, c);
+    if (score < best_score) best_score = score, best = std::string(c);
   }
   return best;
 }

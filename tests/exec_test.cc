@@ -1,0 +1,292 @@
+// End-to-end: `wasmjail exec` with every source, linking error and error class.
+#include <boost/test/unit_test.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "tests/testlib.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using wjt::binary;
+using wjt::guest;
+
+namespace {
+
+std::string read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+struct Exec {
+  int code;
+  json result;
+  std::string err;
+};
+
+// Writes `job` as job.yaml in a fresh folder and runs `wasmjail exec` on it.
+Exec exec_job(const std::string& job, std::vector<std::string> extra = {}, std::string dir = "") {
+  if (dir.empty()) dir = wjt::temp_dir();
+  wjt::write_file(dir + "/job.yaml", job);
+  std::vector<std::string> argv = {binary(), "exec", dir + "/job.yaml"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  auto r = wjt::run(argv);
+  Exec e{r.exit_code, json::parse(r.out, nullptr, false), r.err};
+  BOOST_REQUIRE_MESSAGE(!e.result.is_discarded(), "stdout is not JSON: " + r.out);
+  return e;
+}
+
+std::string G(const std::string& name) { return "'" + guest(name) + "'"; }
+
+std::string base64_of_file(const std::string& path) {
+  auto r = wjt::run({"/usr/bin/base64", "-w0", path});
+  return r.out;
+}
+
+// The loopback HTTP server of tests/http_fixture.py, serving `root`.
+struct HttpServer {
+  pid_t pid = -1;
+  int to_child = -1, from_child = -1;
+  int port = 0;
+  explicit HttpServer(const std::string& root) {
+    int in[2], out[2];
+    BOOST_REQUIRE(pipe(in) == 0 && pipe(out) == 0);
+    pid = fork();
+    if (pid == 0) {
+      dup2(in[0], 0);
+      dup2(out[1], 1);
+      close(in[1]);
+      close(out[0]);
+      execl("/usr/bin/python3", "python3", WJ_SOURCE_DIR "/tests/http_fixture.py", root.c_str(), nullptr);
+      _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    to_child = in[1];
+    from_child = out[0];  // kept open: closing it early would kill the server with EPIPE
+    std::string line;
+    char c;
+    while (line.size() < 16 && read(from_child, &c, 1) == 1 && c != '\n') line += c;
+    port = std::atoi(line.c_str());
+    BOOST_REQUIRE(port > 0);
+  }
+  ~HttpServer() {
+    close(to_child);  // the fixture exits when its stdin closes
+    close(from_child);
+    int st;
+    waitpid(pid, &st, 0);
+  }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port) + path; }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(examples_give_their_documented_results) {
+  auto r = wjt::run({binary(), "exec", WJ_SOURCE_DIR "/configs/examples/hello.yaml"});
+  BOOST_TEST(r.exit_code == 0);
+  json j = json::parse(r.out);
+  BOOST_TEST(j["status"] == "ok");
+  BOOST_TEST(j["stdout"] == "Hello, world!\nHello, wasmjail!\n");
+  r = wjt::run({binary(), "exec", WJ_SOURCE_DIR "/configs/examples/args-env.yaml"});
+  j = json::parse(r.out);
+  BOOST_TEST(j["stdout"] == "arg[0]=printenv\narg[1]=--verbose\narg[2]=two words\nenv:GREETING=hello\nenv:MODE=batch\n");
+  r = wjt::run({binary(), "exec", WJ_SOURCE_DIR "/configs/examples/dynamic-linking.json"});
+  j = json::parse(r.out);
+  BOOST_TEST(j["status"] == "ok");
+  BOOST_TEST(j["stdout"] == "library ready\nThe library says 42 (and 40 + 2 = 42)\n");
+}
+
+BOOST_AUTO_TEST_CASE(result_shape_is_complete) {
+  auto e = exec_job("entry_module: {source_path: " + G("exit_code") + "}\nparameters: ['3']\n");
+  BOOST_TEST(e.code == 0);  // the job ran: status ok, the guest's code is in exit_code
+  const json& j = e.result;
+  BOOST_TEST(j["status"] == "ok");
+  BOOST_TEST(j["exit_code"] == 3);
+  BOOST_TEST(j["stdout"] == "exiting with 3\n");
+  for (const char* k : {"error", "stderr", "stdout_truncated", "stderr_truncated", "timing_ms", "usage"})
+    BOOST_TEST(j.contains(k), k);
+  for (const char* k : {"total", "queue", "startup", "compile", "run"}) BOOST_TEST(j["timing_ms"].contains(k), k);
+  BOOST_TEST(j["usage"]["peak_rss_bytes"].get<uint64_t>() > 0u);
+  BOOST_TEST(j["usage"]["peak_wasm_memory_bytes"].get<uint64_t>() >= 65536u);
+}
+
+BOOST_AUTO_TEST_CASE(trap_result) {
+  auto e = exec_job("entry_module: {source_path: " + G("trap") + "}\n");
+  BOOST_TEST(e.code == 1);
+  BOOST_TEST(e.result["status"] == "trap");
+  BOOST_TEST(e.result["trap"]["message"] == "RuntimeError: unreachable");
+  BOOST_TEST(e.result["trap"]["backtrace"][0].get<std::string>().rfind("inner_fails (wasm-function[1]:", 0) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(bacalhau_format_and_output_dir) {
+  std::string out = wjt::temp_dir() + "/results";
+  auto e = exec_job("entry_module: {source_path: " + G("hello") + "}\nparameters: [x]\n",
+                    {"--format", "bacalhau", "--output-dir", out});
+  BOOST_TEST(e.code == 0);
+  BOOST_TEST(e.result == json::parse(R"({"Stdout": "Hello, x!\n", "StdoutTruncated": false, "stderr": "",
+                                        "StderrTruncated": false, "ExitCode": 0, "ErrorMsg": ""})"));
+  BOOST_TEST(read_all(out + "/stdout") == "Hello, x!\n");
+  BOOST_TEST(read_all(out + "/stderr") == "");
+  BOOST_TEST(read_all(out + "/exitCode") == "0");
+  BOOST_TEST(json::parse(read_all(out + "/result.json"))["status"] == "ok");
+}
+
+BOOST_AUTO_TEST_CASE(entry_point_checks_list_function_exports) {
+  auto e = exec_job("entry_module: {source_path: " + G("returns") + "}\nentry_point: nope\n");
+  BOOST_TEST(e.code == 1);
+  BOOST_TEST(e.result["status"] == "invalid_job");
+  BOOST_TEST(e.result["exit_code"] == -1);
+  BOOST_TEST(e.result["error"].get<std::string>().find(
+                 "entry point \"nope\" is not exported; function exports: _start, other, takes_param") != std::string::npos);
+  e = exec_job("entry_module: {source_path: " + G("returns") + "}\nentry_point: memory\n");
+  BOOST_TEST(e.result["error"].get<std::string>().find("entry point \"memory\" is a memory, not a function") !=
+             std::string::npos);
+  e = exec_job("entry_module: {source_path: " + G("returns") + "}\nentry_point: other\n");
+  BOOST_TEST(e.result["stdout"] == "invoked\n");
+}
+
+BOOST_AUTO_TEST_CASE(inline_sources_base64_and_percent) {
+  std::string b64 = base64_of_file(guest("hello"));
+  auto e = exec_job("entry_module: {storage_source: inline, url: 'data:application/wasm;base64," + b64 + "'}\n");
+  BOOST_TEST(e.result["status"] == "ok");
+  BOOST_TEST(e.result["stdout"] == "Hello from wasmjail!\n");
+  // Percent-encoded: the 8-byte empty module, then it has no _start.
+  e = exec_job("entry_module: {url: 'data:,%00asm%01%00%00%00'}\n");
+  BOOST_TEST(e.result["error"].get<std::string>().find("entry point \"_start\" is not exported; function exports: (none)") !=
+             std::string::npos);
+  e = exec_job("entry_module: {url: 'data:;base64,@@@@'}\n");
+  BOOST_TEST(e.result["status"] == "invalid_job");
+  BOOST_TEST(e.result["error"] == "entry_module: data: URL has invalid base64");
+  e = exec_job("entry_module: {url: 'data:no-comma'}\n");
+  BOOST_TEST(e.result["error"] == "entry_module: data: URL has no ',' before its data");
+}
+
+BOOST_AUTO_TEST_CASE(local_sources) {
+  std::string dir = wjt::temp_dir();
+  fs::create_directories(dir + "/one");
+  fs::copy_file(guest("hello"), dir + "/one/only.wasm");
+  auto e = exec_job("entry_module: {source_path: one}\n", {}, dir);  // relative to the job file
+  BOOST_TEST(e.result["status"] == "ok");
+  fs::create_directories(dir + "/two");
+  fs::copy_file(guest("hello"), dir + "/two/a.wasm");
+  fs::copy_file(guest("hello"), dir + "/two/b.wasm");
+  e = exec_job("entry_module: {source_path: two}\n", {}, dir);
+  BOOST_TEST(e.result["error"] == "entry_module: folder " + dir + "/two holds 2 .wasm files; it must hold exactly one (or name the file)");
+  e = exec_job("entry_module: {source_path: missing.wasm}\n", {}, dir);
+  BOOST_TEST(e.result["error"] == "entry_module: cannot read " + dir + "/missing.wasm: No such file or directory");
+  wjt::write_file(dir + "/text.wasm", "hello there");
+  e = exec_job("entry_module: {source_path: text.wasm}\n", {}, dir);
+  BOOST_TEST(e.result["status"] == "invalid_job");
+  BOOST_TEST(e.result["error"].get<std::string>().find("invalid module: expected magic word 00 61 73 6d") !=
+             std::string::npos);
+  e = exec_job("entry_module: {source_path: " + G("invalid") + "}\n");
+  BOOST_TEST(e.result["error"].get<std::string>().find("invalid module: Compiling function #0 failed") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(checksum_pins) {
+  std::string sum = wjt::run({"/usr/bin/sha256sum", guest("hello")}).out.substr(0, 64);
+  auto e = exec_job("entry_module: {source_path: " + G("hello") + ", checksum: 'sha256:" + sum + "'}\n");
+  BOOST_TEST(e.result["status"] == "ok");
+  std::string wrong(64, '0');
+  e = exec_job("entry_module: {source_path: " + G("hello") + ", checksum: 'sha256:" + wrong + "'}\n");
+  BOOST_TEST(e.result["error"] == "entry_module: content does not match its pin: expected sha256:" + wrong + ", got sha256:" + sum);
+}
+
+BOOST_AUTO_TEST_CASE(url_downloads_over_loopback) {
+  std::string root = wjt::temp_dir();
+  fs::copy_file(guest("hello"), root + "/hello.wasm");
+  wjt::write_file(root + "/big.wasm", std::string(3u << 20, 'x'));
+  HttpServer srv(root);
+  auto e = exec_job("entry_module: {storage_source: urlDownload, url: '" + srv.url("/hello.wasm") + "'}\n");
+  BOOST_TEST(e.result["status"] == "ok", e.result["error"]);
+  BOOST_TEST(e.result["stdout"] == "Hello from wasmjail!\n");
+  e = exec_job("entry_module: {url: '" + srv.url("/redirect/hello.wasm") + "'}\n");
+  BOOST_TEST(e.result["status"] == "ok");
+  e = exec_job("entry_module: {url: '" + srv.url("/nothing.wasm") + "'}\n");
+  BOOST_TEST(e.result["error"].get<std::string>().find("entry_module: download of " + srv.url("/nothing.wasm") +
+                                                       " failed: The requested URL returned error: 404") == 0);
+  std::string sum = wjt::run({"/usr/bin/sha256sum", guest("hello")}).out.substr(0, 64);
+  e = exec_job("entry_module: {url: '" + srv.url("/hello.wasm") + "', checksum: 'sha256:" + std::string(64, 'f') + "'}\n");
+  BOOST_TEST(e.result["error"].get<std::string>().find("content does not match its pin") != std::string::npos);
+  e = exec_job("entry_module: {url: '" + srv.url("/hello.wasm") + "', checksum: 'sha256:" + sum + "'}\n");
+  BOOST_TEST(e.result["status"] == "ok");
+}
+
+BOOST_AUTO_TEST_CASE(linking_errors_name_module_field_and_types) {
+  std::string lib = "{name: lib, source_path: " + G("linklib") + "}";
+  auto e = exec_job("entry_module: {source_path: " + G("linkmain") + "}\n");
+  BOOST_TEST(e.result["status"] == "invalid_job");
+  BOOST_TEST(e.result["error"].get<std::string>().find(
+                 "import lib.say_ready (func () -> nil): no module named \"lib\" is linked (linked: wasi_snapshot_preview1)") !=
+             std::string::npos);
+  // Registered under its path too.
+  e = exec_job("entry_module: {source_path: " + G("linkmain") + "}\nimport_modules: [{path: lib, source_path: " +
+               G("linklib") + "}]\n");
+  BOOST_TEST(e.result["status"] == "ok");
+  // The library lacks an export the entry wants / has it with another type.
+  e = exec_job("entry_module: {source_path: " + G("linkmain") + "}\nimport_modules: [{name: lib, source_path: " +
+               G("returns") + "}]\n");
+  BOOST_TEST(e.result["error"].get<std::string>().find(
+                 "import lib.say_ready (func () -> nil): module \"lib\" has no export named \"say_ready\" (its exports: memory, "
+                 "_start, other, takes_param)") != std::string::npos);
+  e = exec_job("entry_module: {source_path: " + G("link_badtype") + "}\nimport_modules: [" + lib + "]\n");
+  BOOST_TEST(e.result["error"].get<std::string>().find(
+                 "import lib.answer (func (i64) -> (i64)): type mismatch: expected func (i64) -> (i64), found func () -> (i32)") !=
+             std::string::npos);
+  e = exec_job("entry_module: {source_path: " + G("link_badtype") + "}\nimport_modules: [{name: lib, source_path: " +
+               G("linklib") + "}]\nentry_point: nothing\n");
+  BOOST_TEST(e.result["status"] == "invalid_job");
+  // A library that is not valid wasm is named as such.
+  e = exec_job("entry_module: {source_path: " + G("linkmain") + "}\nimport_modules: [{name: lib, source_path: " +
+               G("invalid") + "}]\n");
+  BOOST_TEST(e.result["error"].get<std::string>().find("library module \"lib\": Compiling function #0 failed") !=
+             std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(bad_job_files) {
+  auto e = exec_job("entry_module: {source_path: x.wasm\n");
+  BOOST_TEST(e.code == 1);
+  BOOST_TEST(e.result["status"] == "invalid_job");
+  BOOST_TEST(e.result["error"].get<std::string>().find("job.yaml:2:1: syntax error") != std::string::npos);
+  e = exec_job("entry_modul: {source_path: x.wasm}\n");
+  BOOST_TEST(e.result["error"].get<std::string>().find("unknown key \"entry_modul\" in the job (did you mean \"entry_module\"?)") !=
+             std::string::npos);
+  std::string dir = wjt::temp_dir();
+  wjt::write_file(dir + "/huge.yaml", std::string(17u << 20, '#'));
+  auto r = wjt::run({binary(), "exec", dir + "/huge.yaml"});
+  BOOST_TEST(r.exit_code == 1);
+  BOOST_TEST(json::parse(r.out)["error"].get<std::string>().find("over the limit of 16777216 bytes") != std::string::npos);
+  r = wjt::run({binary(), "exec", dir + "/none.yaml"});
+  BOOST_TEST(json::parse(r.out)["error"] == "cannot read " + dir + "/none.yaml: No such file or directory");
+}
+
+BOOST_AUTO_TEST_CASE(usage_errors_print_json_and_exit_2) {
+  auto r = wjt::run({binary(), "exec"});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(json::parse(r.out)["error"] == "missing JOB_FILE");
+  r = wjt::run({binary(), "exec", "x.yaml", "--format", "xml"});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(json::parse(r.out)["status"] == "invalid_job");
+}
+
+BOOST_AUTO_TEST_CASE(inputs_and_outputs_are_mounted) {
+  // args_env only prints, but mounting must succeed and outputs must be created.
+  std::string dir = wjt::temp_dir();
+  fs::create_directories(dir + "/in");
+  std::string outdir = wjt::temp_dir() + "/res";
+  auto e = exec_job("entry_module: {source_path: " + G("hello") +
+                        "}\ninputs: [{source_path: in, path: /inputs}, {url: 'data:,hi', path: /cfg/x.txt}]\n"
+                        "outputs: [{name: result, path: /outputs}]\n",
+                    {"--output-dir", outdir}, dir);
+  BOOST_TEST(e.result["status"] == "ok");
+  BOOST_TEST(fs::is_directory(outdir + "/result"));
+  BOOST_TEST(e.result["outputs"]["result"] == outdir + "/result");
+  e = exec_job("entry_module: {source_path: " + G("hello") + "}\ninputs: [{source_path: nowhere, path: /inputs}]\n", {}, dir);
+  BOOST_TEST(e.result["error"] == "inputs[0]: cannot read " + dir + "/nowhere: No such file or directory");
+}
