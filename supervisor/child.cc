@@ -29,6 +29,17 @@ void write_all(int fd, const std::string& data) {
   _exit(0);
 }
 
+// Records for V8's OOM and fatal-error handlers, encoded before the guest runs: when they
+// fire, allocating may be impossible.
+std::string g_oom_record, g_fatal_record;
+
+void on_v8_fatal(bool out_of_memory) {
+  const std::string& rec = out_of_memory ? g_oom_record : g_fatal_record;
+  (void)!write(kChildRecord, rec.data(), rec.size());
+}
+
+void on_sigxcpu(int) { notify_cpu_limit_from_signal(); }
+
 // Moves `fds[i]` to `first + i` (and the three pipes to 1,2,3) without clobbering any source:
 // everything is first duplicated above all targets, then dup2'd into place.
 bool arrange_fds(const ChildSetup& s) {
@@ -86,6 +97,22 @@ void child_main(const ChildSetup& s) {
   cfg.stdout_fd = kChildStdout;
   cfg.stderr_fd = kChildStderr;
   for (int i = 0; i < 3; ++i) cfg.stdio_is_tty[i] = s.stdio_is_tty[i];
+  cfg.wall_deadline_ns = s.wall_deadline_ns;
+  cfg.cpu_limit_ms = s.cpu_limit_ms;
+  cfg.heap_limit_bytes = s.memory_bytes;
+  cfg.wasm_memory_limit_bytes = s.wasm_memory_bytes;
+  RunOutcome oom;
+  oom.kind = OutcomeKind::kMemoryLimit;
+  oom.message = "V8 ran out of memory" +
+                (s.memory_bytes ? " (memory limit " + std::to_string(s.memory_bytes >> 20) + "MiB)" : std::string());
+  g_oom_record = wire::encode_outcome(oom);
+  RunOutcome fatal;
+  fatal.kind = OutcomeKind::kInternalError;
+  fatal.message = "V8 fatal error";
+  g_fatal_record = wire::encode_outcome(fatal);
+  cfg.on_fatal = on_v8_fatal;
+  // RLIMIT_CPU's soft limit raises SIGXCPU: the watchdog then stops the guest cleanly.
+  signal(SIGXCPU, on_sigxcpu);
   for (size_t i = 0; i < s.job->dirs.size(); ++i)
     cfg.preopens.push_back(Preopen{kChildFirstPreopen + static_cast<int>(i), s.job->dirs[i].guest_path,
                                    s.job->dirs[i].read_only});

@@ -21,6 +21,10 @@ struct ChildSetup {
   int stdout_w, stderr_w, record_w;
   std::vector<int> preopen_fds;  // parallel to job->dirs
   bool stdio_is_tty[3];
+  uint64_t wall_deadline_ns;  // CLOCK_MONOTONIC; 0 = none
+  double cpu_limit_ms;        // 0 = none
+  uint64_t memory_bytes;      // 0 = none
+  uint64_t wasm_memory_bytes; // 0 = none
 };
 
 [[noreturn]] void child_main(const ChildSetup& setup);

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -28,6 +30,13 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 }
 
 std::string strerr(int e) { return std::strerror(e); }
+
+std::string fmt_ms(double ms) {
+  char buf[64];
+  if (ms >= 1000 && static_cast<int64_t>(ms) % 1000 == 0) std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(ms / 1000));
+  else std::snprintf(buf, sizeof buf, "%gms", ms);
+  return buf;
+}
 
 std::string signal_name(int sig) {
   const char* abbrev = sigabbrev_np(sig);
@@ -59,6 +68,9 @@ struct Supervisor::Running {
   } pipes[3];
   uv_poll_t pid_poll;
   bool pid_poll_open = false;
+  uv_timer_t wall_timer;
+  bool wall_timer_open = false;
+  bool timed_out = false;
   int open_handles = 0;
 
   wire::FrameReader frames;
@@ -126,6 +138,24 @@ struct Supervisor::Running {
     if (--open_handles == 0 && reaped) classify();
   }
 
+  // Once the child is reaped, nothing else may keep the job alive.
+  void stop_timer() {
+    if (!wall_timer_open) return;
+    wall_timer_open = false;
+    uv_timer_stop(&wall_timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(&wall_timer), close_cb_thunk);
+  }
+  static void close_cb_thunk(uv_handle_t* h);
+
+  void set_timeout() {
+    result.status = Status::kTimeout;
+    result.error = "wall-time limit of " + fmt_ms(opts.limits.wall_time_ms.value_or(0)) + " exceeded";
+  }
+  void set_cpu_limit() {
+    result.status = Status::kCpuLimit;
+    result.error = "CPU-time limit of " + fmt_ms(opts.limits.cpu_time_ms.value_or(0)) + " exceeded";
+  }
+
   void classify() {
     if (finished) return;
     finished = true;
@@ -154,6 +184,11 @@ struct Supervisor::Running {
       }
       result.error = "the job made a forbidden system call: " + v.syscall;
       result.violation = v;
+    } else if (timed_out && !(outcome && outcome->kind != OutcomeKind::kTimeout)) {
+      set_timeout();
+    } else if (signaled && opts.limits.cpu_time_ms && result.usage.cpu_ms >= *opts.limits.cpu_time_ms &&
+               (sig == SIGKILL || sig == SIGXCPU) && !outcome) {
+      set_cpu_limit();  // RLIMIT_CPU's hard limit
     } else if (protocol_error) {
       result.status = Status::kCrashed;
       result.error = "child sent a malformed record and was killed: " + *protocol_error;
@@ -187,7 +222,9 @@ struct Supervisor::Running {
           result.error = job.module_path + ": " + o.message;
           break;
         case OutcomeKind::kSetupError: result.status = Status::kSetupError; result.error = o.message; break;
-        case OutcomeKind::kResourceLimit: result.status = Status::kMemoryLimit; result.error = o.message; break;
+        case OutcomeKind::kMemoryLimit: result.status = Status::kMemoryLimit; result.error = o.message; break;
+        case OutcomeKind::kTimeout: set_timeout(); break;
+        case OutcomeKind::kCpuLimit: set_cpu_limit(); break;
         case OutcomeKind::kInternalError: result.status = Status::kInternalError; result.error = o.message; break;
       }
     }
@@ -209,6 +246,8 @@ void close_cb(uv_handle_t* h) {
 }
 
 }  // namespace
+
+void Supervisor::Running::close_cb_thunk(uv_handle_t* h) { close_cb(h); }
 
 Supervisor::Supervisor(uv_loop_t* loop) : loop_(loop) {}
 Supervisor::~Supervisor() = default;
@@ -252,8 +291,20 @@ void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Resul
       return r->fail_now(Status::kInternalError, "pipe2: " + strerr(e));
     }
   }
-  ChildSetup setup{&job, &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}};
+  ChildSetup setup{&job, &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}, 0, 0, 0, 0};
   for (int i = 0; i < 3; ++i) setup.stdio_is_tty[i] = r->opts.stdio_is_tty[i];
+  const JobLimits& lim = r->opts.limits;
+  if (lim.wall_time_ms) {
+    // The child's watchdog stops the guest a little before the supervisor's SIGKILL.
+    double margin = std::min(50.0, *lim.wall_time_ms / 10);
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    setup.wall_deadline_ns = static_cast<uint64_t>(now.tv_sec) * 1000000000ull + static_cast<uint64_t>(now.tv_nsec) +
+                             static_cast<uint64_t>((*lim.wall_time_ms - margin) * 1e6);
+  }
+  setup.cpu_limit_ms = lim.cpu_time_ms.value_or(0);
+  setup.memory_bytes = lim.memory_bytes.value_or(0);
+  setup.wasm_memory_bytes = lim.wasm_memory_bytes.value_or(0);
 
   pid_t pid = fork();
   if (pid == 0) child_main(setup);
@@ -304,6 +355,21 @@ void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Resul
           uv_close(reinterpret_cast<uv_handle_t*>(s), close_cb);
         });
   }
+  if (lim.wall_time_ms) {
+    uv_timer_init(loop_, &r->wall_timer);
+    r->wall_timer.data = r;
+    r->wall_timer_open = true;
+    r->open_handles++;
+    uv_timer_start(
+        &r->wall_timer,
+        [](uv_timer_t* t) {
+          auto* run = static_cast<Running*>(t->data);
+          run->timed_out = true;
+          run->kill_child();  // the backstop: the watchdog should have stopped it already
+        },
+        static_cast<uint64_t>(std::ceil(*lim.wall_time_ms)), 0);
+  }
+  if (r->opts.on_spawn) r->opts.on_spawn(pid);
   uv_poll_init(loop_, &r->pid_poll, r->pidfd);
   r->pid_poll.data = r;
   r->pid_poll_open = true;
@@ -313,6 +379,7 @@ void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Resul
     pid_t got = wait4(run->pid, &run->wait_status, WNOHANG, &run->ru);
     if (got != run->pid) return;  // spurious wake-up
     run->reaped = true;
+    run->stop_timer();
     uv_poll_stop(h);
     run->pid_poll_open = false;
     uv_close(reinterpret_cast<uv_handle_t*>(h), close_cb);

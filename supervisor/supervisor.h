@@ -2,11 +2,13 @@
 // watches it, and classifies how it ended into a Result. The only place with a loop.
 #pragma once
 
+#include <sys/types.h>
 #include <uv.h>
 
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "policies/job.h"
 #include "supervisor/result.h"
@@ -15,13 +17,24 @@ namespace wj {
 
 enum class Stream { kStdout = 1, kStderr = 2 };
 
+// Limits for one job, already resolved (policy, then what the job asked for). Unset: none.
+struct JobLimits {
+  std::optional<double> wall_time_ms;
+  std::optional<double> cpu_time_ms;
+  std::optional<uint64_t> memory_bytes;       // the job as a whole
+  std::optional<uint64_t> wasm_memory_bytes;  // each linear memory
+};
+
 struct RunOptions {
+  JobLimits limits;
   size_t stdout_cap = 1u << 20;  // bytes of each stream kept in the Result; more sets *_truncated
   size_t stderr_cap = 1u << 20;
   size_t module_bytes_max = 256u << 20;
   bool stdio_is_tty[3] = {false, false, false};
   // Called for each chunk of guest output as it arrives (before the job ends).
   std::function<void(Stream, const char*, size_t)> on_output;
+  // Called once the child exists, with its pid (for monitoring and tests).
+  std::function<void(pid_t)> on_spawn;
 };
 
 class Supervisor {

@@ -15,7 +15,9 @@ constexpr std::pair<OutcomeKind, const char*> kKinds[] = {
     {OutcomeKind::kLinkError, "link_error"},
     {OutcomeKind::kEntryError, "entry_error"},
     {OutcomeKind::kSetupError, "setup_error"},
-    {OutcomeKind::kResourceLimit, "resource_limit"},
+    {OutcomeKind::kMemoryLimit, "memory_limit"},
+    {OutcomeKind::kTimeout, "timeout"},
+    {OutcomeKind::kCpuLimit, "cpu_limit"},
     {OutcomeKind::kInternalError, "internal_error"},
 };
 

@@ -3,11 +3,19 @@
 #include <libplatform/libplatform.h>
 #include <v8.h>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "v8host/module_info.h"
 #include "v8host/wasi.h"
@@ -17,6 +25,88 @@ namespace {
 
 std::unique_ptr<v8::Platform> g_platform;
 constexpr const char* kWasiModule = "wasi_snapshot_preview1";
+constexpr uint64_t kWasmPageSize = 65536;
+
+// The watchdog's wake-up pipe; written from a SIGXCPU handler, so it is a plain global.
+int g_watchdog_pipe[2] = {-1, -1};
+void (*g_on_fatal)(bool) = nullptr;
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+double process_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+std::string mib(uint64_t bytes) {
+  if (bytes % (1u << 20) == 0) return std::to_string(bytes >> 20) + "MiB";
+  return std::to_string(bytes) + " bytes";
+}
+
+// Stops the guest at a limit with Isolate::TerminateExecution, from its own thread.
+// TerminateExecution unwinds pure wasm loops too (V8 checks for it at loop back-edges).
+class Watchdog {
+ public:
+  enum class Reason { kNone, kTimeout, kCpu, kMemory };
+
+  Watchdog(v8::Isolate* iso, uint64_t deadline_ns, double cpu_limit_ms)
+      : iso_(iso), deadline_ns_(deadline_ns), cpu_limit_ms_(cpu_limit_ms) {
+    if (!deadline_ns_ && cpu_limit_ms_ <= 0) return;  // nothing to watch: no thread
+    if (pipe2(g_watchdog_pipe, O_CLOEXEC) != 0) return;
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~Watchdog() {
+    if (thread_.joinable()) {
+      char q = 'q';
+      (void)!write(g_watchdog_pipe[1], &q, 1);
+      thread_.join();
+    }
+    for (int& fd : g_watchdog_pipe)
+      if (fd >= 0) close(fd), fd = -1;
+  }
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+  void trip(Reason r) {
+    Reason none = Reason::kNone;
+    if (reason_.compare_exchange_strong(none, r)) iso_->TerminateExecution();
+  }
+  Reason reason() const { return reason_.load(); }
+
+ private:
+  void loop() {
+    for (;;) {
+      int timeout_ms = -1;
+      if (cpu_limit_ms_ > 0) timeout_ms = 10;  // CPU time has no deadline to sleep until
+      if (deadline_ns_) {
+        uint64_t now = monotonic_ns();
+        int left = now >= deadline_ns_ ? 0 : static_cast<int>((deadline_ns_ - now + 999999) / 1000000);
+        timeout_ms = timeout_ms < 0 ? left : std::min(timeout_ms, left);
+      }
+      pollfd p{g_watchdog_pipe[0], POLLIN, 0};
+      if (poll(&p, 1, timeout_ms) > 0) {
+        char c = 0;
+        if (read(g_watchdog_pipe[0], &c, 1) == 1) {
+          if (c == 'q') return;
+          if (c == 'c') trip(Reason::kCpu);
+        }
+      }
+      if (deadline_ns_ && monotonic_ns() >= deadline_ns_) trip(Reason::kTimeout);
+      if (cpu_limit_ms_ > 0 && process_cpu_ms() >= cpu_limit_ms_) trip(Reason::kCpu);
+    }
+  }
+
+  v8::Isolate* iso_;
+  uint64_t deadline_ns_;
+  double cpu_limit_ms_;
+  std::atomic<Reason> reason_{Reason::kNone};
+  std::thread thread_;
+};
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -80,8 +170,12 @@ std::string function_exports(const ModuleInfo& info) {
 class Runner {
  public:
   Runner(const RunConfig& cfg, v8::Isolate* iso, v8::Local<v8::Context> ctx)
-      : cfg_(cfg), iso_(iso), ctx_(ctx), tc_(iso), wasi_(cfg) {
+      : cfg_(cfg), iso_(iso), ctx_(ctx), tc_(iso), wasi_(cfg), watchdog_(iso, cfg.wall_deadline_ns, cfg.cpu_limit_ms) {
     webassembly_ = ctx->Global()->Get(ctx, str(iso, "WebAssembly")).ToLocalChecked().As<v8::Object>();
+    if (cfg.heap_limit_bytes) iso->AddNearHeapLimitCallback(near_heap_limit, this);
+  }
+  ~Runner() {
+    if (cfg_.heap_limit_bytes) iso_->RemoveNearHeapLimitCallback(near_heap_limit, 0);
   }
 
   RunOutcome run() {
@@ -112,6 +206,12 @@ class Runner {
   uint64_t peak_memory() { return wasi_.peak_memory_size(); }
 
  private:
+  // The heap is about to run out: stop the guest, and give V8 room to unwind cleanly.
+  static size_t near_heap_limit(void* data, size_t current, size_t) {
+    static_cast<Runner*>(data)->watchdog_.trip(Watchdog::Reason::kMemory);
+    return current + (64u << 20);
+  }
+
   struct Registered {
     v8::Local<v8::Object> exports;
     ModuleInfo info;
@@ -138,6 +238,16 @@ class Runner {
     auto mi = read_module_info(bytes.data(), bytes.size(), &err);
     if (!mi) return fail(OutcomeKind::kInvalidModule, who + err);
     *info = std::move(*mi);
+    if (cfg_.wasm_memory_limit_bytes) {
+      for (size_t i = 0; i < info->memories.size(); ++i) {
+        uint64_t min_bytes = info->memories[i].min * kWasmPageSize;
+        if (min_bytes > cfg_.wasm_memory_limit_bytes)
+          return fail(OutcomeKind::kInvalidModule,
+                      who + "memory " + std::to_string(i) + " declares a minimum of " + std::to_string(info->memories[i].min) +
+                          " pages (" + mib(min_bytes) + "), over the wasm_memory limit of " +
+                          mib(cfg_.wasm_memory_limit_bytes));
+      }
+    }
 
     // Check every import before instantiating, so the error names module.field and types.
     v8::Local<v8::Object> imports = v8::Object::New(iso_);
@@ -243,9 +353,16 @@ class Runner {
       out_.exit_code = *wasi_.exit_code();
       return false;
     }
-    if (tc_.HasTerminated()) {
+    if (tc_.HasTerminated() || watchdog_.reason() != Watchdog::Reason::kNone) {
       iso_->CancelTerminateExecution();
       tc_.Reset();
+      switch (watchdog_.reason()) {
+        case Watchdog::Reason::kTimeout: return fail(OutcomeKind::kTimeout, "wall-time limit exceeded");
+        case Watchdog::Reason::kCpu: return fail(OutcomeKind::kCpuLimit, "CPU-time limit exceeded");
+        case Watchdog::Reason::kMemory:
+          return fail(OutcomeKind::kMemoryLimit, "V8 heap limit of " + mib(cfg_.heap_limit_bytes) + " reached");
+        case Watchdog::Reason::kNone: break;
+      }
       return fail(OutcomeKind::kInternalError, "execution was terminated");
     }
     v8::Local<v8::Value> ex = tc_.Exception();
@@ -267,6 +384,7 @@ class Runner {
   v8::Local<v8::Context> ctx_;
   v8::TryCatch tc_;
   Wasi wasi_;
+  Watchdog watchdog_;
   v8::Local<v8::Object> webassembly_;
   std::map<std::string, Registered> registry_;
   RunOutcome out_;
@@ -282,13 +400,36 @@ void init_v8_once(const std::vector<std::string>& flags) {
   v8::V8::Initialize();
 }
 
+void notify_cpu_limit_from_signal() {
+  if (g_watchdog_pipe[1] >= 0) {
+    char c = 'c';
+    (void)!write(g_watchdog_pipe[1], &c, 1);
+  }
+}
+
 RunOutcome run_module(const RunConfig& cfg) {
-  init_v8_once(cfg.v8_flags);
+  std::vector<std::string> flags = cfg.v8_flags;
+  if (cfg.wasm_memory_limit_bytes) {
+    // memory.grow past this returns -1, as the spec says for an implementation limit.
+    uint64_t pages = std::max<uint64_t>(1, cfg.wasm_memory_limit_bytes / kWasmPageSize);
+    flags.push_back("--wasm-max-mem-pages=" + std::to_string(std::min<uint64_t>(pages, 65536)));
+  }
+  init_v8_once(flags);
   RunOutcome out;
   std::unique_ptr<v8::ArrayBuffer::Allocator> allocator(v8::ArrayBuffer::Allocator::NewDefaultAllocator());
   v8::Isolate::CreateParams params;
   params.array_buffer_allocator = allocator.get();
+  if (cfg.heap_limit_bytes) params.constraints.ConfigureDefaultsFromHeapSize(0, cfg.heap_limit_bytes);
   v8::Isolate* iso = v8::Isolate::New(params);
+  g_on_fatal = cfg.on_fatal;
+  iso->SetOOMErrorHandler([](const char*, bool) {
+    if (g_on_fatal) g_on_fatal(true);
+    _exit(70);
+  });
+  iso->SetFatalErrorHandler([](const char*, const char*) {
+    if (g_on_fatal) g_on_fatal(false);
+    _exit(70);
+  });
   {
     v8::Isolate::Scope iso_scope(iso);
     v8::HandleScope hs(iso);

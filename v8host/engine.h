@@ -42,7 +42,21 @@ struct RunConfig {
   // its libc line-buffers as it would under wasmtime.
   bool stdio_is_tty[3] = {false, false, false};
   std::vector<std::string> v8_flags;  // already validated by the caller
+
+  // Limits enforced inside V8 (0 = none). The supervisor enforces the same wall time
+  // with SIGKILL; the watchdog stops the guest just before, so a clean record arrives.
+  uint64_t wall_deadline_ns = 0;  // absolute CLOCK_MONOTONIC
+  double cpu_limit_ms = 0;        // process CPU time
+  uint64_t heap_limit_bytes = 0;  // V8 JS heap
+  uint64_t wasm_memory_limit_bytes = 0;  // each linear memory
+  // Called from V8's OOM / fatal-error handlers, just before the process dies. Must not
+  // allocate: the caller writes a record it prepared in advance.
+  void (*on_fatal)(bool out_of_memory) = nullptr;
 };
+
+// Async-signal-safe: asks the running job's watchdog to stop the guest for CPU time
+// (for a SIGXCPU handler).
+void notify_cpu_limit_from_signal();
 
 // Initializes V8 once per process (platform, flags). Must run before any isolate exists;
 // in wasmjail that is in the job's child, after fork.

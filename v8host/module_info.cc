@@ -254,6 +254,7 @@ std::optional<ModuleInfo> read_module_info(const uint8_t* data, size_t size, std
       e.type.kind = static_cast<ExternKind>(kind);
       info.exports.push_back(std::move(e));
     }
+    info.memories = memories;
   } catch (const Reader::Fail& f) {
     *error = f.what();
     return std::nullopt;

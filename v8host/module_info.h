@@ -45,6 +45,7 @@ struct ExportInfo {
 struct ModuleInfo {
   std::vector<ImportInfo> imports;
   std::vector<ExportInfo> exports;
+  std::vector<ExternType> memories;  // every memory: imported ones first, then defined
   const ExportInfo* find_export(const std::string& name) const;
 };
 

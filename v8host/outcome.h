@@ -16,7 +16,9 @@ enum class OutcomeKind {
   kLinkError,      // an import could not be satisfied
   kEntryError,     // entry point missing or of the wrong type
   kSetupError,     // sandbox setup failed in the child
-  kResourceLimit,  // a limit hit inside the child (message says which)
+  kMemoryLimit,    // V8 heap limit, allocation failure, or a memory over wasm_memory
+  kTimeout,        // the watchdog stopped the guest at the wall-time limit
+  kCpuLimit,       // the watchdog stopped the guest at the CPU-time limit (or SIGXCPU)
   kInternalError,
 };
 

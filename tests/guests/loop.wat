@@ -1,0 +1,2 @@
+;; Spins forever in pure wasm: only termination can stop it.
+(module (func (export "_start") (loop $l (br $l))))

@@ -1,0 +1,159 @@
+// Every way a job can end under its limits, with its exact status, on one supervisor loop.
+#include <boost/test/unit_test.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <uv.h>
+
+#include <chrono>
+#include <map>
+
+#include "supervisor/supervisor.h"
+#include "tests/testlib.h"
+
+using namespace wj;
+
+namespace {
+
+Job job_for(const std::string& guest, std::vector<std::string> args = {}) {
+  Job j;
+  j.module_path = wjt::guest(guest);
+  j.argv = {guest};
+  j.argv.insert(j.argv.end(), args.begin(), args.end());
+  return j;
+}
+
+// Runs jobs concurrently on one loop; returns their results and wall times (ms).
+struct Ran {
+  Result r;
+  double ms;
+};
+std::vector<Ran> run_all(const std::vector<std::pair<Job, RunOptions>>& jobs) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  std::vector<Ran> out(jobs.size());
+  auto t0 = std::chrono::steady_clock::now();
+  {
+    Supervisor sup(&loop);
+    for (size_t i = 0; i < jobs.size(); ++i)
+      sup.start(jobs[i].first, jobs[i].second, [&, i](Result r) {
+        out[i] = Ran{std::move(r), std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()};
+      });
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
+  uv_loop_close(&loop);
+  return out;
+}
+
+Ran run_one(const Job& j, RunOptions o) { return run_all({{j, o}})[0]; }
+
+RunOptions with_wall(double ms) {
+  RunOptions o;
+  o.limits.wall_time_ms = ms;
+  return o;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(infinite_loop_times_out_while_other_jobs_run) {
+  auto res = run_all({{job_for("loop"), with_wall(1000)}, {job_for("hello", {"neighbour"}), with_wall(10000)}});
+  BOOST_TEST(to_string(res[0].r.status) == "timeout");
+  BOOST_TEST(res[0].r.error == "wall-time limit of 1s exceeded");
+  BOOST_TEST(res[0].ms < 1500);  // the limit plus a small margin
+  BOOST_TEST(res[0].r.exit_code == -1);
+  // The neighbour was not slowed down by the spinning job and finished first.
+  BOOST_TEST(to_string(res[1].r.status) == "ok");
+  BOOST_TEST(res[1].r.out.data == "Hello, neighbour!\n");
+  BOOST_TEST(res[1].ms < res[0].ms);
+}
+
+BOOST_AUTO_TEST_CASE(loop_calling_host_functions_times_out) {
+  auto ran = run_one(job_for("hostloop"), with_wall(700));
+  BOOST_TEST(to_string(ran.r.status) == "timeout");
+  BOOST_TEST(ran.ms < 1200);
+}
+
+BOOST_AUTO_TEST_CASE(blocked_in_a_host_call_is_killed_at_the_limit) {
+  auto ran = run_one(job_for("sleep_long"), with_wall(600));
+  BOOST_TEST(to_string(ran.r.status) == "timeout");
+  BOOST_TEST(ran.ms < 1100);
+}
+
+BOOST_AUTO_TEST_CASE(cpu_limit) {
+  RunOptions o = with_wall(10000);
+  o.limits.cpu_time_ms = 500;
+  auto ran = run_one(job_for("loop"), o);
+  BOOST_TEST(to_string(ran.r.status) == "cpu_limit");
+  BOOST_TEST(ran.r.error == "CPU-time limit of 500ms exceeded");
+  BOOST_TEST(ran.r.usage.cpu_ms >= 500);
+  BOOST_TEST(ran.ms < 2000);
+}
+
+BOOST_AUTO_TEST_CASE(ten_gib_grow_is_refused) {
+  RunOptions o = with_wall(10000);
+  o.limits.wasm_memory_bytes = 64ull << 20;
+  auto ran = run_one(job_for("big_grow"), o);
+  BOOST_TEST(to_string(ran.r.status) == "ok");
+  BOOST_TEST(ran.r.out.data == "refused\n");
+  // Without a policy cap, 10 GiB is still over wasm32's 4 GiB: refused too.
+  ran = run_one(job_for("big_grow"), with_wall(10000));
+  BOOST_TEST(ran.r.out.data == "refused\n");
+}
+
+BOOST_AUTO_TEST_CASE(growth_page_by_page_stops_at_wasm_memory) {
+  RunOptions o = with_wall(20000);
+  o.limits.wasm_memory_bytes = 64ull << 20;
+  auto ran = run_one(job_for("grow_pages"), o);
+  BOOST_TEST(to_string(ran.r.status) == "ok");
+  BOOST_TEST(ran.r.out.data == "refused at 1024 pages (64 MiB)\n");
+  BOOST_TEST(ran.r.usage.peak_wasm_memory_bytes == 64ull << 20);
+}
+
+BOOST_AUTO_TEST_CASE(declared_memory_over_the_cap_is_refused_before_running) {
+  RunOptions o = with_wall(10000);
+  o.limits.wasm_memory_bytes = 64ull << 20;
+  auto ran = run_one(job_for("declared_big"), o);
+  BOOST_TEST(to_string(ran.r.status) == "invalid_job");
+  BOOST_TEST(ran.r.error.find("memory 0 declares a minimum of 2000 pages (125MiB), over the wasm_memory limit of 64MiB") !=
+             std::string::npos);
+  BOOST_TEST(ran.r.exit_code == -1);
+}
+
+BOOST_AUTO_TEST_CASE(deep_recursion_is_a_trap) {
+  auto ran = run_one(job_for("recurse"), with_wall(10000));
+  BOOST_TEST(to_string(ran.r.status) == "trap");
+  BOOST_REQUIRE(ran.r.trap.has_value());
+  BOOST_TEST(ran.r.trap->message == "RangeError: Maximum call stack size exceeded");
+}
+
+BOOST_AUTO_TEST_CASE(a_gib_of_stdout_is_kept_to_the_cap) {
+  RunOptions o = with_wall(30000);
+  o.stdout_cap = 1u << 20;
+  size_t streamed = 0;
+  o.on_output = [&](Stream, const char*, size_t n) { streamed += n; };
+  auto ran = run_one(job_for("flood", {"1024"}), o);
+  BOOST_TEST(to_string(ran.r.status) == "ok");
+  BOOST_TEST(ran.r.out.data.size() == 1u << 20);
+  BOOST_TEST(ran.r.out.truncated);
+  BOOST_TEST(ran.r.out.total_bytes == 1ull << 30);
+  BOOST_TEST(streamed == 1ull << 30);  // all of it was streamed to the consumer
+}
+
+BOOST_AUTO_TEST_CASE(external_sigkill_is_crashed) {
+  RunOptions o = with_wall(10000);
+  o.on_spawn = [](pid_t pid) {
+    // Give it a moment to start spinning, then kill it from outside.
+    if (fork() == 0) {
+      usleep(300 * 1000);
+      kill(pid, SIGKILL);
+      _exit(0);
+    }
+  };
+  auto ran = run_one(job_for("loop"), o);
+  int st;
+  while (waitpid(-1, &st, WNOHANG) > 0) {
+  }
+  BOOST_TEST(to_string(ran.r.status) == "crashed");
+  BOOST_TEST(ran.r.error == "child killed by SIGKILL before reporting a result");
+  BOOST_TEST(ran.ms < 5000);
+}
