@@ -46,7 +46,7 @@ std::string signal_name(int sig) {
 }  // namespace
 
 // One live job: its child, three pipes, and a pidfd, all on the loop.
-struct Supervisor::Running {
+struct Running {
   uv_loop_t* loop;
   Job job;
   RunOptions opts;
@@ -86,8 +86,12 @@ struct Supervisor::Running {
     finish_result();
   }
 
+  std::shared_ptr<JobControl> control = std::make_shared<JobControl>();
+  bool cancelled = false;
+
   void finish_result() {
     result.timing.total = ms_between(t_start, Clock::now());
+    control->running_ = nullptr;
     auto cb = std::move(done);
     Result r = std::move(result);
     delete this;
@@ -146,6 +150,7 @@ struct Supervisor::Running {
     uv_close(reinterpret_cast<uv_handle_t*>(&wall_timer), close_cb_thunk);
   }
   static void close_cb_thunk(uv_handle_t* h);
+  friend class JobControl;
 
   void set_timeout() {
     result.status = Status::kTimeout;
@@ -184,6 +189,9 @@ struct Supervisor::Running {
       }
       result.error = "the job made a forbidden system call: " + v.syscall;
       result.violation = v;
+    } else if (cancelled && !(outcome && outcome->kind != OutcomeKind::kTimeout && outcome->kind != OutcomeKind::kCpuLimit)) {
+      result.status = Status::kCancelled;
+      result.error = "cancelled by the caller";
     } else if (timed_out && !(outcome && outcome->kind != OutcomeKind::kTimeout)) {
       set_timeout();
     } else if (signaled && opts.limits.cpu_time_ms && result.usage.cpu_ms >= *opts.limits.cpu_time_ms &&
@@ -231,6 +239,7 @@ struct Supervisor::Running {
     result.timing.total = ms_between(t_start, Clock::now());
     double startup = result.timing.total - result.timing.compile - result.timing.run;
     result.timing.startup = startup > 0 ? startup : 0;
+    control->running_ = nullptr;
     auto cb = std::move(done);
     Result r = std::move(result);
     delete this;
@@ -241,19 +250,27 @@ struct Supervisor::Running {
 namespace {
 
 void close_cb(uv_handle_t* h) {
-  auto* r = static_cast<Supervisor::Running*>(h->data);
+  auto* r = static_cast<Running*>(h->data);
   r->handle_closed();
 }
 
 }  // namespace
 
-void Supervisor::Running::close_cb_thunk(uv_handle_t* h) { close_cb(h); }
+void Running::close_cb_thunk(uv_handle_t* h) { close_cb(h); }
+
+void JobControl::cancel() {
+  if (!running_ || running_->reaped) return;
+  running_->cancelled = true;
+  running_->kill_child();
+}
 
 Supervisor::Supervisor(uv_loop_t* loop) : loop_(loop) {}
 Supervisor::~Supervisor() = default;
 
-void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Result)> done) {
+std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, std::function<void(Result)> done) {
   auto* r = new Running{};
+  std::shared_ptr<JobControl> control = r->control;
+  control->running_ = r;
   r->loop = loop_;
   r->job = job;
   r->opts = std::move(opts);
@@ -266,7 +283,7 @@ void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Resul
   if (job.module_bytes) {
     module = *job.module_bytes;
   } else if (auto err = read_file_capped(job.module_path, r->opts.module_bytes_max, &module)) {
-    return r->fail_now(Status::kInvalidJob, *err);
+    { r->fail_now(Status::kInvalidJob, *err); return control; }
   }
   std::vector<int> dir_fds;
   auto close_dirs = [&] {
@@ -277,8 +294,8 @@ void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Resul
     if (fd < 0) {
       int e = errno;
       close_dirs();
-      return r->fail_now(Status::kInvalidJob, "cannot open directory " + d.host_path + " for " +
-                                                  d.guest_path + ": " + strerr(e));
+      { r->fail_now(Status::kInvalidJob, "cannot open directory " + d.host_path + " for " +
+                                                  d.guest_path + ": " + strerr(e)); return control; }
     }
     dir_fds.push_back(fd);
   }
@@ -288,7 +305,7 @@ void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Resul
       int e = errno;
       for (int j = 0; j < i; ++j) close(fds[j][0]), close(fds[j][1]);
       close_dirs();
-      return r->fail_now(Status::kInternalError, "pipe2: " + strerr(e));
+      { r->fail_now(Status::kInternalError, "pipe2: " + strerr(e)); return control; }
     }
   }
   ChildSetup setup{&job, &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}, 0, 0, 0, 0};
@@ -313,7 +330,7 @@ void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Resul
   close_dirs();
   if (pid < 0) {
     for (auto& p : fds) close(p[0]);
-    return r->fail_now(Status::kInternalError, "fork: " + strerr(fork_errno));
+    { r->fail_now(Status::kInternalError, "fork: " + strerr(fork_errno)); return control; }
   }
   r->pid = pid;
   r->pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
@@ -323,7 +340,7 @@ void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Resul
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     for (auto& p : fds) close(p[0]);
-    return r->fail_now(Status::kInternalError, "pidfd_open: " + strerr(e));
+    { r->fail_now(Status::kInternalError, "pidfd_open: " + strerr(e)); return control; }
   }
 
   for (int i = 0; i < 3; ++i) {
@@ -384,6 +401,7 @@ void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Resul
     run->pid_poll_open = false;
     uv_close(reinterpret_cast<uv_handle_t*>(h), close_cb);
   });
+  return control;
 }
 
 Result run_job(const Job& job, RunOptions opts) {

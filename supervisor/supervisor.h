@@ -15,6 +15,8 @@
 
 namespace wj {
 
+struct Running;  // one live job (supervisor.cc)
+
 enum class Stream { kStdout = 1, kStderr = 2 };
 
 // Limits for one job, already resolved (policy, then what the job asked for). Unset: none.
@@ -37,6 +39,19 @@ struct RunOptions {
   std::function<void(pid_t)> on_spawn;
 };
 
+// A handle on a started job: cancel it while it runs. Safe to use after the job ended.
+class JobControl {
+ public:
+  // Kills the child; the job ends with status `cancelled` (unless it already ended).
+  void cancel();
+  bool done() const { return running_ == nullptr; }
+
+ private:
+  friend class Supervisor;
+  friend struct Running;
+  Running* running_ = nullptr;
+};
+
 class Supervisor {
  public:
   explicit Supervisor(uv_loop_t* loop);
@@ -45,9 +60,7 @@ class Supervisor {
   Supervisor& operator=(const Supervisor&) = delete;
 
   // Starts `job`; `done` runs on the loop exactly once, with the final Result.
-  void start(const Job& job, RunOptions opts, std::function<void(Result)> done);
-
-  struct Running;  // one live job (supervisor.cc)
+  std::shared_ptr<JobControl> start(const Job& job, RunOptions opts, std::function<void(Result)> done);
 
  private:
   uv_loop_t* loop_;
