@@ -41,11 +41,55 @@ constexpr uint64_t kFdDatasync = 1ull << 0, kFdRead = 1ull << 1, kFdSeek = 1ull 
                    kPathUnlinkFile = 1ull << 26, kPollFdReadwrite = 1ull << 27,
                    kSockShutdown = 1ull << 28, kSockAccept = 1ull << 29;
 constexpr uint64_t kAll = (1ull << 30) - 1;
+
+// What each kind of descriptor can ever hold (as wasmtime's wasi-common grants): a file
+// never carries path_* rights, a directory never carries read/write/seek.
+constexpr uint64_t kFileBase = kFdDatasync | kFdRead | kFdSeek | kFdFdstatSetFlags | kFdSync |
+                               kFdTell | kFdWrite | kFdAdvise | kFdAllocate | kFdFilestatGet |
+                               kFdFilestatSetSize | kFdFilestatSetTimes | kPollFdReadwrite;
+constexpr uint64_t kDirBase =
+    kFdFdstatSetFlags | kFdSync | kFdAdvise | kPathCreateDirectory | kPathCreateFile |
+    kPathLinkSource | kPathLinkTarget | kPathOpen | kFdReaddir | kPathReadlink |
+    kPathRenameSource | kPathRenameTarget | kPathFilestatGet | kPathFilestatSetSize |
+    kPathFilestatSetTimes | kFdFilestatGet | kFdFilestatSetTimes | kPathSymlink |
+    kPathRemoveDirectory | kPathUnlinkFile | kPollFdReadwrite;
+constexpr uint64_t kDirInheriting = kDirBase | kFileBase;
+// Rights that change the filesystem: a read-only preopen and everything opened beneath it
+// never holds any of them.
+constexpr uint64_t kMutating = kFdWrite | kFdAllocate | kFdFilestatSetSize | kFdFilestatSetTimes |
+                               kPathCreateDirectory | kPathCreateFile | kPathLinkSource |
+                               kPathLinkTarget | kPathRenameSource | kPathRenameTarget |
+                               kPathFilestatSetSize | kPathFilestatSetTimes | kPathSymlink |
+                               kPathRemoveDirectory | kPathUnlinkFile;
 }  // namespace right
 
 namespace fdflag {
 constexpr uint16_t kAppend = 1, kDsync = 2, kNonblock = 4, kRsync = 8, kSync = 16;
+constexpr uint16_t kAll = 31;
 }
+
+namespace oflag {
+constexpr uint16_t kCreat = 1, kDirectory = 2, kExcl = 4, kTrunc = 8;
+constexpr uint16_t kAll = 15;
+}
+
+namespace fstflag {
+constexpr uint16_t kAtim = 1, kAtimNow = 2, kMtim = 4, kMtimNow = 8;
+constexpr uint16_t kAll = 15;
+}
+
+constexpr uint32_t kLookupSymlinkFollow = 1;
+
+enum Whence : uint8_t { kWhenceSet = 0, kWhenceCur = 1, kWhenceEnd = 2 };
+
+enum Advice : uint8_t {
+  kAdviceNormal = 0, kAdviceSequential = 1, kAdviceRandom = 2, kAdviceWillNeed = 3,
+  kAdviceDontNeed = 4, kAdviceNoReuse = 5,
+};
+
+constexpr uint32_t kFilestatSize = 64;  // dev, ino, filetype, nlink, size, atim, mtim, ctim
+constexpr uint32_t kFdstatSize = 24;
+constexpr uint32_t kDirentSize = 24;  // d_next u64, d_ino u64, d_namlen u32, d_type u8
 
 enum Clock : uint32_t { kRealtime = 0, kMonotonic = 1, kProcessCputime = 2, kThreadCputime = 3 };
 
