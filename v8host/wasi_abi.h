@@ -14,11 +14,11 @@ enum Errno : uint16_t {
   kLoop = 32, kMfile = 33, kMlink = 34, kMsgSize = 35, kMultihop = 36, kNameTooLong = 37,
   kNetDown = 38, kNetReset = 39, kNetUnreach = 40, kNfile = 41, kNoBufs = 42, kNoDev = 43,
   kNoEnt = 44, kNoExec = 45, kNoLck = 46, kNoLink = 47, kNoMem = 48, kNoMsg = 49,
-  kNoProtoOpt = 50, kNoSpc = 51, kNoSys = 52, kNotBlk = 53, kNotConn = 54, kNotDir = 55,
-  kNotEmpty = 56, kNotRecoverable = 57, kNotSock = 58, kNotSup = 59, kNotTy = 60, kNxio = 61,
-  kOverflow = 62, kOwnerDead = 63, kPerm = 64, kPipe = 65, kProto = 66, kProtoNoSupport = 67,
-  kProtoType = 68, kRange = 69, kRofs = 70, kSpipe = 71, kSrch = 72, kStale = 73,
-  kTimedOut = 74, kTxtBsy = 75, kXdev = 76, kNotCapable = 77,
+  kNoProtoOpt = 50, kNoSpc = 51, kNoSys = 52, kNotConn = 53, kNotDir = 54,
+  kNotEmpty = 55, kNotRecoverable = 56, kNotSock = 57, kNotSup = 58, kNotTy = 59, kNxio = 60,
+  kOverflow = 61, kOwnerDead = 62, kPerm = 63, kPipe = 64, kProto = 65, kProtoNoSupport = 66,
+  kProtoType = 67, kRange = 68, kRofs = 69, kSpipe = 70, kSrch = 71, kStale = 72,
+  kTimedOut = 73, kTxtBsy = 74, kXdev = 75, kNotCapable = 76,
 };
 
 enum Filetype : uint8_t {

@@ -549,9 +549,9 @@ uint32_t path_open(Wasi& w, const uint64_t* a) {
   uint64_t base = want_base & d->rights_inheriting, inh = want_inh & d->rights_inheriting;
   bool write = base & (right::kFdWrite | right::kFdAllocate | right::kFdFilestatSetSize);
   bool read = base & (right::kFdRead | right::kFdReaddir);
-  int flags = O_NOCTTY;
-  if (oflags & oflag::kDirectory) flags |= O_DIRECTORY | O_RDONLY;
-  else flags |= write ? (read ? O_RDWR : O_WRONLY) : O_RDONLY;
+  // Write access to a directory fails with EISDIR in the kernel, as the corpus expects.
+  int flags = O_NOCTTY | (write ? (read ? O_RDWR : O_WRONLY) : O_RDONLY);
+  if (oflags & oflag::kDirectory) flags |= O_DIRECTORY;
   if (!(dirflags & kLookupSymlinkFollow)) flags |= O_NOFOLLOW;
   if (oflags & oflag::kCreat) flags |= O_CREAT;
   if (oflags & oflag::kExcl) flags |= O_EXCL;
