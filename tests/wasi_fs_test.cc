@@ -297,3 +297,19 @@ BOOST_AUTO_TEST_CASE(out_of_bounds_pointers_get_efault) {
   // The fd_out check comes before the file would have been created.
   BOOST_TEST(listing(d) == (std::set<std::string>{".", ".."}));
 }
+
+BOOST_AUTO_TEST_CASE(random_calls_only_return_errnos_and_stay_inside) {
+  for (const char* seed : {"1", "2", "3", "4"}) {
+    Jail j;
+    Snapshot before = snapshot(j.secret);
+    std::set<std::string> outside_before = listing(j.outside);
+    auto r = run({binary(), "run", "--dir", j.jail + "::/", "--dir", j.jail + "/sub::/sub", guest("wasi_fuzz"), seed,
+                  "20000"});
+    BOOST_TEST_CONTEXT("seed " << seed) {
+      BOOST_TEST(r.exit_code == 0);
+      BOOST_TEST(r.out == "done (some calls succeeded)\n");
+      BOOST_TEST(snapshot(j.secret) == before);
+      BOOST_TEST(listing(j.outside) == outside_before);
+    }
+  }
+}

@@ -1,6 +1,11 @@
 // The descriptor, file and directory functions of wasi_snapshot_preview1 (fd_*, path_*).
 // Every guest path resolves beneath its directory descriptor (v8host/confined.h); every
 // guest pointer is checked against the memory's current size before it is touched.
+//
+// Host syscalls they make (for the seccomp policy): openat2, openat, close, fstat,
+// newfstatat, getdents64, readv, writev, preadv, pwritev, lseek, fcntl(F_GETFL/F_SETFL),
+// fadvise64, fallocate, fsync, fdatasync, ftruncate, utimensat, mkdirat, unlinkat,
+// renameat/renameat2, symlinkat, linkat, readlinkat. Never ioctl.
 #pragma once
 
 #include <cstdint>
