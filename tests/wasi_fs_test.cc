@@ -59,7 +59,7 @@ std::ostream& operator<<(std::ostream& os, const Snapshot& s) {
 
 Snapshot snapshot(const std::string& path) {
   Snapshot s;
-  struct stat st{};
+  struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return s;
   s.content = read_file(path);
   s.mtime = st.st_mtim;
@@ -68,7 +68,9 @@ Snapshot snapshot(const std::string& path) {
   return s;
 }
 
-void mkdir_p(const std::string& p) { BOOST_REQUIRE(mkdir(p.c_str(), 0755) == 0); }
+void mkdir_p(const std::string& p) {
+  BOOST_REQUIRE(mkdir(p.c_str(), 0755) == 0);
+}
 void symlink_at(const std::string& target, const std::string& path) {
   BOOST_REQUIRE(symlink(target.c_str(), path.c_str()) == 0);
 }
@@ -83,9 +85,9 @@ struct Jail {
     mkdir_p(jail + "/sub");
     wjt::write_file(secret, "top secret");
     wjt::write_file(jail + "/file.txt", "inside");
-    symlink_at("/etc", jail + "/etc_link");                             // absolute, planted by the host
-    symlink_at("../outside", jail + "/out_link");                       // relative, leads out
-    symlink_at("chain2", jail + "/chain1");                             // a chain that leads out
+    symlink_at("/etc", jail + "/etc_link");        // absolute, planted by the host
+    symlink_at("../outside", jail + "/out_link");  // relative, leads out
+    symlink_at("chain2", jail + "/chain1");        // a chain that leads out
     symlink_at("sub/../../outside/secret.txt", jail + "/chain2");
     symlink_at("loop2", jail + "/loop1");
     symlink_at("loop1", jail + "/loop2");
@@ -117,19 +119,46 @@ BOOST_AUTO_TEST_CASE(escape_attempts_fail_and_touch_nothing_outside) {
   Jail j;
   Snapshot before = snapshot(j.secret);
   std::set<std::string> outside_before = listing(j.outside);
-  auto r = run(probe({j.jail + "::/"},
-                     {"read|file.txt", "read|good_link", "read|../outside/secret.txt",
-                      "read|sub/../../outside/secret.txt", "read|sub/../../../../../../etc/passwd",
-                      "read|/etc/passwd", "read|etc_link/passwd", "read|out_link/secret.txt", "read|chain1",
-                      "readnf|good_link", "read|loop1", "read|dangling", "readnul", "longname|300",
-                      "longpath|5000", "write|../outside/new.txt", "write|out_link/secret.txt",
-                      "write|chain1", "append|chain1", "truncate|chain1", "unlink|out_link/secret.txt",
-                      "rename|file.txt|../outside/moved", "rename|out_link/secret.txt|stolen",
-                      "mkdir|../outside/d", "mkdir|out_link/d", "touch|chain1", "touch|out_link",
-                      "stat|etc_link/passwd", "stat|chain1", "stat|..", "stat|sub/../..", "lstat|chain1",
-                      "link|out_link/secret.txt|stolen", "link|etc_link/|stolen", "readlink|out_link/",
-                      "symlink|/etc/passwd|abs_link", "symlink|../outside|rel_out",
-                      "read|rel_out/secret.txt", "rmdir|out_link/..", "stat|sub/.."}));
+  auto r = run(probe({j.jail + "::/"}, {"read|file.txt",
+                                        "read|good_link",
+                                        "read|../outside/secret.txt",
+                                        "read|sub/../../outside/secret.txt",
+                                        "read|sub/../../../../../../etc/passwd",
+                                        "read|/etc/passwd",
+                                        "read|etc_link/passwd",
+                                        "read|out_link/secret.txt",
+                                        "read|chain1",
+                                        "readnf|good_link",
+                                        "read|loop1",
+                                        "read|dangling",
+                                        "readnul",
+                                        "longname|300",
+                                        "longpath|5000",
+                                        "write|../outside/new.txt",
+                                        "write|out_link/secret.txt",
+                                        "write|chain1",
+                                        "append|chain1",
+                                        "truncate|chain1",
+                                        "unlink|out_link/secret.txt",
+                                        "rename|file.txt|../outside/moved",
+                                        "rename|out_link/secret.txt|stolen",
+                                        "mkdir|../outside/d",
+                                        "mkdir|out_link/d",
+                                        "touch|chain1",
+                                        "touch|out_link",
+                                        "stat|etc_link/passwd",
+                                        "stat|chain1",
+                                        "stat|..",
+                                        "stat|sub/../..",
+                                        "lstat|chain1",
+                                        "link|out_link/secret.txt|stolen",
+                                        "link|etc_link/|stolen",
+                                        "readlink|out_link/",
+                                        "symlink|/etc/passwd|abs_link",
+                                        "symlink|../outside|rel_out",
+                                        "read|rel_out/secret.txt",
+                                        "rmdir|out_link/..",
+                                        "stat|sub/.."}));
   BOOST_TEST(r.exit_code == 0);
   // 63 = PERM (escape refused), 32 = LOOP, 44 = NOENT, 28 = INVAL (NUL), 37 = NAMETOOLONG.
   BOOST_TEST(r.out == lines({
@@ -185,11 +214,11 @@ BOOST_AUTO_TEST_CASE(read_only_preopen_refuses_every_mutation) {
   Jail j;
   Snapshot file_before = snapshot(j.jail + "/file.txt");
   std::set<std::string> jail_before = listing(j.jail), sub_before = listing(j.jail + "/sub");
-  auto r = run(probe({j.jail + "::/data:ro"},
-                     {"read|file.txt", "write|file.txt", "write|new.txt", "append|file.txt",
-                      "truncate|file.txt", "mkdir|newdir", "rmdir|sub", "unlink|file.txt",
-                      "rename|file.txt|renamed", "symlink|file.txt|newlink", "link|file.txt|hardlink",
-                      "touch|file.txt", "ltouch|good_link", "stat|file.txt"}));
+  auto r = run(probe(
+      {j.jail + "::/data:ro"},
+      {"read|file.txt", "write|file.txt", "write|new.txt", "append|file.txt", "truncate|file.txt",
+       "mkdir|newdir", "rmdir|sub", "unlink|file.txt", "rename|file.txt|renamed", "symlink|file.txt|newlink",
+       "link|file.txt|hardlink", "touch|file.txt", "ltouch|good_link", "stat|file.txt"}));
   BOOST_TEST(r.exit_code == 0);
   // 69 = ROFS for every mutation; reading still works.
   BOOST_TEST(r.out == lines({
@@ -217,9 +246,9 @@ BOOST_AUTO_TEST_CASE(several_preopens_each_with_its_own_mode) {
   std::string a = wjt::temp_dir(), b = wjt::temp_dir();
   wjt::write_file(a + "/a.txt", "from a");
   wjt::write_file(b + "/b.txt", "from b");
-  auto r = run(probe({a + "::/a", b + "::/b:ro"},
-                     {"preopen|/a", "read|a.txt", "read|b.txt", "write|new.txt", "preopen|/b", "read|b.txt",
-                      "write|new.txt", "read|../a/a.txt"}));
+  auto r = run(
+      probe({a + "::/a", b + "::/b:ro"}, {"preopen|/a", "read|a.txt", "read|b.txt", "write|new.txt",
+                                          "preopen|/b", "read|b.txt", "write|new.txt", "read|../a/a.txt"}));
   BOOST_TEST(r.exit_code == 0);
   BOOST_TEST(r.out == lines({
                           "preopen|/a: fd 3",
@@ -303,8 +332,8 @@ BOOST_AUTO_TEST_CASE(random_calls_only_return_errnos_and_stay_inside) {
     Jail j;
     Snapshot before = snapshot(j.secret);
     std::set<std::string> outside_before = listing(j.outside);
-    auto r = run({binary(), "run", "--dir", j.jail + "::/", "--dir", j.jail + "/sub::/sub", guest("wasi_fuzz"), seed,
-                  "20000"});
+    auto r = run({binary(), "run", "--dir", j.jail + "::/", "--dir", j.jail + "/sub::/sub",
+                  guest("wasi_fuzz"), seed, "20000"});
     BOOST_TEST_CONTEXT("seed " << seed) {
       BOOST_TEST(r.exit_code == 0);
       BOOST_TEST(r.out == "done (some calls succeeded)\n");

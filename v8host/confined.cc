@@ -26,7 +26,9 @@ int open_beneath(int dirfd, const std::string& path, int flags, unsigned mode) {
   }
 }
 
-uint16_t resolve_errno(int e) { return e == EXDEV ? uint16_t{wasi::kPerm} : wasi::errno_to_wasi(e); }
+uint16_t resolve_errno(int e) {
+  return e == EXDEV ? uint16_t{wasi::kPerm} : wasi::errno_to_wasi(e);
+}
 
 uint16_t resolve_parent(int dirfd, const std::string& path, ParentRef* out) {
   if (path.empty()) return wasi::kNoEnt;

@@ -55,9 +55,9 @@ uint16_t resolve_errno(int e);
 // outside of what openat2 already confined.
 struct ParentRef {
   UniqueFd dir;
-  std::string name;        // last component, with one trailing '/' kept if the path had any
+  std::string name;  // last component, with one trailing '/' kept if the path had any
   bool trailing_slash = false;
-  bool dot_name = false;   // last component is "." or "..": the kernel resolves it itself
+  bool dot_name = false;  // last component is "." or "..": the kernel resolves it itself
 };
 
 // Returns a WASI errno (0 on success).

@@ -172,7 +172,9 @@ uint32_t read_path(Wasi& w, uint64_t ptr, uint64_t len, std::string* out) {
 }
 
 // A syscall's 0 / -1+errno result as a WASI errno.
-uint32_t sys(int rc) { return rc == 0 ? uint32_t{kSuccess} : errno_to_wasi(errno); }
+uint32_t sys(int rc) {
+  return rc == 0 ? uint32_t{kSuccess} : errno_to_wasi(errno);
+}
 
 // u64 offsets and sizes from the guest -> off_t, refusing what does not fit.
 bool to_off(uint64_t v, off_t* out) {
@@ -224,7 +226,7 @@ uint32_t snapshot_dir(int dirfd, std::vector<Wasi::DirListing>* out) {
       l.name = de->d_name;
       l.filetype = filetype_of_dtype(de->d_type);
       if (de->d_type == DT_UNKNOWN) {
-        struct stat st{};
+        struct stat st {};
         if (fstatat(d.get(), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) l.filetype = filetype_of(st.st_mode);
       }
       out->push_back(std::move(l));
@@ -375,7 +377,10 @@ uint32_t fd_seek(Wasi& w, const uint64_t* a) {
   uint64_t need = (offset == 0 && whence == kWhenceCur) ? right::kFdTell : right::kFdSeek;
   Wasi::FdEntry* e;
   if (uint32_t r = get_fd(w, a[0], need, &e)) return r;
-  int how = whence == kWhenceSet ? SEEK_SET : whence == kWhenceCur ? SEEK_CUR : whence == kWhenceEnd ? SEEK_END : -1;
+  int how = whence == kWhenceSet   ? SEEK_SET
+            : whence == kWhenceCur ? SEEK_CUR
+            : whence == kWhenceEnd ? SEEK_END
+                                   : -1;
   if (how < 0) return kInval;
   GuestMemory m = w.memory();
   if (!m.ok(a[3], 8)) return kFault;
@@ -437,7 +442,7 @@ uint32_t fd_sync(Wasi& w, const uint64_t* a) {
 uint32_t fd_filestat_get(Wasi& w, const uint64_t* a) {
   Wasi::FdEntry* e;
   if (uint32_t r = get_fd(w, a[0], right::kFdFilestatGet, &e)) return r;
-  struct stat st{};
+  struct stat st {};
   if (e->host_fd >= 0 && fstat(e->host_fd, &st) != 0) return errno_to_wasi(errno);
   GuestMemory m = w.memory();
   if (!m.ok(a[1], kFilestatSize)) return kFault;
@@ -536,7 +541,8 @@ uint32_t path_open(Wasi& w, const uint64_t* a) {
   if (uint32_t r = get_dir(w, a[0], right::kPathOpen, &d)) return r;
   if (d->read_only && (need & right::kMutating)) return kRofs;
   // Truncating without the right is refused with PERM, as wasmtime and the corpus expect.
-  if ((d->rights_base & need) != need) return (oflags & oflag::kTrunc) ? uint32_t{kPerm} : uint32_t{kNotCapable};
+  if ((d->rights_base & need) != need)
+    return (oflags & oflag::kTrunc) ? uint32_t{kPerm} : uint32_t{kNotCapable};
   if ((oflags & ~uint64_t{oflag::kAll}) || (fdflags & ~uint64_t{fdflag::kAll})) return kInval;
   {
     GuestMemory m = w.memory();
@@ -563,7 +569,7 @@ uint32_t path_open(Wasi& w, const uint64_t* a) {
   if (fdflags & fdflag::kNonblock) flags |= O_NONBLOCK;
   UniqueFd fd(open_beneath(d->host_fd, path, flags, 0666));
   if (fd.get() < 0) return resolve_errno(errno);
-  struct stat st{};
+  struct stat st {};
   if (fstat(fd.get(), &st) != 0) return errno_to_wasi(errno);
 
   Wasi::FdEntry e;
@@ -718,7 +724,7 @@ uint32_t path_filestat_get(Wasi& w, const uint64_t* a) {
   int flags = O_PATH | ((a[1] & kLookupSymlinkFollow) ? 0 : O_NOFOLLOW);
   UniqueFd fd(open_beneath(d->host_fd, path, flags, 0));
   if (fd.get() < 0) return resolve_errno(errno);
-  struct stat st{};
+  struct stat st {};
   if (fstat(fd.get(), &st) != 0) return errno_to_wasi(errno);
   GuestMemory m = w.memory();
   if (!m.ok(a[4], kFilestatSize)) return kFault;

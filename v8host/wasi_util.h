@@ -26,9 +26,15 @@ inline uint32_t rd32(const GuestMemory& m, uint64_t p) {
   std::memcpy(&v, m.at(p), 4);
   return v;
 }
-inline void wr16(const GuestMemory& m, uint64_t p, uint16_t v) { std::memcpy(m.at(p), &v, 2); }
-inline void wr32(const GuestMemory& m, uint64_t p, uint32_t v) { std::memcpy(m.at(p), &v, 4); }
-inline void wr64(const GuestMemory& m, uint64_t p, uint64_t v) { std::memcpy(m.at(p), &v, 8); }
+inline void wr16(const GuestMemory& m, uint64_t p, uint16_t v) {
+  std::memcpy(m.at(p), &v, 2);
+}
+inline void wr32(const GuestMemory& m, uint64_t p, uint32_t v) {
+  std::memcpy(m.at(p), &v, 4);
+}
+inline void wr64(const GuestMemory& m, uint64_t p, uint64_t v) {
+  std::memcpy(m.at(p), &v, 8);
+}
 
 inline uint64_t to_ns(const timespec& ts) {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
