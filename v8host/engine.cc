@@ -10,7 +10,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -151,6 +153,58 @@ std::string v8_reason(const std::string& msg) {
   return s;
 }
 
+// V8 10.2 enables SIMD, bulk memory, reference types, exception handling (try/catch),
+// sign extension, saturating conversions, multi-value and threads by default. Proposals it
+// only has behind --experimental-wasm-* flags stay off: untrusted code should not reach
+// compiler paths V8 itself did not ship. When a module needs one of them, V8's message
+// names an opcode or a flag at best; say which proposal that is.
+std::string missing_feature(const std::string& reason) {
+  static const std::pair<const char*, const char*> kByFlag[] = {
+      {"return_call", "tail-call"},
+      {"memory64", "memory64"},
+      {"gc", "garbage collection (gc)"},
+      {"typed_funcref", "typed function references"},
+      {"stringref", "stringref"},
+      {"relaxed_simd", "relaxed SIMD"},
+      {"extended_const", "extended constant expressions"},
+      {"multi_memory", "multi-memory"},
+      {"type_reflection", "type reflection"},
+      {"stack_switching", "stack switching"},
+  };
+  const std::string flag = "--experimental-wasm-";
+  if (auto at = reason.find(flag); at != std::string::npos) {
+    size_t b = at + flag.size(), e = b;
+    while (e < reason.size() && (std::isalnum(static_cast<unsigned char>(reason[e])) || reason[e] == '_' ||
+                                 reason[e] == '-'))
+      ++e;
+    std::string name = reason.substr(b, e - b);
+    for (auto& c : name)
+      if (c == '-') c = '_';
+    for (const auto& [f, feature] : kByFlag)
+      if (name == f) return feature;
+    return name;
+  }
+  if (reason.find("is not allowed in init. expressions") != std::string::npos) return "extended constant expressions";
+  if (reason.find("memory count of") != std::string::npos) return "multi-memory";
+  if (reason.find("expected signature definition 0x60") != std::string::npos) return "garbage collection (gc)";
+  // New-style exception handling (try_table 0x1f, throw_ref 0x0a) postdates V8 10.2.
+  if (reason.find("Invalid opcode 0x1f") != std::string::npos || reason.find("Invalid opcode 0xa ") != std::string::npos)
+    return "exception handling with exnref (try_table)";
+  // Relaxed SIMD opcodes are 0xfd 0x100..0x113; V8 10.2 reports them as prefixed opcodes >= 256.
+  if (auto at = reason.find("Invalid prefixed opcode "); at != std::string::npos) {
+    long op = std::strtol(reason.c_str() + at + 24, nullptr, 10);
+    if (op >= 0x100 && op <= 0x1ff) return "relaxed SIMD";
+  }
+  return {};
+}
+
+std::string explain_invalid(const std::string& reason) {
+  std::string feature = missing_feature(reason);
+  if (feature.empty()) return reason;
+  return reason + " (the module needs the WebAssembly " + feature +
+         " proposal, which wasmjail's V8 10.2 does not support)";
+}
+
 ExternType wasi_type(const std::string& params, bool returns_errno) {
   ExternType t;
   t.kind = ExternKind::kFunction;
@@ -233,7 +287,7 @@ class Runner {
     out_.compile_ms += ms_since(t0);
     if (!compiled)
       return fail(OutcomeKind::kInvalidModule,
-                  who + v8_reason(tc_.HasCaught() ? to_std(iso_, tc_.Exception()) : "compilation failed"));
+                  who + explain_invalid(v8_reason(tc_.HasCaught() ? to_std(iso_, tc_.Exception()) : "compilation failed")));
     std::string err;
     auto mi = read_module_info(bytes.data(), bytes.size(), &err);
     if (!mi) return fail(OutcomeKind::kInvalidModule, who + err);

@@ -16,73 +16,19 @@
 #include <string_view>
 
 #include "v8host/wasi_abi.h"
+#include "v8host/wasi_fs.h"
+#include "v8host/wasi_util.h"
 
 namespace wj {
 namespace {
 
 using namespace wasi;  // NOLINT(google-build-using-namespace): ABI constants
 
-// Arguments arrive widened to u64; 'i' is an i32 parameter, 'I' an i64 one.
-using Handler = uint32_t (*)(Wasi& w, const uint64_t* a);
-
 struct FnSpec {
   const char* name;
-  const char* sig;
+  const char* sig;  // one letter per parameter: 'i' an i32, 'I' an i64
   Handler fn;
 };
-
-uint16_t errno_to_wasi(int e) {
-  switch (e) {
-    case E2BIG: return k2Big;
-    case EACCES: return kAcces;
-    case EAGAIN: return kAgain;
-    case EBADF: return kBadf;
-    case EBUSY: return kBusy;
-    case EDQUOT: return kDquot;
-    case EEXIST: return kExist;
-    case EFAULT: return kFault;
-    case EFBIG: return kFbig;
-    case EINTR: return kIntr;
-    case EINVAL: return kInval;
-    case EIO: return kIo;
-    case EISDIR: return kIsDir;
-    case ELOOP: return kLoop;
-    case EMFILE: return kMfile;
-    case EMLINK: return kMlink;
-    case ENAMETOOLONG: return kNameTooLong;
-    case ENFILE: return kNfile;
-    case ENODEV: return kNoDev;
-    case ENOENT: return kNoEnt;
-    case ENOMEM: return kNoMem;
-    case ENOSPC: return kNoSpc;
-    case ENOSYS: return kNoSys;
-    case ENOTDIR: return kNotDir;
-    case ENOTEMPTY: return kNotEmpty;
-    case ENOTSUP: return kNotSup;
-    case ENOTTY: return kNotTy;
-    case ENXIO: return kNxio;
-    case EOVERFLOW: return kOverflow;
-    case EPERM: return kPerm;
-    case EPIPE: return kPipe;
-    case ERANGE: return kRange;
-    case EROFS: return kRofs;
-    case ESPIPE: return kSpipe;
-    case ETIMEDOUT: return kTimedOut;
-    case ETXTBSY: return kTxtBsy;
-    case EXDEV: return kXdev;
-    case ENOTSOCK: return kNotSock;
-    default: return kIo;
-  }
-}
-
-inline uint32_t rd32(const GuestMemory& m, uint64_t p) {
-  uint32_t v;
-  std::memcpy(&v, m.at(p), 4);
-  return v;
-}
-inline void wr32(const GuestMemory& m, uint64_t p, uint32_t v) { std::memcpy(m.at(p), &v, 4); }
-inline void wr64(const GuestMemory& m, uint64_t p, uint64_t v) { std::memcpy(m.at(p), &v, 8); }
-inline void wr16(const GuestMemory& m, uint64_t p, uint16_t v) { std::memcpy(m.at(p), &v, 2); }
 
 // ---- args / environ --------------------------------------------------------------
 
@@ -181,167 +127,6 @@ uint32_t proc_exit(Wasi& w, const uint64_t* a) {
 
 // proc_raise is deprecated in preview1 and no runtime delivers real signals to a guest.
 uint32_t proc_raise(Wasi&, const uint64_t*) { return kNoSys; }
-
-// ---- fds ---------------------------------------------------------------------------------
-
-// Gathers guest iovecs into host iovecs, each checked against memory. At most IOV_MAX.
-uint32_t gather(const GuestMemory& m, uint64_t iovs, uint64_t n, std::vector<iovec>* out) {
-  if (n > IOV_MAX) return kInval;
-  if (!m.ok(iovs, 8 * n)) return kFault;
-  out->resize(n);
-  for (uint64_t i = 0; i < n; ++i) {
-    uint32_t p = rd32(m, iovs + 8 * i), len = rd32(m, iovs + 8 * i + 4);
-    if (!m.ok(p, len)) return kFault;
-    (*out)[i] = iovec{m.at(p), len};
-  }
-  return kSuccess;
-}
-
-uint32_t fd_write(Wasi& w, const uint64_t* a) {
-  Wasi::FdEntry* e = w.fd(static_cast<uint32_t>(a[0]));
-  if (!e) return kBadf;
-  if (!(e->rights_base & right::kFdWrite)) return kNotCapable;
-  GuestMemory m = w.memory();
-  if (!m.ok(a[3], 4)) return kFault;
-  std::vector<iovec> iov;
-  if (uint32_t r = gather(m, a[1], a[2], &iov)) return r;
-  if (e->host_fd < 0) return kBadf;
-  ssize_t n;
-  do n = writev(e->host_fd, iov.data(), static_cast<int>(iov.size()));
-  while (n < 0 && errno == EINTR);
-  if (n < 0) return errno_to_wasi(errno);
-  wr32(m, a[3], static_cast<uint32_t>(n));
-  return kSuccess;
-}
-
-uint32_t fd_read(Wasi& w, const uint64_t* a) {
-  Wasi::FdEntry* e = w.fd(static_cast<uint32_t>(a[0]));
-  if (!e) return kBadf;
-  if (!(e->rights_base & right::kFdRead)) return kNotCapable;
-  GuestMemory m = w.memory();
-  if (!m.ok(a[3], 4)) return kFault;
-  std::vector<iovec> iov;
-  if (uint32_t r = gather(m, a[1], a[2], &iov)) return r;
-  ssize_t n = 0;
-  if (e->host_fd >= 0) {
-    do n = readv(e->host_fd, iov.data(), static_cast<int>(iov.size()));
-    while (n < 0 && errno == EINTR);
-    if (n < 0) return errno_to_wasi(errno);
-  }
-  wr32(m, a[3], static_cast<uint32_t>(n));
-  return kSuccess;
-}
-
-uint32_t fd_close(Wasi& w, const uint64_t* a) {
-  auto& fds = w.fds();
-  uint32_t n = static_cast<uint32_t>(a[0]);
-  Wasi::FdEntry* e = w.fd(n);
-  if (!e) return kBadf;
-  if (e->is_preopen) return kNotSup;  // preopens stay for the job's life, as in wasmtime
-  if (e->owned && e->host_fd >= 0) close(e->host_fd);
-  fds[n].reset();
-  return kSuccess;
-}
-
-uint32_t fd_fdstat_get(Wasi& w, const uint64_t* a) {
-  Wasi::FdEntry* e = w.fd(static_cast<uint32_t>(a[0]));
-  if (!e) return kBadf;
-  GuestMemory m = w.memory();
-  if (!m.ok(a[1], 24)) return kFault;
-  std::memset(m.at(a[1]), 0, 24);
-  m.at(a[1])[0] = e->filetype;
-  wr16(m, a[1] + 2, e->fdflags);
-  wr64(m, a[1] + 8, e->rights_base);
-  wr64(m, a[1] + 16, e->rights_inheriting);
-  return kSuccess;
-}
-
-uint32_t fd_fdstat_set_flags(Wasi& w, const uint64_t* a) {
-  Wasi::FdEntry* e = w.fd(static_cast<uint32_t>(a[0]));
-  if (!e) return kBadf;
-  if (!(e->rights_base & right::kFdFdstatSetFlags)) return kNotCapable;
-  uint16_t flags = static_cast<uint16_t>(a[1]);
-  if (e->host_fd >= 0) {
-    int fl = fcntl(e->host_fd, F_GETFL);
-    if (fl < 0) return errno_to_wasi(errno);
-    fl = (fl & ~(O_APPEND | O_NONBLOCK)) | ((flags & fdflag::kAppend) ? O_APPEND : 0) |
-         ((flags & fdflag::kNonblock) ? O_NONBLOCK : 0);
-    if (fcntl(e->host_fd, F_SETFL, fl) != 0) return errno_to_wasi(errno);
-  }
-  e->fdflags = flags;
-  return kSuccess;
-}
-
-uint32_t fd_fdstat_set_rights(Wasi& w, const uint64_t* a) {
-  Wasi::FdEntry* e = w.fd(static_cast<uint32_t>(a[0]));
-  if (!e) return kBadf;
-  // Rights can only be dropped, never gained.
-  if ((a[1] & ~e->rights_base) || (a[2] & ~e->rights_inheriting)) return kNotCapable;
-  e->rights_base = a[1];
-  e->rights_inheriting = a[2];
-  return kSuccess;
-}
-
-uint32_t fd_seek(Wasi& w, const uint64_t* a) {
-  Wasi::FdEntry* e = w.fd(static_cast<uint32_t>(a[0]));
-  if (!e) return kBadf;
-  if (!(e->rights_base & (right::kFdSeek | right::kFdTell))) return kNotCapable;
-  int whence = a[2] == 0 ? SEEK_SET : a[2] == 1 ? SEEK_CUR : a[2] == 2 ? SEEK_END : -1;
-  if (whence < 0) return kInval;
-  GuestMemory m = w.memory();
-  if (!m.ok(a[3], 8)) return kFault;
-  if (e->host_fd < 0) return kSpipe;
-  off_t r = lseek(e->host_fd, static_cast<off_t>(a[1]), whence);
-  if (r < 0) return errno_to_wasi(errno);
-  wr64(m, a[3], static_cast<uint64_t>(r));
-  return kSuccess;
-}
-
-uint32_t fd_tell(Wasi& w, const uint64_t* a) {
-  const uint64_t args[4] = {a[0], 0, 1, a[1]};
-  return fd_seek(w, args);
-}
-
-uint32_t fd_filestat_get(Wasi& w, const uint64_t* a) {
-  Wasi::FdEntry* e = w.fd(static_cast<uint32_t>(a[0]));
-  if (!e) return kBadf;
-  GuestMemory m = w.memory();
-  if (!m.ok(a[1], 64)) return kFault;
-  std::memset(m.at(a[1]), 0, 64);
-  m.at(a[1])[16] = e->filetype;
-  if (e->host_fd >= 0) {
-    struct stat st{};
-    if (fstat(e->host_fd, &st) != 0) return errno_to_wasi(errno);
-    wr64(m, a[1], st.st_dev);
-    wr64(m, a[1] + 8, st.st_ino);
-    wr64(m, a[1] + 24, st.st_nlink);
-    wr64(m, a[1] + 32, static_cast<uint64_t>(st.st_size));
-    wr64(m, a[1] + 40, to_ns(st.st_atim));
-    wr64(m, a[1] + 48, to_ns(st.st_mtim));
-    wr64(m, a[1] + 56, to_ns(st.st_ctim));
-  }
-  return kSuccess;
-}
-
-uint32_t fd_prestat_get(Wasi& w, const uint64_t* a) {
-  Wasi::FdEntry* e = w.fd(static_cast<uint32_t>(a[0]));
-  if (!e || !e->is_preopen) return kBadf;
-  GuestMemory m = w.memory();
-  if (!m.ok(a[1], 8)) return kFault;
-  wr32(m, a[1], 0);  // tag: dir
-  wr32(m, a[1] + 4, static_cast<uint32_t>(e->guest_path.size()));
-  return kSuccess;
-}
-
-uint32_t fd_prestat_dir_name(Wasi& w, const uint64_t* a) {
-  Wasi::FdEntry* e = w.fd(static_cast<uint32_t>(a[0]));
-  if (!e || !e->is_preopen) return kBadf;
-  GuestMemory m = w.memory();
-  if (a[2] < e->guest_path.size()) return kNameTooLong;
-  if (!m.ok(a[1], e->guest_path.size())) return kFault;
-  std::memcpy(m.at(a[1]), e->guest_path.data(), e->guest_path.size());
-  return kSuccess;
-}
 
 // ---- poll_oneoff ---------------------------------------------------------------------------
 
@@ -474,8 +259,6 @@ uint32_t poll_oneoff(Wasi& w, const uint64_t* a) {
   return kSuccess;
 }
 
-uint32_t not_yet(Wasi&, const uint64_t*) { return kNoSys; }
-
 // sock_* on a preview1 guest: wasmjail never hands a guest a socket, so every fd is either
 // not open (EBADF) or not a socket (ENOTSOCK), as the conformance corpus expects.
 uint32_t sock_call(Wasi& w, const uint64_t* a) {
@@ -489,37 +272,37 @@ constexpr FnSpec kFunctions[] = {
     {"environ_sizes_get", "ii", environ_sizes_get},
     {"clock_res_get", "ii", clock_res_get},
     {"clock_time_get", "iIi", clock_time_get},
-    {"fd_advise", "iIIi", not_yet},
-    {"fd_allocate", "iII", not_yet},
+    {"fd_advise", "iIIi", fd_advise},
+    {"fd_allocate", "iII", fd_allocate},
     {"fd_close", "i", fd_close},
-    {"fd_datasync", "i", not_yet},
+    {"fd_datasync", "i", fd_datasync},
     {"fd_fdstat_get", "ii", fd_fdstat_get},
     {"fd_fdstat_set_flags", "ii", fd_fdstat_set_flags},
     {"fd_fdstat_set_rights", "iII", fd_fdstat_set_rights},
     {"fd_filestat_get", "ii", fd_filestat_get},
-    {"fd_filestat_set_size", "iI", not_yet},
-    {"fd_filestat_set_times", "iIIi", not_yet},
-    {"fd_pread", "iiiIi", not_yet},
+    {"fd_filestat_set_size", "iI", fd_filestat_set_size},
+    {"fd_filestat_set_times", "iIIi", fd_filestat_set_times},
+    {"fd_pread", "iiiIi", fd_pread},
     {"fd_prestat_get", "ii", fd_prestat_get},
     {"fd_prestat_dir_name", "iii", fd_prestat_dir_name},
-    {"fd_pwrite", "iiiIi", not_yet},
+    {"fd_pwrite", "iiiIi", fd_pwrite},
     {"fd_read", "iiii", fd_read},
-    {"fd_readdir", "iiiIi", not_yet},
-    {"fd_renumber", "ii", not_yet},
+    {"fd_readdir", "iiiIi", fd_readdir},
+    {"fd_renumber", "ii", fd_renumber},
     {"fd_seek", "iIii", fd_seek},
-    {"fd_sync", "i", not_yet},
+    {"fd_sync", "i", fd_sync},
     {"fd_tell", "ii", fd_tell},
     {"fd_write", "iiii", fd_write},
-    {"path_create_directory", "iii", not_yet},
-    {"path_filestat_get", "iiiii", not_yet},
-    {"path_filestat_set_times", "iiiiIIi", not_yet},
-    {"path_link", "iiiiiii", not_yet},
-    {"path_open", "iiiiiIIii", not_yet},
-    {"path_readlink", "iiiiii", not_yet},
-    {"path_remove_directory", "iii", not_yet},
-    {"path_rename", "iiiiii", not_yet},
-    {"path_symlink", "iiiii", not_yet},
-    {"path_unlink_file", "iii", not_yet},
+    {"path_create_directory", "iii", path_create_directory},
+    {"path_filestat_get", "iiiii", path_filestat_get},
+    {"path_filestat_set_times", "iiiiIIi", path_filestat_set_times},
+    {"path_link", "iiiiiii", path_link},
+    {"path_open", "iiiiiIIii", path_open},
+    {"path_readlink", "iiiiii", path_readlink},
+    {"path_remove_directory", "iii", path_remove_directory},
+    {"path_rename", "iiiiii", path_rename},
+    {"path_symlink", "iiiii", path_symlink},
+    {"path_unlink_file", "iii", path_unlink_file},
     {"poll_oneoff", "iiii", poll_oneoff},
     {"proc_exit", "i", proc_exit},
     {"proc_raise", "i", proc_raise},
@@ -614,8 +397,12 @@ Wasi::Wasi(const RunConfig& cfg) : args_(cfg.argv) {
     e.owned = true;
     e.read_only = p.read_only;
     e.guest_path = p.guest_path;
-    e.rights_base = right::kAll & ~(right::kFdRead | right::kFdWrite | right::kFdSeek | right::kFdTell);
-    e.rights_inheriting = right::kAll;
+    e.rights_base = right::kDirBase;
+    e.rights_inheriting = right::kDirInheriting;
+    if (p.read_only) {
+      e.rights_base &= ~right::kMutating;
+      e.rights_inheriting &= ~right::kMutating;
+    }
     fds_.push_back(std::move(e));
   }
 }
@@ -659,6 +446,24 @@ uint64_t Wasi::peak_memory_size() {
   for (auto& m : memories_)
     if (!m->IsEmpty()) peak = std::max<uint64_t>(peak, m->Get(isolate_)->Buffer()->ByteLength());
   return peak;
+}
+
+std::optional<uint32_t> Wasi::add_fd(FdEntry e) {
+  for (size_t i = 0; i < fds_.size(); ++i) {
+    if (!fds_[i]) {
+      fds_[i] = std::move(e);
+      return static_cast<uint32_t>(i);
+    }
+  }
+  if (fds_.size() >= kMaxFds) return std::nullopt;
+  fds_.push_back(std::move(e));
+  return static_cast<uint32_t>(fds_.size() - 1);
+}
+
+void Wasi::close_fd(uint32_t n) {
+  if (n >= fds_.size() || !fds_[n]) return;
+  if (fds_[n]->owned && fds_[n]->host_fd >= 0) close(fds_[n]->host_fd);
+  fds_[n].reset();
 }
 
 void Wasi::request_exit(int32_t code) {

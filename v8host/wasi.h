@@ -29,6 +29,13 @@ struct GuestMemory {
 
 class Wasi {
  public:
+  // One directory entry as fd_readdir reports it; cookies index a snapshot of these.
+  struct DirListing {
+    uint64_t ino = 0;
+    uint8_t filetype = 0;
+    std::string name;
+  };
+
   struct FdEntry {
     int host_fd = -1;     // -1: an empty stream (stdin with no input)
     uint8_t filetype = 0;  // WASI filetype
@@ -36,9 +43,15 @@ class Wasi {
     uint64_t rights_base = 0, rights_inheriting = 0;
     bool owned = false;  // close host_fd when the guest closes this entry
     bool is_preopen = false;
+    // Beneath a read-only preopen: every mutation answers ERRNO_ROFS, whatever the rights.
     bool read_only = false;
     std::string guest_path;  // preopens only
+    // fd_readdir snapshot, taken at cookie 0 so that later cookies stay stable.
+    std::vector<DirListing> listing;
   };
+
+  // Most descriptors a guest may hold at once (ERRNO_MFILE beyond).
+  static constexpr size_t kMaxFds = 16384;
 
   explicit Wasi(const RunConfig& cfg);
   ~Wasi();
@@ -64,6 +77,10 @@ class Wasi {
   GuestMemory memory();
   FdEntry* fd(uint32_t n) { return n < fds_.size() && fds_[n] ? &*fds_[n] : nullptr; }
   std::vector<std::optional<FdEntry>>& fds() { return fds_; }
+  // Puts `e` in the lowest free slot and returns its guest number; nullopt when full.
+  std::optional<uint32_t> add_fd(FdEntry e);
+  // Closes the host side of slot `n` (if owned) and frees it.
+  void close_fd(uint32_t n);
   const std::vector<std::string>& args() const { return args_; }
   const std::vector<std::string>& env() const { return env_; }
   void request_exit(int32_t code);

@@ -14,11 +14,11 @@ enum Errno : uint16_t {
   kLoop = 32, kMfile = 33, kMlink = 34, kMsgSize = 35, kMultihop = 36, kNameTooLong = 37,
   kNetDown = 38, kNetReset = 39, kNetUnreach = 40, kNfile = 41, kNoBufs = 42, kNoDev = 43,
   kNoEnt = 44, kNoExec = 45, kNoLck = 46, kNoLink = 47, kNoMem = 48, kNoMsg = 49,
-  kNoProtoOpt = 50, kNoSpc = 51, kNoSys = 52, kNotBlk = 53, kNotConn = 54, kNotDir = 55,
-  kNotEmpty = 56, kNotRecoverable = 57, kNotSock = 58, kNotSup = 59, kNotTy = 60, kNxio = 61,
-  kOverflow = 62, kOwnerDead = 63, kPerm = 64, kPipe = 65, kProto = 66, kProtoNoSupport = 67,
-  kProtoType = 68, kRange = 69, kRofs = 70, kSpipe = 71, kSrch = 72, kStale = 73,
-  kTimedOut = 74, kTxtBsy = 75, kXdev = 76, kNotCapable = 77,
+  kNoProtoOpt = 50, kNoSpc = 51, kNoSys = 52, kNotConn = 53, kNotDir = 54,
+  kNotEmpty = 55, kNotRecoverable = 56, kNotSock = 57, kNotSup = 58, kNotTy = 59, kNxio = 60,
+  kOverflow = 61, kOwnerDead = 62, kPerm = 63, kPipe = 64, kProto = 65, kProtoNoSupport = 66,
+  kProtoType = 67, kRange = 68, kRofs = 69, kSpipe = 70, kSrch = 71, kStale = 72,
+  kTimedOut = 73, kTxtBsy = 74, kXdev = 75, kNotCapable = 76,
 };
 
 enum Filetype : uint8_t {
@@ -41,11 +41,55 @@ constexpr uint64_t kFdDatasync = 1ull << 0, kFdRead = 1ull << 1, kFdSeek = 1ull 
                    kPathUnlinkFile = 1ull << 26, kPollFdReadwrite = 1ull << 27,
                    kSockShutdown = 1ull << 28, kSockAccept = 1ull << 29;
 constexpr uint64_t kAll = (1ull << 30) - 1;
+
+// What each kind of descriptor can ever hold (as wasmtime's wasi-common grants): a file
+// never carries path_* rights, a directory never carries read/write/seek.
+constexpr uint64_t kFileBase = kFdDatasync | kFdRead | kFdSeek | kFdFdstatSetFlags | kFdSync |
+                               kFdTell | kFdWrite | kFdAdvise | kFdAllocate | kFdFilestatGet |
+                               kFdFilestatSetSize | kFdFilestatSetTimes | kPollFdReadwrite;
+constexpr uint64_t kDirBase =
+    kFdFdstatSetFlags | kFdSync | kFdAdvise | kPathCreateDirectory | kPathCreateFile |
+    kPathLinkSource | kPathLinkTarget | kPathOpen | kFdReaddir | kPathReadlink |
+    kPathRenameSource | kPathRenameTarget | kPathFilestatGet | kPathFilestatSetSize |
+    kPathFilestatSetTimes | kFdFilestatGet | kFdFilestatSetTimes | kPathSymlink |
+    kPathRemoveDirectory | kPathUnlinkFile | kPollFdReadwrite;
+constexpr uint64_t kDirInheriting = kDirBase | kFileBase;
+// Rights that change the filesystem: a read-only preopen and everything opened beneath it
+// never holds any of them.
+constexpr uint64_t kMutating = kFdWrite | kFdAllocate | kFdFilestatSetSize | kFdFilestatSetTimes |
+                               kPathCreateDirectory | kPathCreateFile | kPathLinkSource |
+                               kPathLinkTarget | kPathRenameSource | kPathRenameTarget |
+                               kPathFilestatSetSize | kPathFilestatSetTimes | kPathSymlink |
+                               kPathRemoveDirectory | kPathUnlinkFile;
 }  // namespace right
 
 namespace fdflag {
 constexpr uint16_t kAppend = 1, kDsync = 2, kNonblock = 4, kRsync = 8, kSync = 16;
+constexpr uint16_t kAll = 31;
 }
+
+namespace oflag {
+constexpr uint16_t kCreat = 1, kDirectory = 2, kExcl = 4, kTrunc = 8;
+constexpr uint16_t kAll = 15;
+}
+
+namespace fstflag {
+constexpr uint16_t kAtim = 1, kAtimNow = 2, kMtim = 4, kMtimNow = 8;
+constexpr uint16_t kAll = 15;
+}
+
+constexpr uint32_t kLookupSymlinkFollow = 1;
+
+enum Whence : uint8_t { kWhenceSet = 0, kWhenceCur = 1, kWhenceEnd = 2 };
+
+enum Advice : uint8_t {
+  kAdviceNormal = 0, kAdviceSequential = 1, kAdviceRandom = 2, kAdviceWillNeed = 3,
+  kAdviceDontNeed = 4, kAdviceNoReuse = 5,
+};
+
+constexpr uint32_t kFilestatSize = 64;  // dev, ino, filetype, nlink, size, atim, mtim, ctim
+constexpr uint32_t kFdstatSize = 24;
+constexpr uint32_t kDirentSize = 24;  // d_next u64, d_ino u64, d_namlen u32, d_type u8
 
 enum Clock : uint32_t { kRealtime = 0, kMonotonic = 1, kProcessCputime = 2, kThreadCputime = 3 };
 
