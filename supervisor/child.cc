@@ -101,6 +101,7 @@ void child_main(const ChildSetup& s) {
   cfg.cpu_limit_ms = s.cpu_limit_ms;
   cfg.heap_limit_bytes = s.memory_bytes;
   cfg.wasm_memory_limit_bytes = s.wasm_memory_bytes;
+  cfg.output_limit_bytes = s.output_bytes;
   RunOutcome oom;
   oom.kind = OutcomeKind::kMemoryLimit;
   oom.message = "V8 ran out of memory" +

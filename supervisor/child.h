@@ -25,6 +25,7 @@ struct ChildSetup {
   double cpu_limit_ms;        // 0 = none
   uint64_t memory_bytes;      // 0 = none
   uint64_t wasm_memory_bytes; // 0 = none
+  uint64_t output_bytes;      // 0 = none
 };
 
 [[noreturn]] void child_main(const ChildSetup& setup);

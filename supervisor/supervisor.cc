@@ -308,7 +308,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       { r->fail_now(Status::kInternalError, "pipe2: " + strerr(e)); return control; }
     }
   }
-  ChildSetup setup{&job, &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}, 0, 0, 0, 0};
+  ChildSetup setup{&job, &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}, 0, 0, 0, 0, 0};
   for (int i = 0; i < 3; ++i) setup.stdio_is_tty[i] = r->opts.stdio_is_tty[i];
   const JobLimits& lim = r->opts.limits;
   if (lim.wall_time_ms) {
@@ -322,6 +322,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   setup.cpu_limit_ms = lim.cpu_time_ms.value_or(0);
   setup.memory_bytes = lim.memory_bytes.value_or(0);
   setup.wasm_memory_bytes = lim.wasm_memory_bytes.value_or(0);
+  setup.output_bytes = lim.output_bytes.value_or(0);
 
   pid_t pid = fork();
   if (pid == 0) child_main(setup);

@@ -25,6 +25,7 @@ struct JobLimits {
   std::optional<double> cpu_time_ms;
   std::optional<uint64_t> memory_bytes;       // the job as a whole
   std::optional<uint64_t> wasm_memory_bytes;  // each linear memory
+  std::optional<uint64_t> output_bytes;       // all files the job writes, together
 };
 
 struct RunOptions {

@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <uv.h>
 
@@ -156,4 +157,19 @@ BOOST_AUTO_TEST_CASE(external_sigkill_is_crashed) {
   BOOST_TEST(to_string(ran.r.status) == "crashed");
   BOOST_TEST(ran.r.error == "child killed by SIGKILL before reporting a result");
   BOOST_TEST(ran.ms < 5000);
+}
+
+BOOST_AUTO_TEST_CASE(an_output_file_that_grows_without_end_stops_at_output_bytes) {
+  std::string out = wjt::temp_dir();
+  Job j = job_for("grow_file");
+  j.dirs.push_back(DirMount{out, "/out", false});
+  RunOptions o = with_wall(20000);
+  o.limits.output_bytes = 1u << 20;
+  auto ran = run_one(j, o);
+  BOOST_TEST(to_string(ran.r.status) == "ok");
+  // wasi-libc's strerror for WASI's FBIG.
+  BOOST_TEST(ran.r.out.data == "stopped after 1048576 bytes: File too large\n");
+  struct stat st{};
+  BOOST_TEST(stat((out + "/big.bin").c_str(), &st) == 0);
+  BOOST_TEST(st.st_size == 1 << 20);
 }

@@ -367,7 +367,7 @@ bool Wasi::signature(const std::string& name, std::string* params, bool* returns
   return false;
 }
 
-Wasi::Wasi(const RunConfig& cfg) : args_(cfg.argv) {
+Wasi::Wasi(const RunConfig& cfg) : args_(cfg.argv), output_limit_(cfg.output_limit_bytes) {
   for (const auto& [k, v] : cfg.env) env_.push_back(k + "=" + v);
   auto stdio = [](int host_fd, bool is_read) {
     FdEntry e;
@@ -464,6 +464,41 @@ void Wasi::close_fd(uint32_t n) {
   if (n >= fds_.size() || !fds_[n]) return;
   if (fds_[n]->owned && fds_[n]->host_fd >= 0) close(fds_[n]->host_fd);
   fds_[n].reset();
+}
+
+namespace {
+// Only files count as written outputs: stdout and stderr have their own caps.
+bool is_output_file(const Wasi::FdEntry& e) { return e.owned && !e.is_preopen && e.filetype == wasi::kRegularFile; }
+}  // namespace
+
+bool Wasi::charge_output(const FdEntry& e, std::vector<struct iovec>* iov) {
+  if (!output_limit_ || !is_output_file(e)) return true;
+  uint64_t left = output_limit_ - output_used_;
+  uint64_t want = 0;
+  for (auto& v : *iov) want += v.iov_len;
+  if (want == 0) return true;
+  if (left == 0) return false;
+  uint64_t keep = std::min(want, left);
+  uint64_t acc = 0;
+  size_t i = 0;
+  for (; i < iov->size() && acc < keep; ++i) {
+    if (acc + (*iov)[i].iov_len > keep) (*iov)[i].iov_len = keep - acc;
+    acc += (*iov)[i].iov_len;
+  }
+  iov->resize(i);
+  output_used_ += keep;
+  return true;
+}
+
+void Wasi::uncharge_output(const FdEntry& e, uint64_t unused) {
+  if (output_limit_ && is_output_file(e)) output_used_ -= std::min(unused, output_used_);
+}
+
+bool Wasi::charge_output_growth(const FdEntry& e, uint64_t bytes) {
+  if (!output_limit_ || !is_output_file(e) || bytes == 0) return true;
+  if (bytes > output_limit_ - output_used_) return false;
+  output_used_ += bytes;
+  return true;
 }
 
 void Wasi::request_exit(int32_t code) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <sys/uio.h>
 #include <string>
 #include <utility>
 #include <vector>
@@ -84,6 +85,13 @@ class Wasi {
   const std::vector<std::string>& args() const { return args_; }
   const std::vector<std::string>& env() const { return env_; }
   void request_exit(int32_t code);
+
+  // Written-output accounting (policy limits.output_bytes): every byte written to a file,
+  // overwrites and growth by truncate/allocate included, counts against one budget for the
+  // whole job. Clamps `iov` to what is left; false when nothing is left (the guest gets FBIG).
+  bool charge_output(const FdEntry& e, std::vector<struct iovec>* iov);
+  bool charge_output_growth(const FdEntry& e, uint64_t bytes);
+  void uncharge_output(const FdEntry& e, uint64_t unused);
   void set_current_slot(size_t slot) { current_slot_ = slot; }
 
  private:
@@ -94,6 +102,8 @@ class Wasi {
   std::vector<std::string> env_;  // "KEY=VALUE"
   std::vector<std::optional<FdEntry>> fds_;
   std::optional<int32_t> exit_code_;
+  uint64_t output_limit_ = 0;  // 0: no limit
+  uint64_t output_used_ = 0;
 
  public:
   struct Binding;  // one host function bound to this instance (wasi.cc)

@@ -248,9 +248,13 @@ uint32_t fd_write(Wasi& w, const uint64_t* a) {
   std::vector<iovec> iov;
   if (uint32_t r = gather_iovecs(m, a[1], a[2], &iov)) return r;
   if (e->host_fd < 0) return kBadf;
+  uint64_t asked = 0;
+  if (!w.charge_output(*e, &iov)) return kFbig;
+  for (auto& v : iov) asked += v.iov_len;
   ssize_t n;
   do n = writev(e->host_fd, iov.data(), static_cast<int>(iov.size()));
   while (n < 0 && errno == EINTR);
+  w.uncharge_output(*e, n < 0 ? asked : asked - static_cast<uint64_t>(n));
   if (n < 0) return errno_to_wasi(errno);
   wr32(m, a[3], static_cast<uint32_t>(n));
   return kSuccess;
@@ -301,9 +305,13 @@ uint32_t fd_pwrite(Wasi& w, const uint64_t* a) {
   std::vector<iovec> iov;
   if (uint32_t r = gather_iovecs(m, a[1], a[2], &iov)) return r;
   if (e->host_fd < 0) return kSpipe;
+  uint64_t asked = 0;
+  if (!w.charge_output(*e, &iov)) return kFbig;
+  for (auto& v : iov) asked += v.iov_len;
   ssize_t n;
   do n = pwritev(e->host_fd, iov.data(), static_cast<int>(iov.size()), off);
   while (n < 0 && errno == EINTR);
+  w.uncharge_output(*e, n < 0 ? asked : asked - static_cast<uint64_t>(n));
   if (n < 0) return errno_to_wasi(errno);
   wr32(m, a[4], static_cast<uint32_t>(n));
   return kSuccess;
@@ -422,6 +430,9 @@ uint32_t fd_allocate(Wasi& w, const uint64_t* a) {
   off_t off, len;
   if (!to_off(a[1], &off) || !to_off(a[2], &len) || off > INT64_MAX - len) return kInval;
   if (e->host_fd < 0) return kBadf;
+  struct stat st {};
+  if (fstat(e->host_fd, &st) != 0) return errno_to_wasi(errno);
+  if (off + len > st.st_size && !w.charge_output_growth(*e, static_cast<uint64_t>(off + len - st.st_size))) return kFbig;
   return errno_to_wasi(posix_fallocate(e->host_fd, off, len));
 }
 
@@ -458,6 +469,9 @@ uint32_t fd_filestat_set_size(Wasi& w, const uint64_t* a) {
   off_t size;
   if (!to_off(a[1], &size)) return kInval;
   if (e->host_fd < 0) return kInval;
+  struct stat st {};
+  if (fstat(e->host_fd, &st) != 0) return errno_to_wasi(errno);
+  if (size > st.st_size && !w.charge_output_growth(*e, static_cast<uint64_t>(size - st.st_size))) return kFbig;
   return sys(ftruncate(e->host_fd, size));
 }
 
