@@ -85,6 +85,7 @@ void child_main(const ChildSetup& s) {
   cfg.stdout_fd = kChildStdout;
   cfg.stderr_fd = kChildStderr;
   for (int i = 0; i < 3; ++i) cfg.stdio_is_tty[i] = s.stdio_is_tty[i];
+  cfg.v8_flags = *s.v8_flags;
   for (size_t i = 0; i < s.job->dirs.size(); ++i)
     cfg.preopens.push_back(Preopen{kChildFirstPreopen + static_cast<int>(i), s.job->dirs[i].guest_path,
                                    s.job->dirs[i].read_only});

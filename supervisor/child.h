@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "policies/job.h"
@@ -21,6 +22,7 @@ struct ChildSetup {
   int stdout_w, stderr_w, record_w;
   std::vector<int> preopen_fds;  // parallel to job->dirs
   bool stdio_is_tty[3];
+  const std::vector<std::string>* v8_flags;  // validated by the policy parser
 };
 
 [[noreturn]] void child_main(const ChildSetup& setup);

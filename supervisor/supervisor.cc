@@ -283,7 +283,7 @@ void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Resul
       return r->fail_now(Status::kInternalError, "pipe2: " + strerr(e));
     }
   }
-  ChildSetup setup{&job, &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}};
+  ChildSetup setup{&job, &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}, &r->opts.v8_flags};
   for (int i = 0; i < 3; ++i) setup.stdio_is_tty[i] = r->opts.stdio_is_tty[i];
 
   pid_t pid = fork();

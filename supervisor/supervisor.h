@@ -7,8 +7,11 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "policies/job.h"
+#include "policies/policy.h"
 #include "supervisor/result.h"
 
 namespace wj {
@@ -20,6 +23,10 @@ struct RunOptions {
   size_t stderr_cap = 1u << 20;
   size_t module_bytes_max = 256u << 20;
   bool stdio_is_tty[3] = {false, false, false};
+  // Set before V8 starts in the child (from the policy: v8_flags_for(policy->wasm)).
+  std::vector<std::string> v8_flags;
+  // The resolved policy the job runs under; the sandbox and limits read it from here.
+  std::shared_ptr<const Policy> policy;
   // Called for each chunk of guest output as it arrives (before the job ends).
   std::function<void(Stream, const char*, size_t)> on_output;
 };
