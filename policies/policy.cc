@@ -281,7 +281,7 @@ struct Layer {
   Origins origins;
   std::set<std::string> unlimited;  // "limits.memory" written as unlimited
   std::optional<std::string> extends;
-  YAML::Node extends_node;
+  Location extends_at;
 };
 
 const std::vector<std::string_view> kTopKeys = {"name",    "description", "extends", "limits", "isolation",
@@ -311,10 +311,10 @@ void parse_isolation(const YAML::Node& n, const Doc& doc, Layer* L) {
 
 SyscallRule parse_allow_entry(const YAML::Node& e, const Doc& doc) {
   SyscallRule r;
-  YAML::Node name_node = e;
+  // (Never assign to a YAML::Node variable: that overwrites the node it refers to.)
+  const YAML::Node name_node = e.IsMap() ? e["name"] : e;
   if (e.IsMap()) {
     cfg::check_map(e, doc, "seccomp.allow entry", {"name", "args"});
-    name_node = e["name"];
     if (!name_node.IsDefined()) doc.fail(e, "seccomp.allow entry needs a name");
   } else if (!e.IsScalar()) {
     doc.fail(e, "seccomp.allow entries must be a syscall name or {name: NAME, args: [...]}");
@@ -502,7 +502,7 @@ Layer parse_layer(const YAML::Node& root, const Doc& doc) {
     L.extends = cfg::as_string(v, doc, "extends");
     if (L.extends->empty() || L.extends->find('\0') != std::string::npos || L.extends->size() > 4096)
       doc.fail(v, "extends must name a policy or a file");
-    L.extends_node = v;
+    L.extends_at = doc.at(v);
   }
   if (YAML::Node v = root["limits"]; v.IsDefined()) {
     std::vector<std::string> unl;
@@ -678,7 +678,7 @@ std::string stem(const std::string& path) {
 
 class Resolver {
  public:
-  explicit Resolver(const std::vector<std::string>& dirs) : dirs_(dirs) {}
+  Resolver(const std::vector<std::string>& dirs, bool follow = true) : dirs_(dirs), follow_(follow) {}
 
   Resolved resolve_file(const std::string& path) {
     return resolve_root(cfg::load_file(path), Doc{path}, path);
@@ -690,7 +690,8 @@ class Resolver {
     Resolved R;
     std::string parent_name;
     if (L.extends) {
-      Location at = doc.at(L.extends_node);
+      const Location& at = L.extends_at;
+      if (!follow_) fail_at(at, "extends is not allowed here (this policy must stand alone)");
       chain_.push_back(me);
       shown_.push_back(path);
       if (chain_.size() > kMaxExtendsDepth)
@@ -719,6 +720,7 @@ class Resolver {
 
  private:
   const std::vector<std::string>& dirs_;
+  bool follow_;
   std::vector<std::string> chain_, shown_;
 };
 
@@ -851,10 +853,10 @@ cfg::Expected<Policy> load_policy(const std::string& name_or_path, const std::ve
 }
 
 cfg::Expected<Policy> parse_policy(const std::string& text, const std::string& file,
-                                   const std::vector<std::string>& search_dirs) {
+                                   const std::vector<std::string>& search_dirs, Extends mode) {
   return guarded([&]() -> Policy {
     Doc doc{file};
-    return Resolver(search_dirs).resolve_root(cfg::parse_text(text, doc), doc, file).p;
+    return Resolver(search_dirs, mode == Extends::kFollow).resolve_root(cfg::parse_text(text, doc), doc, file).p;
   });
 }
 

@@ -128,9 +128,11 @@ Limits parse_limits(const YAML::Node& n, const cfg::Doc& doc, std::vector<std::s
 // path (anything with a '/' or ending in .yaml/.yml/.json), and resolves its `extends`.
 cfg::Expected<Policy> load_policy(const std::string& name_or_path, const std::vector<std::string>& search_dirs);
 // Parses and resolves one policy given as text; `extends` is looked up in `search_dirs`
-// (relative paths against `file`'s folder).
+// (relative paths against `file`'s folder). With kRefuse, `extends` is an error and no
+// other file is read (text that must stand alone; the fuzzer).
+enum class Extends { kFollow, kRefuse };
 cfg::Expected<Policy> parse_policy(const std::string& text, const std::string& file,
-                                   const std::vector<std::string>& search_dirs);
+                                   const std::vector<std::string>& search_dirs, Extends mode = Extends::kFollow);
 
 // The search folders: WASMJAIL_POLICY_PATH (colon-separated), then `extra`, then `shipped`.
 std::vector<std::string> policy_search_dirs(const std::vector<std::string>& extra, const std::string& shipped);
