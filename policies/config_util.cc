@@ -33,7 +33,13 @@ void Doc::fail(const YAML::Node& n, const std::string& msg) const { throw Config
 
 YAML::Node parse_text(const std::string& text, const Doc& doc) {
   try {
-    return YAML::Load(text);
+    // One document per file: a second one would otherwise be ignored without a word.
+    std::vector<YAML::Node> docs = YAML::LoadAll(text);
+    if (docs.size() > 1)
+      throw ConfigError(Error{doc.at(docs[1]), "a second YAML document; a file holds exactly one"});
+    return docs.empty() ? YAML::Node() : docs[0];
+  } catch (const ConfigError&) {
+    throw;
   } catch (const YAML::ParserException& e) {
     throw ConfigError(Error{Location{doc.file, e.mark.line + 1, e.mark.column + 1}, "syntax error: " + e.msg});
   } catch (const YAML::Exception& e) {

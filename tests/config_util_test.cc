@@ -58,3 +58,14 @@ BOOST_AUTO_TEST_CASE(duplicate_keys_and_syntax_errors_are_located) {
     BOOST_TEST(e.error.message.rfind("syntax error", 0) == 0);
   }
 }
+
+BOOST_AUTO_TEST_CASE(a_second_document_is_an_error) {
+  Doc doc{"two.yaml"};
+  try {
+    parse_text("a: 1\n---\nb: 2\n", doc);
+    BOOST_FAIL("expected an error");
+  } catch (const ConfigError& e) {
+    BOOST_TEST(e.error.str() == "two.yaml:3:1: a second YAML document; a file holds exactly one");
+  }
+  BOOST_TEST(parse_text("---\na: 1\n...\n", doc)["a"].as<int>() == 1);
+}
