@@ -17,6 +17,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: wasmjail run [--env K=V]... [--dir HOST::GUEST[:ro]]... [--argv0 NAME]\n"
     "                    [--invoke NAME] [--policy NAME|FILE] [--policy-dir DIR]...\n"
+    "                    [--limit KEY=VALUE]...\n"
     "                    MODULE.wasm [ARGS...]\n"
     "\n"
     "Runs a WASI preview1 module in a sandboxed child process. The guest sees exactly the\n"
@@ -24,7 +25,9 @@ constexpr const char* kUsage =
     "trap; 2 for a usage error or a module that cannot be read or is not valid wasm;\n"
     "124 on timeout; 125 when wasmjail stopped the job for another reason.\n"
     "--policy names the policy the job runs under (default: the shipped \"default\"); a\n"
-    "NAME is looked up in each --policy-dir, $WASMJAIL_POLICY_PATH, then configs/policies.\n";
+    "NAME is looked up in each --policy-dir, $WASMJAIL_POLICY_PATH, then configs/policies.\n"
+    "--limit asks for less than the policy allows (e.g. --limit memory=128MiB); asking for\n"
+    "more fails the job.\n";
 
 void write_fd(int fd, const char* data, size_t n) {
   while (n > 0) {
@@ -47,6 +50,7 @@ int run(int argc, char** argv) {
   Job job;
   std::string argv0, policy_ref = "default";
   std::vector<std::string> policy_dir_args;
+  YAML::Node limit_map(YAML::NodeType::Map);  // --limit options, parsed like a policy's limits
   int i = 0;
   auto value = [&](const std::string& opt, std::string* out) {
     if (i + 1 >= argc) return false;
@@ -79,6 +83,11 @@ int run(int argc, char** argv) {
       if (!value(a, &job.entry_point) || job.entry_point.empty()) return usage_error("--invoke needs a name");
     } else if (a == "--policy") {
       if (!value(a, &policy_ref) || policy_ref.empty()) return usage_error("--policy needs a NAME or FILE");
+    } else if (a == "--limit") {
+      if (!value(a, &v) || v.find('=') == std::string::npos) return usage_error("--limit needs KEY=VALUE (e.g. memory=128MiB)");
+      std::string key = v.substr(0, v.find('='));
+      if (limit_map[key].IsDefined()) return usage_error("--limit " + key + " given twice");
+      limit_map[key] = v.substr(v.find('=') + 1);
     } else if (a == "--policy-dir") {
       if (!value(a, &v)) return usage_error("--policy-dir needs a folder");
       policy_dir_args.push_back(v);
@@ -102,11 +111,19 @@ int run(int argc, char** argv) {
   }
 
   RunOptions opts;
+  if (limit_map.size() > 0) {
+    cfg::Doc doc{""};
+    try {
+      opts.job_limits = parse_limits(limit_map, doc);
+    } catch (const cfg::ConfigError& e) {
+      return usage_error(e.error.message);
+    }
+  }
   opts.stdio_is_tty[1] = isatty(1);
   opts.stdio_is_tty[2] = isatty(2);
   // Output is streamed as it arrives; the Result keeps what the policy's caps allow (a
   // little when the policy sets none).
-  const Limits& lim = policy->limits;
+  const Limits lim = effective_limits(opts.job_limits, policy->limits);
   opts.stdout_cap = lim.stdout_bytes ? static_cast<size_t>(*lim.stdout_bytes) : 64 * 1024;
   opts.stderr_cap = lim.stderr_bytes ? static_cast<size_t>(*lim.stderr_bytes) : 64 * 1024;
   if (lim.module_bytes) opts.module_bytes_max = static_cast<size_t>(*lim.module_bytes);

@@ -257,6 +257,9 @@ void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Resul
   r->result.exit_code = -1;
 
   // Everything that can fail because of the job happens here, before a child exists.
+  if (r->opts.policy)
+    if (auto over = check_job_limits(r->opts.job_limits, r->opts.policy->limits))
+      return r->fail_now(Status::kInvalidJob, *over);
   std::vector<uint8_t> module;
   if (auto err = read_file_capped(job.module_path, r->opts.module_bytes_max, &module))
     return r->fail_now(Status::kInvalidJob, *err);

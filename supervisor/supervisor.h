@@ -27,6 +27,8 @@ struct RunOptions {
   std::vector<std::string> v8_flags;
   // The resolved policy the job runs under; the sandbox and limits read it from here.
   std::shared_ptr<const Policy> policy;
+  // What the job itself asks for; more than the policy allows fails it as invalid_job.
+  Limits job_limits;
   // Called for each chunk of guest output as it arrives (before the job ends).
   std::function<void(Stream, const char*, size_t)> on_output;
 };

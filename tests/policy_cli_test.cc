@@ -107,3 +107,22 @@ BOOST_AUTO_TEST_CASE(run_applies_module_bytes_from_the_policy) {
   BOOST_TEST(r.exit_code == 2);
   BOOST_TEST(r.err.find("over the module size limit of 100 bytes") != std::string::npos);
 }
+
+BOOST_AUTO_TEST_CASE(job_asking_for_more_than_the_policy_is_invalid) {
+  auto r = run({binary(), "run", "--policy", "strict", "--limit", "memory=1GiB", guest("hello")});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.out == "");
+  BOOST_TEST(r.err == "wasmjail: error: job asks for limits.memory 1GiB but the policy allows at most 512MiB\n");
+  r = run({binary(), "run", "--policy", "strict", "--limit", "wall_time=11s", guest("hello")});
+  BOOST_TEST(r.err == "wasmjail: error: job asks for limits.wall_time 11s but the policy allows at most 10s\n");
+  // Asking for less is fine, and the smaller value is what applies.
+  r = run({binary(), "run", "--policy", "strict", "--limit", "memory=128MiB", guest("hello"), "q"});
+  BOOST_TEST(r.exit_code == 0);
+  BOOST_TEST(r.out == "Hello, q!\n");
+  r = run({binary(), "run", "--limit", "module_bytes=100B", guest("hello")});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.err.find("over the module size limit of 100 bytes") != std::string::npos);
+  r = run({binary(), "run", "--limit", "memroy=1GiB", guest("hello")});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.err.rfind("wasmjail run: unknown key \"memroy\" in limits (did you mean \"memory\"?)\n", 0) == 0);
+}
