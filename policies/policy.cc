@@ -69,19 +69,23 @@ std::string format_limit(const LimitField& f, const Limits& l) {
 double parse_duration_field(const YAML::Node& n, const Doc& doc, const std::string& what) {
   double ms = cfg::as_duration_ms(n, doc, what);
   ms = std::round(ms * 1000) / 1000.0;
-  if (ms <= 0) doc.fail(n, what + " must be greater than zero (leave it out, or write unlimited, for no limit)");
+  if (ms <= 0)
+    doc.fail(n, what + " must be greater than zero (leave it out, or write unlimited, for no limit)");
   if (ms > kMaxDurationMs) doc.fail(n, what + " must be at most 720h");
   return ms;
 }
 
 uint64_t parse_positive_bytes(const YAML::Node& n, const Doc& doc, const std::string& what, uint64_t max) {
   uint64_t b = cfg::as_bytes(n, doc, what);
-  if (b == 0) doc.fail(n, what + " must be greater than zero (leave it out, or write unlimited, for no limit)");
+  if (b == 0)
+    doc.fail(n, what + " must be greater than zero (leave it out, or write unlimited, for no limit)");
   if (b > max) doc.fail(n, what + " must be at most " + cfg::format_bytes(max));
   return b;
 }
 
-bool is_unlimited(const YAML::Node& n) { return n.IsScalar() && n.Scalar() == "unlimited"; }
+bool is_unlimited(const YAML::Node& n) {
+  return n.IsScalar() && n.Scalar() == "unlimited";
+}
 
 // ---- small validators --------------------------------------------------------------
 
@@ -97,8 +101,8 @@ bool valid_utf8_text(const std::string& s) {
       if ((cc >> 6) != 2) return false;
       cp = (cp << 6) | (cc & 0x3f);
     }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
       return false;
     i += len;
   }
@@ -151,10 +155,11 @@ uint64_t as_u64(const YAML::Node& n, const Doc& doc, const std::string& what) {
     const std::string& s = n.Scalar();
     bool hex = s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
     std::string digits = hex ? s.substr(2) : s;
-    bool ok = !digits.empty() && digits.size() <= 20 &&
-              std::all_of(digits.begin(), digits.end(), [&](char c) {
-                return hex ? std::isxdigit(static_cast<unsigned char>(c)) : std::isdigit(static_cast<unsigned char>(c));
-              });
+    bool ok =
+        !digits.empty() && digits.size() <= 20 && std::all_of(digits.begin(), digits.end(), [&](char c) {
+          return hex ? std::isxdigit(static_cast<unsigned char>(c))
+                     : std::isdigit(static_cast<unsigned char>(c));
+        });
     if (ok) {
       errno = 0;
       char* end = nullptr;
@@ -192,14 +197,19 @@ std::optional<SeccompAction> parse_action(const std::string& s, std::string* err
     *err = "unknown errno name \"" + name + "\"" + suggestion(name, seccomp_names::all_errno_names());
     return std::nullopt;
   }
-  *err = "seccomp.default_action must be kill, trap, log or errno:NAME (such as errno:EPERM), not \"" + s + "\"";
+  *err =
+      "seccomp.default_action must be kill, trap, log or errno:NAME (such as errno:EPERM), not \"" + s + "\"";
   return std::nullopt;
 }
 
 const std::vector<std::pair<std::string_view, ArgCondition::Op>>& arg_ops() {
   static const std::vector<std::pair<std::string_view, ArgCondition::Op>> k = {
-      {"eq", ArgCondition::kEq}, {"ne", ArgCondition::kNe}, {"lt", ArgCondition::kLt},
-      {"le", ArgCondition::kLe}, {"gt", ArgCondition::kGt}, {"ge", ArgCondition::kGe},
+      {"eq", ArgCondition::kEq},
+      {"ne", ArgCondition::kNe},
+      {"lt", ArgCondition::kLt},
+      {"le", ArgCondition::kLe},
+      {"gt", ArgCondition::kGt},
+      {"ge", ArgCondition::kGe},
       {"masked_eq", ArgCondition::kMaskedEq}};
   return k;
 }
@@ -220,13 +230,17 @@ struct AllowedFlag {
 
 const std::vector<AllowedFlag>& allowed_flags() {
   // Tuning only: nothing here weakens bounds checks, stack checks or code protection.
-  static const std::vector<AllowedFlag> k = {
-      {"wasm-lazy-compilation", false},     {"wasm-lazy-validation", false},
-      {"wasm-loop-unrolling", false},       {"wasm-loop-peeling", false},
-      {"wasm-inlining", false},             {"wasm-speculative-inlining", false},
-      {"wasm-opt", false},                  {"single-threaded", false},
-      {"stack-size", true, 64, 16384},      {"wasm-num-compilation-tasks", true, 0, 64},
-      {"wasm-tiering-budget", true, 1, 1 << 30}};
+  static const std::vector<AllowedFlag> k = {{"wasm-lazy-compilation", false},
+                                             {"wasm-lazy-validation", false},
+                                             {"wasm-loop-unrolling", false},
+                                             {"wasm-loop-peeling", false},
+                                             {"wasm-inlining", false},
+                                             {"wasm-speculative-inlining", false},
+                                             {"wasm-opt", false},
+                                             {"single-threaded", false},
+                                             {"stack-size", true, 64, 16384},
+                                             {"wasm-num-compilation-tasks", true, 0, 64},
+                                             {"wasm-tiering-budget", true, 1, 1 << 30}};
   return k;
 }
 
@@ -322,13 +336,15 @@ SyscallRule parse_allow_entry(const YAML::Node& e, const Doc& doc) {
   r.number = resolve_syscall_or_fail(name_node, doc, "seccomp.allow");
   r.name = name_node.Scalar();
   if (seccomp_names::is_dangerous(r.name))
-    doc.fail(name_node, "seccomp.allow: " + r.name +
-                            " is in the sandbox's always-kill set (it can leave the sandbox or reach the kernel's "
-                            "riskiest interfaces) and cannot be allowed");
+    doc.fail(name_node,
+             "seccomp.allow: " + r.name +
+                 " is in the sandbox's always-kill set (it can leave the sandbox or reach the kernel's "
+                 "riskiest interfaces) and cannot be allowed");
   if (seccomp_names::is_enosys(r.name))
-    doc.fail(name_node, "seccomp.allow: " + r.name +
-                            " is always answered with ENOSYS (libc then falls back to an allowed call) and cannot "
-                            "be allowed");
+    doc.fail(name_node,
+             "seccomp.allow: " + r.name +
+                 " is always answered with ENOSYS (libc then falls back to an allowed call) and cannot "
+                 "be allowed");
   if (!e.IsMap() || !e["args"].IsDefined()) return r;
   YAML::Node args = e["args"];
   if (!args.IsSequence()) doc.fail(args, "seccomp.allow " + r.name + " args must be a list");
@@ -373,7 +389,8 @@ void parse_seccomp(const YAML::Node& n, const Doc& doc, Layer* L) {
   if (YAML::Node d = n["default_action"]; d.IsDefined()) {
     std::string err;
     s.default_action = parse_action(cfg::as_string(d, doc, "seccomp.default_action"), &err);
-    if (!s.default_action) doc.fail(d, err.rfind("seccomp.", 0) == 0 ? err : "seccomp.default_action: " + err);
+    if (!s.default_action)
+      doc.fail(d, err.rfind("seccomp.", 0) == 0 ? err : "seccomp.default_action: " + err);
   }
   if (YAML::Node a = n["allow"]; a.IsDefined()) {
     if (!a.IsSequence()) doc.fail(a, "seccomp.allow must be a list");
@@ -463,10 +480,13 @@ void parse_fetch(const YAML::Node& n, const Doc& doc, Layer* L) {
     f.allowed_hosts.emplace();
     for (const auto& h : v) {
       std::string s = cfg::as_string(h, doc, "fetch.allowed_hosts entries");
-      if (s == "*") doc.fail(h, "fetch.allowed_hosts: \"*\" would allow every host; list the hosts jobs may fetch from");
+      if (s == "*")
+        doc.fail(h, "fetch.allowed_hosts: \"*\" would allow every host; list the hosts jobs may fetch from");
       if (!valid_host(s))
-        doc.fail(h, "fetch.allowed_hosts: \"" + s +
-                        "\" is not a lowercase host name (examples: example.com, *.example.com, example.com:8443)");
+        doc.fail(
+            h,
+            "fetch.allowed_hosts: \"" + s +
+                "\" is not a lowercase host name (examples: example.com, *.example.com, example.com:8443)");
       if (std::find(f.allowed_hosts->begin(), f.allowed_hosts->end(), s) != f.allowed_hosts->end())
         doc.fail(h, "fetch.allowed_hosts lists " + s + " twice");
       f.allowed_hosts->push_back(s);
@@ -484,12 +504,14 @@ void parse_fetch(const YAML::Node& n, const Doc& doc, Layer* L) {
 
 Layer parse_layer(const YAML::Node& root, const Doc& doc) {
   Layer L;
-  if (!root.IsDefined() || root.IsNull()) doc.fail(root, "policy is empty (expected a mapping with limits, isolation, ...)");
+  if (!root.IsDefined() || root.IsNull())
+    doc.fail(root, "policy is empty (expected a mapping with limits, isolation, ...)");
   cfg::check_map(root, doc, "policy", kTopKeys);
   if (YAML::Node v = root["name"]; v.IsDefined()) {
     L.p.name = cfg::as_string(v, doc, "name");
     if (!valid_policy_name(L.p.name))
-      doc.fail(v, "name \"" + L.p.name + "\" must be 1-64 letters, digits, '_', '-' or '.', not starting with '.' or '-'");
+      doc.fail(v, "name \"" + L.p.name +
+                      "\" must be 1-64 letters, digits, '_', '-' or '.', not starting with '.' or '-'");
     L.has_name = true;
   }
   if (YAML::Node v = root["description"]; v.IsDefined()) {
@@ -509,7 +531,8 @@ Layer parse_layer(const YAML::Node& root, const Doc& doc) {
     L.p.limits = parse_limits(v, doc, &unl);
     for (const auto& k : unl) L.unlimited.insert("limits." + k);
     for (const auto& f : limit_fields())
-      if (YAML::Node x = v[std::string(f.key)]; x.IsDefined()) L.origins["limits." + std::string(f.key)] = doc.at(x);
+      if (YAML::Node x = v[std::string(f.key)]; x.IsDefined())
+        L.origins["limits." + std::string(f.key)] = doc.at(x);
   }
   if (YAML::Node v = root["isolation"]; v.IsDefined()) parse_isolation(v, doc, &L);
   if (YAML::Node v = root["seccomp"]; v.IsDefined()) parse_seccomp(v, doc, &L);
@@ -517,7 +540,8 @@ Layer parse_layer(const YAML::Node& root, const Doc& doc) {
   if (YAML::Node v = root["fetch"]; v.IsDefined()) parse_fetch(v, doc, &L);
   if (YAML::Node v = root["output"]; v.IsDefined()) {
     cfg::check_map(v, doc, "output", {"truncate"});
-    if (YAML::Node t = v["truncate"]; t.IsDefined()) L.p.output.truncate = cfg::as_bool(t, doc, "output.truncate");
+    if (YAML::Node t = v["truncate"]; t.IsDefined())
+      L.p.output.truncate = cfg::as_bool(t, doc, "output.truncate");
   }
   return L;
 }
@@ -536,7 +560,9 @@ std::string loc_str(const Location& l) {
   return s;
 }
 
-[[noreturn]] void fail_at(const Location& l, const std::string& msg) { throw ConfigError(cfg::Error{l, msg}); }
+[[noreturn]] void fail_at(const Location& l, const std::string& msg) {
+  throw ConfigError(cfg::Error{l, msg});
+}
 
 // Overlays child layer `L` onto its resolved parent `R`, key by key.
 void overlay(Resolved* R, const Layer& L, const std::string& parent_name) {
@@ -545,12 +571,16 @@ void overlay(Resolved* R, const Layer& L, const std::string& parent_name) {
     std::string key = "limits." + std::string(f.key);
     bool set = f.dur ? (L.p.limits.*f.dur).has_value() : (L.p.limits.*f.num).has_value();
     if (set) {
-      if (f.dur) p.limits.*f.dur = L.p.limits.*f.dur;
-      else p.limits.*f.num = L.p.limits.*f.num;
+      if (f.dur)
+        p.limits.*f.dur = L.p.limits.*f.dur;
+      else
+        p.limits.*f.num = L.p.limits.*f.num;
       R->origins[key] = L.origins.at(key);
     } else if (L.unlimited.count(key)) {
-      if (f.dur) (p.limits.*f.dur).reset();
-      else (p.limits.*f.num).reset();
+      if (f.dur)
+        (p.limits.*f.dur).reset();
+      else
+        (p.limits.*f.num).reset();
       R->origins.erase(key);
     }
   }
@@ -561,16 +591,20 @@ void overlay(Resolved* R, const Layer& L, const std::string& parent_name) {
     if (parent == Isolation::kRequired && *L.p.isolation.level[i] != Isolation::kRequired)
       fail_at(L.origins.at(key), key + ": " + std::string(to_string(*L.p.isolation.level[i])) +
                                      " weakens \"required\" from parent policy " + parent_name + " (" +
-                                     loc_str(R->origins.at(key)) + "); a policy cannot weaken the isolation it extends");
+                                     loc_str(R->origins.at(key)) +
+                                     "); a policy cannot weaken the isolation it extends");
     p.isolation.level[i] = L.p.isolation.level[i];
     R->origins[key] = L.origins.at(key);
   }
   SeccompSettings& s = p.seccomp;
   if (L.p.seccomp.default_action) s.default_action = L.p.seccomp.default_action;
   for (const auto& r : L.p.seccomp.allow) {
-    auto it = std::find_if(s.allow.begin(), s.allow.end(), [&](const SyscallRule& x) { return x.name == r.name; });
-    if (it != s.allow.end()) *it = r;
-    else s.allow.push_back(r);
+    auto it =
+        std::find_if(s.allow.begin(), s.allow.end(), [&](const SyscallRule& x) { return x.name == r.name; });
+    if (it != s.allow.end())
+      *it = r;
+    else
+      s.allow.push_back(r);
     R->origins["seccomp.allow." + r.name] = L.origins.at("seccomp.allow." + r.name);
   }
   for (const auto& k : L.p.seccomp.kill) {
@@ -578,9 +612,12 @@ void overlay(Resolved* R, const Layer& L, const std::string& parent_name) {
     R->origins["seccomp.kill." + k] = L.origins.at("seccomp.kill." + k);
   }
   for (const auto& e : L.p.seccomp.errno_) {
-    auto it = std::find_if(s.errno_.begin(), s.errno_.end(), [&](const auto& x) { return x.first == e.first; });
-    if (it != s.errno_.end()) it->second = e.second;
-    else s.errno_.push_back(e);
+    auto it =
+        std::find_if(s.errno_.begin(), s.errno_.end(), [&](const auto& x) { return x.first == e.first; });
+    if (it != s.errno_.end())
+      it->second = e.second;
+    else
+      s.errno_.push_back(e);
     R->origins["seccomp.errno." + e.first] = L.origins.at("seccomp.errno." + e.first);
   }
   WasmSettings& w = p.wasm;
@@ -590,16 +627,24 @@ void overlay(Resolved* R, const Layer& L, const std::string& parent_name) {
   for (const auto& f : L.p.wasm.v8_flags) {
     auto it = std::find_if(w.v8_flags.begin(), w.v8_flags.end(),
                            [&](const std::string& x) { return flag_key(x) == flag_key(f); });
-    if (it != w.v8_flags.end()) *it = f;
-    else w.v8_flags.push_back(f);
+    if (it != w.v8_flags.end())
+      *it = f;
+    else
+      w.v8_flags.push_back(f);
   }
   FetchSettings& fe = p.fetch;
-  if (L.p.fetch.url_download) fe.url_download = L.p.fetch.url_download, R->origins["fetch.url_download"] = L.origins.at("fetch.url_download");
+  if (L.p.fetch.url_download)
+    fe.url_download = L.p.fetch.url_download,
+    R->origins["fetch.url_download"] = L.origins.at("fetch.url_download");
   if (L.p.fetch.allowed_hosts) fe.allowed_hosts = L.p.fetch.allowed_hosts;
-  if (L.p.fetch.max_bytes) fe.max_bytes = L.p.fetch.max_bytes;
-  else if (L.unlimited.count("fetch.max_bytes")) fe.max_bytes.reset();
-  if (L.p.fetch.timeout_ms) fe.timeout_ms = L.p.fetch.timeout_ms;
-  else if (L.unlimited.count("fetch.timeout")) fe.timeout_ms.reset();
+  if (L.p.fetch.max_bytes)
+    fe.max_bytes = L.p.fetch.max_bytes;
+  else if (L.unlimited.count("fetch.max_bytes"))
+    fe.max_bytes.reset();
+  if (L.p.fetch.timeout_ms)
+    fe.timeout_ms = L.p.fetch.timeout_ms;
+  else if (L.unlimited.count("fetch.timeout"))
+    fe.timeout_ms.reset();
   if (L.p.output.truncate) p.output.truncate = L.p.output.truncate;
   if (L.has_description) p.description = L.p.description;
 }
@@ -608,25 +653,30 @@ void overlay(Resolved* R, const Layer& L, const std::string& parent_name) {
 void check_contradictions(const Resolved& R) {
   const Policy& p = R.p;
   if (p.limits.wasm_memory && p.limits.memory && *p.limits.wasm_memory > *p.limits.memory)
-    fail_at(R.origins.at("limits.wasm_memory"), "limits.wasm_memory " + cfg::format_bytes(*p.limits.wasm_memory) +
-                                                    " is more than limits.memory " + cfg::format_bytes(*p.limits.memory) +
-                                                    " (" + loc_str(R.origins.at("limits.memory")) + ")");
+    fail_at(R.origins.at("limits.wasm_memory"),
+            "limits.wasm_memory " + cfg::format_bytes(*p.limits.wasm_memory) +
+                " is more than limits.memory " + cfg::format_bytes(*p.limits.memory) + " (" +
+                loc_str(R.origins.at("limits.memory")) + ")");
   for (const auto& r : p.seccomp.allow) {
     if (std::find(p.seccomp.kill.begin(), p.seccomp.kill.end(), r.name) != p.seccomp.kill.end())
-      fail_at(R.origins.at("seccomp.allow." + r.name), "seccomp.allow: " + r.name + " is also in seccomp.kill (" +
-                                                           loc_str(R.origins.at("seccomp.kill." + r.name)) + ")");
+      fail_at(R.origins.at("seccomp.allow." + r.name),
+              "seccomp.allow: " + r.name + " is also in seccomp.kill (" +
+                  loc_str(R.origins.at("seccomp.kill." + r.name)) + ")");
     for (const auto& e : p.seccomp.errno_)
       if (e.first == r.name)
-        fail_at(R.origins.at("seccomp.allow." + r.name), "seccomp.allow: " + r.name + " is also in seccomp.errno (" +
-                                                             loc_str(R.origins.at("seccomp.errno." + r.name)) + ")");
+        fail_at(R.origins.at("seccomp.allow." + r.name),
+                "seccomp.allow: " + r.name + " is also in seccomp.errno (" +
+                    loc_str(R.origins.at("seccomp.errno." + r.name)) + ")");
   }
   for (const auto& e : p.seccomp.errno_)
     if (std::find(p.seccomp.kill.begin(), p.seccomp.kill.end(), e.first) != p.seccomp.kill.end())
-      fail_at(R.origins.at("seccomp.errno." + e.first), "seccomp.errno: " + e.first + " is also in seccomp.kill (" +
-                                                            loc_str(R.origins.at("seccomp.kill." + e.first)) + ")");
+      fail_at(R.origins.at("seccomp.errno." + e.first),
+              "seccomp.errno: " + e.first + " is also in seccomp.kill (" +
+                  loc_str(R.origins.at("seccomp.kill." + e.first)) + ")");
   if (p.fetch.url_download.value_or(false) && (!p.fetch.allowed_hosts || p.fetch.allowed_hosts->empty()))
     fail_at(R.origins.at("fetch.url_download"),
-            "fetch.url_download is true but fetch.allowed_hosts lists no host; list the hosts jobs may fetch from");
+            "fetch.url_download is true but fetch.allowed_hosts lists no host; list the hosts jobs may fetch "
+            "from");
 }
 
 bool looks_like_path(const std::string& s) {
@@ -637,7 +687,7 @@ bool looks_like_path(const std::string& s) {
 }
 
 bool is_regular_file(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
@@ -654,7 +704,7 @@ std::optional<std::string> locate(const std::string& ref, const std::string& bas
   if (looks_like_path(ref)) {
     std::string path = (ref[0] == '/' || base_dir.empty()) ? ref : base_dir + "/" + ref;
     if (is_regular_file(path)) return path;
-    struct stat st{};
+    struct stat st {};
     *why = stat(path.c_str(), &st) != 0 ? "no such file: " + path : path + " is not a regular file";
     return std::nullopt;
   }
@@ -743,8 +793,9 @@ cfg::Expected<Policy> guarded(F&& f) {
 // ---- public ------------------------------------------------------------------------
 
 std::string_view to_string(Mechanism m) {
-  static constexpr std::string_view k[] = {"user_namespace", "pid_namespace", "net_namespace", "mount_namespace",
-                                           "ipc_namespace",  "uts_namespace", "landlock",      "cgroup"};
+  static constexpr std::string_view k[] = {"user_namespace",  "pid_namespace", "net_namespace",
+                                           "mount_namespace", "ipc_namespace", "uts_namespace",
+                                           "landlock",        "cgroup"};
   return k[static_cast<size_t>(m)];
 }
 
@@ -826,7 +877,8 @@ Limits parse_limits(const YAML::Node& n, const Doc& doc, std::vector<std::string
       case LimitKind::kBytes: l.*f.num = parse_positive_bytes(v, doc, what, f.max); break;
       case LimitKind::kCount: {
         int64_t c = cfg::as_int(v, doc, what, 0, static_cast<int64_t>(f.max));
-        if (c == 0) doc.fail(v, what + " must be greater than zero (leave it out, or write unlimited, for no limit)");
+        if (c == 0)
+          doc.fail(v, what + " must be greater than zero (leave it out, or write unlimited, for no limit)");
         l.*f.num = static_cast<uint64_t>(c);
         break;
       }
@@ -835,12 +887,13 @@ Limits parse_limits(const YAML::Node& n, const Doc& doc, std::vector<std::string
   if (l.wasm_memory && *l.wasm_memory % kWasmPage != 0)
     doc.fail(n["wasm_memory"], "limits.wasm_memory must be a multiple of the 64KiB wasm page size");
   if (l.wasm_memory && l.memory && *l.wasm_memory > *l.memory)
-    doc.fail(n["wasm_memory"], "limits.wasm_memory " + cfg::format_bytes(*l.wasm_memory) + " is more than limits.memory " +
-                                   cfg::format_bytes(*l.memory));
+    doc.fail(n["wasm_memory"], "limits.wasm_memory " + cfg::format_bytes(*l.wasm_memory) +
+                                   " is more than limits.memory " + cfg::format_bytes(*l.memory));
   return l;
 }
 
-cfg::Expected<Policy> load_policy(const std::string& name_or_path, const std::vector<std::string>& search_dirs) {
+cfg::Expected<Policy> load_policy(const std::string& name_or_path,
+                                  const std::vector<std::string>& search_dirs) {
   return guarded([&]() -> Policy {
     std::string why;
     auto path = locate(name_or_path, "", search_dirs, &why);
@@ -856,11 +909,14 @@ cfg::Expected<Policy> parse_policy(const std::string& text, const std::string& f
                                    const std::vector<std::string>& search_dirs, Extends mode) {
   return guarded([&]() -> Policy {
     Doc doc{file};
-    return Resolver(search_dirs, mode == Extends::kFollow).resolve_root(cfg::parse_text(text, doc), doc, file).p;
+    return Resolver(search_dirs, mode == Extends::kFollow)
+        .resolve_root(cfg::parse_text(text, doc), doc, file)
+        .p;
   });
 }
 
-std::vector<std::string> policy_search_dirs(const std::vector<std::string>& extra, const std::string& shipped) {
+std::vector<std::string> policy_search_dirs(const std::vector<std::string>& extra,
+                                            const std::string& shipped) {
   std::vector<std::string> out;
   if (const char* env = std::getenv("WASMJAIL_POLICY_PATH")) {
     std::string s = env;
@@ -883,7 +939,8 @@ std::string to_yaml(const Policy& p) {
   e << YAML::Key << "name" << YAML::Value << p.name;
   e << YAML::Key << "description" << YAML::Value << YAML::DoubleQuoted << p.description;
   e << YAML::Key << "limits" << YAML::Value << YAML::BeginMap;
-  for (const auto& f : limit_fields()) e << YAML::Key << std::string(f.key) << YAML::Value << format_limit(f, p.limits);
+  for (const auto& f : limit_fields())
+    e << YAML::Key << std::string(f.key) << YAML::Value << format_limit(f, p.limits);
   e << YAML::EndMap;
   e << YAML::Key << "isolation" << YAML::Value << YAML::BeginMap;
   for (size_t i = 0; i < kMechanismCount; ++i) {
@@ -919,21 +976,24 @@ std::string to_yaml(const Policy& p) {
   e << YAML::Key << "errno" << YAML::Value;
   if (p.seccomp.errno_.empty()) e << YAML::Flow;
   e << YAML::BeginMap;
-  for (const auto& [sys, en] : p.seccomp.errno_) e << YAML::Key << sys << YAML::Value << seccomp_names::errno_name(en);
+  for (const auto& [sys, en] : p.seccomp.errno_)
+    e << YAML::Key << sys << YAML::Value << seccomp_names::errno_name(en);
   e << YAML::EndMap;
   e << YAML::EndMap;
   e << YAML::Key << "wasm" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "tier" << YAML::Value << std::string(to_string(p.wasm.tier.value_or(Tier::kTiered)));
   e << YAML::Key << "features" << YAML::Value << YAML::BeginMap;
   for (size_t i = 0; i < wasm_features().size(); ++i)
-    e << YAML::Key << std::string(wasm_features()[i].name) << YAML::Value << (p.wasm.feature(i) ? "true" : "false");
+    e << YAML::Key << std::string(wasm_features()[i].name) << YAML::Value
+      << (p.wasm.feature(i) ? "true" : "false");
   e << YAML::EndMap;
   e << YAML::Key << "v8_flags" << YAML::Value << YAML::Flow << YAML::BeginSeq;
   for (const auto& f : p.wasm.v8_flags) e << f;
   e << YAML::EndSeq;
   e << YAML::EndMap;
   e << YAML::Key << "fetch" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "url_download" << YAML::Value << (p.fetch.url_download.value_or(false) ? "true" : "false");
+  e << YAML::Key << "url_download" << YAML::Value
+    << (p.fetch.url_download.value_or(false) ? "true" : "false");
   e << YAML::Key << "allowed_hosts" << YAML::Value << YAML::Flow << YAML::BeginSeq;
   if (p.fetch.allowed_hosts)
     for (const auto& h : *p.fetch.allowed_hosts) e << h;
@@ -955,8 +1015,10 @@ std::string to_yaml(const Policy& p) {
 std::optional<std::string> check_job_limits(const Limits& asked, const Limits& allowed) {
   for (const auto& f : limit_fields()) {
     bool over = false;
-    if (f.dur) over = (asked.*f.dur) && (allowed.*f.dur) && *(asked.*f.dur) > *(allowed.*f.dur);
-    else over = (asked.*f.num) && (allowed.*f.num) && *(asked.*f.num) > *(allowed.*f.num);
+    if (f.dur)
+      over = (asked.*f.dur) && (allowed.*f.dur) && *(asked.*f.dur) > *(allowed.*f.dur);
+    else
+      over = (asked.*f.num) && (allowed.*f.num) && *(asked.*f.num) > *(allowed.*f.num);
     if (over)
       return "job asks for limits." + std::string(f.key) + " " + format_limit(f, asked) +
              " but the policy allows at most " + format_limit(f, allowed);

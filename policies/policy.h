@@ -24,8 +24,8 @@ namespace wj {
 struct Limits {
   std::optional<double> wall_time_ms;
   std::optional<double> cpu_time_ms;
-  std::optional<uint64_t> memory;        // the whole job (address space / cgroup)
-  std::optional<uint64_t> wasm_memory;   // each linear memory; a multiple of 64KiB
+  std::optional<uint64_t> memory;       // the whole job (address space / cgroup)
+  std::optional<uint64_t> wasm_memory;  // each linear memory; a multiple of 64KiB
   std::optional<uint64_t> stdout_bytes;
   std::optional<uint64_t> stderr_bytes;
   std::optional<uint64_t> output_bytes;  // everything the job writes, together
@@ -35,12 +35,18 @@ struct Limits {
 
 enum class Isolation { kOff, kBestEffort, kRequired };
 enum class Mechanism {
-  kUserNamespace, kPidNamespace, kNetNamespace, kMountNamespace, kIpcNamespace, kUtsNamespace,
-  kLandlock, kCgroup
+  kUserNamespace,
+  kPidNamespace,
+  kNetNamespace,
+  kMountNamespace,
+  kIpcNamespace,
+  kUtsNamespace,
+  kLandlock,
+  kCgroup
 };
 constexpr size_t kMechanismCount = 8;
-std::string_view to_string(Mechanism m);   // "user_namespace"
-std::string_view to_string(Isolation i);   // "best_effort"
+std::string_view to_string(Mechanism m);  // "user_namespace"
+std::string_view to_string(Isolation i);  // "best_effort"
 
 struct IsolationSettings {
   std::array<std::optional<Isolation>, kMechanismCount> level;  // unset: required
@@ -49,7 +55,7 @@ struct IsolationSettings {
 
 struct SeccompAction {
   enum Kind { kKill, kTrap, kErrno, kLog } kind = kKill;
-  int errno_value = 0;  // for kErrno
+  int errno_value = 0;      // for kErrno
   std::string str() const;  // "kill", "errno:EPERM"
 };
 
@@ -57,7 +63,7 @@ struct ArgCondition {
   enum Op { kEq, kNe, kLt, kLe, kGt, kGe, kMaskedEq } op = kEq;
   unsigned index = 0;  // 0..5
   uint64_t value = 0;
-  uint64_t mask = 0;   // kMaskedEq only: (arg & mask) == value
+  uint64_t mask = 0;  // kMaskedEq only: (arg & mask) == value
 };
 
 struct SyscallRule {
@@ -88,18 +94,18 @@ const std::vector<WasmFeature>& wasm_features();
 std::string v8_flag_allowlist();
 
 struct WasmSettings {
-  std::optional<Tier> tier;                    // unset: tiered
-  std::vector<std::optional<bool>> features;   // parallel to wasm_features(); unset: V8's default
-  std::vector<std::string> v8_flags;           // validated against the allowlist
+  std::optional<Tier> tier;                   // unset: tiered
+  std::vector<std::optional<bool>> features;  // parallel to wasm_features(); unset: V8's default
+  std::vector<std::string> v8_flags;          // validated against the allowlist
   WasmSettings() : features(wasm_features().size()) {}
   bool feature(size_t i) const { return features[i].value_or(wasm_features()[i].v8_default); }
 };
 
 struct FetchSettings {
-  std::optional<bool> url_download;             // unset: false
+  std::optional<bool> url_download;                       // unset: false
   std::optional<std::vector<std::string>> allowed_hosts;  // "example.com", "*.example.com", "host:8443"
-  std::optional<uint64_t> max_bytes;            // per download
-  std::optional<double> timeout_ms;             // per download
+  std::optional<uint64_t> max_bytes;                      // per download
+  std::optional<double> timeout_ms;                       // per download
 };
 
 struct OutputSettings {
@@ -122,20 +128,24 @@ struct Policy {
 
 // Parses a `limits:` mapping (a policy's or a job's) with the policy rules. Throws
 // cfg::ConfigError. `unlimited_keys`, if given, receives the keys set to `unlimited`.
-Limits parse_limits(const YAML::Node& n, const cfg::Doc& doc, std::vector<std::string>* unlimited_keys = nullptr);
+Limits parse_limits(const YAML::Node& n, const cfg::Doc& doc,
+                    std::vector<std::string>* unlimited_keys = nullptr);
 
 // Loads a policy by name (looked up as <dir>/<name>.yaml in `search_dirs`, in order) or by
 // path (anything with a '/' or ending in .yaml/.yml/.json), and resolves its `extends`.
-cfg::Expected<Policy> load_policy(const std::string& name_or_path, const std::vector<std::string>& search_dirs);
+cfg::Expected<Policy> load_policy(const std::string& name_or_path,
+                                  const std::vector<std::string>& search_dirs);
 // Parses and resolves one policy given as text; `extends` is looked up in `search_dirs`
 // (relative paths against `file`'s folder). With kRefuse, `extends` is an error and no
 // other file is read (text that must stand alone; the fuzzer).
 enum class Extends { kFollow, kRefuse };
 cfg::Expected<Policy> parse_policy(const std::string& text, const std::string& file,
-                                   const std::vector<std::string>& search_dirs, Extends mode = Extends::kFollow);
+                                   const std::vector<std::string>& search_dirs,
+                                   Extends mode = Extends::kFollow);
 
 // The search folders: WASMJAIL_POLICY_PATH (colon-separated), then `extra`, then `shipped`.
-std::vector<std::string> policy_search_dirs(const std::vector<std::string>& extra, const std::string& shipped);
+std::vector<std::string> policy_search_dirs(const std::vector<std::string>& extra,
+                                            const std::string& shipped);
 
 // The fully resolved policy as YAML: every field, defaults made explicit. It parses back
 // to the same policy.

@@ -20,14 +20,14 @@ const std::vector<std::string_view>& dangerous_syscalls() {
       "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
       "keyctl", "add_key", "request_key", "personality", "seccomp", "lookup_dcookie",
       // namespaces and mounts
-      "mount", "umount2", "pivot_root", "fsopen", "fsmount", "fsconfig", "fspick", "move_mount",
-      "open_tree", "mount_setattr", "unshare", "setns", "chroot", "name_to_handle_at", "open_by_handle_at",
+      "mount", "umount2", "pivot_root", "fsopen", "fsmount", "fsconfig", "fspick", "move_mount", "open_tree",
+      "mount_setattr", "unshare", "setns", "chroot", "name_to_handle_at", "open_by_handle_at",
       // network
       "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4",
       // host administration
-      "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot",
-      "swapon", "swapoff", "acct", "quotactl", "iopl", "ioperm", "settimeofday", "clock_settime",
-      "clock_adjtime", "adjtimex", "sethostname", "setdomainname", "vhangup"};
+      "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot", "swapon",
+      "swapoff", "acct", "quotactl", "iopl", "ioperm", "settimeofday", "clock_settime", "clock_adjtime",
+      "adjtimex", "sethostname", "setdomainname", "vhangup"};
   return k;
 }
 
@@ -49,7 +49,8 @@ bool is_enosys(std::string_view name) {
 std::optional<int> resolve_syscall(const std::string& name) {
   if (name.empty() || name.size() > 64 || name.find('\0') != std::string::npos) return std::nullopt;
   for (char c : name)
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '_'))
+    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+          c == '_'))
       return std::nullopt;
   int nr = seccomp_syscall_resolve_name(name.c_str());
   // Negative numbers other than the error are libseccomp's pseudo-syscalls: not real here.

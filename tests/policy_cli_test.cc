@@ -10,7 +10,9 @@ using wjt::run;
 namespace {
 const std::string kFixtures = WJ_POLICY_FIXTURES;
 const std::string kShipped = WJ_SHIPPED_POLICIES;
-std::string fx(const std::string& n) { return kFixtures + "/" + n; }
+std::string fx(const std::string& n) {
+  return kFixtures + "/" + n;
+}
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(check_passes_shipped_policies) {
@@ -23,16 +25,18 @@ BOOST_AUTO_TEST_CASE(check_passes_shipped_policies) {
 }
 
 BOOST_AUTO_TEST_CASE(check_reports_each_bad_file_with_line_and_column) {
-  auto r = run({binary(), "policy", "check", fx("typo_key.yaml"), fx("unknown_syscall.yaml"), fx("bad_unit.yaml"),
-                kShipped + "/strict.yaml"});
+  auto r = run({binary(), "policy", "check", fx("typo_key.yaml"), fx("unknown_syscall.yaml"),
+                fx("bad_unit.yaml"), kShipped + "/strict.yaml"});
   BOOST_TEST(r.exit_code == 1);
   BOOST_TEST(r.out == "OK " + kShipped + "/strict.yaml\n");
-  BOOST_TEST(r.err == fx("typo_key.yaml") + ":4:3: unknown key \"memroy\" in limits (did you mean \"memory\"?)\n" +
-                          fx("unknown_syscall.yaml") +
-                          ":5:7: unknown system call \"opne\" in seccomp.allow (did you mean \"open\"?)\n" +
-                          fx("bad_unit.yaml") +
-                          ":4:16: limits.wasm_memory: unknown size unit \"megs\" in \"64 megs\" (use B, KiB, MiB, GiB, "
-                          "TiB, KB, MB, GB, TB)\n");
+  BOOST_TEST(
+      r.err ==
+      fx("typo_key.yaml") + ":4:3: unknown key \"memroy\" in limits (did you mean \"memory\"?)\n" +
+          fx("unknown_syscall.yaml") +
+          ":5:7: unknown system call \"opne\" in seccomp.allow (did you mean \"open\"?)\n" +
+          fx("bad_unit.yaml") +
+          ":4:16: limits.wasm_memory: unknown size unit \"megs\" in \"64 megs\" (use B, KiB, MiB, GiB, "
+          "TiB, KB, MB, GB, TB)\n");
 }
 
 BOOST_AUTO_TEST_CASE(check_of_missing_file_and_usage) {
@@ -51,9 +55,10 @@ BOOST_AUTO_TEST_CASE(show_strict_prints_the_complete_resolved_policy) {
   BOOST_TEST(r.out.rfind("# policy \"strict\", resolved from: " + kShipped + "/strict.yaml <- " + kShipped +
                              "/default.yaml\nname: strict\n",
                          0) == 0);
-  for (const char* line : {"  wall_time: 10s", "  memory: 512MiB", "  stderr_bytes: 256KiB", "  landlock: required",
-                           "  default_action: kill", "  allow: []", "  tier: liftoff", "    exceptions: false",
-                           "  url_download: false", "  timeout: 10s", "  truncate: false"})
+  for (const char* line :
+       {"  wall_time: 10s", "  memory: 512MiB", "  stderr_bytes: 256KiB", "  landlock: required",
+        "  default_action: kill", "  allow: []", "  tier: liftoff", "    exceptions: false",
+        "  url_download: false", "  timeout: 10s", "  truncate: false"})
     BOOST_TEST(r.out.find(std::string("\n") + line + "\n") != std::string::npos, line);
 }
 
@@ -92,12 +97,14 @@ BOOST_AUTO_TEST_CASE(run_rejects_a_bad_policy_with_its_location) {
   auto r = run({binary(), "run", "--policy", dir + "/bad.yaml", guest("hello")});
   BOOST_TEST(r.exit_code == 2);
   BOOST_TEST(r.out == "");
-  BOOST_TEST(r.err.rfind("wasmjail: error: " + dir + "/bad.yaml:3:14: wasm.v8_flags: \"--wasm-bounds-checks\" is not "
-                         "an allowed V8 flag (allowed: --wasm-lazy-compilation, ",
+  BOOST_TEST(r.err.rfind("wasmjail: error: " + dir +
+                             "/bad.yaml:3:14: wasm.v8_flags: \"--wasm-bounds-checks\" is not "
+                             "an allowed V8 flag (allowed: --wasm-lazy-compilation, ",
                          0) == 0);
   r = run({binary(), "run", "--policy", "nope", guest("hello")});
   BOOST_TEST(r.exit_code == 2);
-  BOOST_TEST(r.err == "wasmjail: error: policy nope: no policy named \"nope\" (looked in: " + kShipped + ")\n");
+  BOOST_TEST(r.err ==
+             "wasmjail: error: policy nope: no policy named \"nope\" (looked in: " + kShipped + ")\n");
 }
 
 BOOST_AUTO_TEST_CASE(run_applies_module_bytes_from_the_policy) {
@@ -112,9 +119,11 @@ BOOST_AUTO_TEST_CASE(job_asking_for_more_than_the_policy_is_invalid) {
   auto r = run({binary(), "run", "--policy", "strict", "--limit", "memory=1GiB", guest("hello")});
   BOOST_TEST(r.exit_code == 2);
   BOOST_TEST(r.out == "");
-  BOOST_TEST(r.err == "wasmjail: error: job asks for limits.memory 1GiB but the policy allows at most 512MiB\n");
+  BOOST_TEST(r.err ==
+             "wasmjail: error: job asks for limits.memory 1GiB but the policy allows at most 512MiB\n");
   r = run({binary(), "run", "--policy", "strict", "--limit", "wall_time=11s", guest("hello")});
-  BOOST_TEST(r.err == "wasmjail: error: job asks for limits.wall_time 11s but the policy allows at most 10s\n");
+  BOOST_TEST(r.err ==
+             "wasmjail: error: job asks for limits.wall_time 11s but the policy allows at most 10s\n");
   // Asking for less is fine, and the smaller value is what applies.
   r = run({binary(), "run", "--policy", "strict", "--limit", "memory=128MiB", guest("hello"), "q"});
   BOOST_TEST(r.exit_code == 0);
@@ -124,5 +133,6 @@ BOOST_AUTO_TEST_CASE(job_asking_for_more_than_the_policy_is_invalid) {
   BOOST_TEST(r.err.find("over the module size limit of 100 bytes") != std::string::npos);
   r = run({binary(), "run", "--limit", "memroy=1GiB", guest("hello")});
   BOOST_TEST(r.exit_code == 2);
-  BOOST_TEST(r.err.rfind("wasmjail run: unknown key \"memroy\" in limits (did you mean \"memory\"?)\n", 0) == 0);
+  BOOST_TEST(r.err.rfind("wasmjail run: unknown key \"memroy\" in limits (did you mean \"memory\"?)\n", 0) ==
+             0);
 }
