@@ -38,7 +38,8 @@ BOOST_AUTO_TEST_CASE(unknown_key_suggests_and_locates) {
     check_map(n["limits"], doc, "limits", {"wall_time", "cpu_time"});
     BOOST_FAIL("expected an error");
   } catch (const ConfigError& e) {
-    BOOST_TEST(e.error.str() == "p.yaml:2:3: unknown key \"wall_tme\" in limits (did you mean \"wall_time\"?)");
+    BOOST_TEST(e.error.str() ==
+               "p.yaml:2:3: unknown key \"wall_tme\" in limits (did you mean \"wall_time\"?)");
   }
 }
 
@@ -65,7 +66,15 @@ BOOST_AUTO_TEST_CASE(a_second_document_is_an_error) {
     parse_text("a: 1\n---\nb: 2\n", doc);
     BOOST_FAIL("expected an error");
   } catch (const ConfigError& e) {
-    BOOST_TEST(e.error.str() == "two.yaml:3:1: a second YAML document; a file holds exactly one");
+    BOOST_TEST(e.error.str() ==
+               "two.yaml:2:1: content after the first YAML document; a file holds exactly one document");
+  }
+  try {
+    parse_text("{\"a\": 1},junk", doc);  // yaml-cpp's LoadAll never ends on this
+    BOOST_FAIL("expected an error");
+  } catch (const ConfigError& e) {
+    BOOST_TEST(e.error.str() ==
+               "two.yaml:1:9: content after the first YAML document; a file holds exactly one document");
   }
   BOOST_TEST(parse_text("---\na: 1\n...\n", doc)["a"].as<int>() == 1);
 }

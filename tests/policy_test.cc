@@ -436,8 +436,14 @@ BOOST_AUTO_TEST_CASE(missing_parents) {
   BOOST_TEST(check("extends: /dev\n") == "p.yaml:1:10: extends: /dev is not a regular file");
 }
 
+BOOST_AUTO_TEST_CASE(standalone_text_refuses_extends) {
+  auto p = parse_policy("name: x\nextends: default\n", "p.yaml", {kShipped}, Extends::kRefuse);
+  BOOST_REQUIRE(!p.ok());
+  BOOST_TEST(p.error().str() == "p.yaml:2:10: extends is not allowed here (this policy must stand alone)");
+}
+
 BOOST_AUTO_TEST_CASE(deep_extends_chain_is_bounded) {
-  BOOST_TEST(check_file(fx("deep_4.yaml")) == "OK");  // 16 files deep
+  BOOST_TEST(check_file(fx("deep_4.yaml")) == "OK");  // 16 extends, the most allowed
   BOOST_TEST(check_file(fx("deep_0.yaml")) ==
              fx("deep_16.yaml") + ":1:10: extends: the chain is deeper than 16 policies");
 }
