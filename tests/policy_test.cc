@@ -3,6 +3,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <ostream>
 
 #include "policies/policy.h"
@@ -483,4 +485,18 @@ BOOST_AUTO_TEST_CASE(rendered_policy_is_complete) {
        {"  wall_time: unlimited", "  open_files: unlimited", "  cgroup: required", "  default_action: kill",
         "  tier: tiered", "    simd: true", "    gc: false", "  url_download: false", "  truncate: true"})
     BOOST_TEST(y.find(std::string("\n") + line + "\n") != std::string::npos, line);
+}
+
+// The schema example in README.md is a valid policy (the documentation stays true).
+BOOST_AUTO_TEST_CASE(readme_schema_example_is_valid) {
+  std::ifstream f(WJ_README);
+  std::string readme((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto start = readme.find("```yaml\n");
+  BOOST_REQUIRE(start != std::string::npos);
+  start += 8;
+  std::string example = readme.substr(start, readme.find("```", start) - start);
+  auto p = parse_policy(example, "README.md", {kShipped});
+  BOOST_REQUIRE_MESSAGE(p.ok(), (p.ok() ? "" : p.error().str()));
+  BOOST_TEST(p->seccomp.allow.size() == 2u);
+  BOOST_TEST(p->wasm.v8_flags.at(0) == "--stack-size=512");
 }
