@@ -7,6 +7,8 @@
 #include <set>
 #include <sstream>
 
+#include <yaml-cpp/eventhandler.h>
+
 namespace wj::cfg {
 
 std::string Error::str() const {
@@ -31,9 +33,39 @@ Location Doc::at(const YAML::Node& n) const {
 
 void Doc::fail(const YAML::Node& n, const std::string& msg) const { throw ConfigError(Error{at(n), msg}); }
 
+namespace {
+// Notices whether the parser found (the start of) another document, and where.
+struct DocumentWatcher : YAML::EventHandler {
+  bool started = false;
+  YAML::Mark mark;
+  void OnDocumentStart(const YAML::Mark& m) override { started = true, mark = m; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+}  // namespace
+
 YAML::Node parse_text(const std::string& text, const Doc& doc) {
   try {
-    return YAML::Load(text);
+    YAML::Node first = YAML::Load(text);
+    // One document per file: YAML::Load ignores a second one (and trailing junk) without a
+    // word. Not YAML::LoadAll: on some trailing junk it never stops producing documents.
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentWatcher w;
+    parser.HandleNextDocument(w);
+    w.started = false;
+    if (parser.HandleNextDocument(w) && w.started)
+      throw ConfigError(Error{Location{doc.file, w.mark.line + 1, w.mark.column + 1},
+                              "content after the first YAML document; a file holds exactly one document"});
+    return first;
+  } catch (const ConfigError&) {
+    throw;
   } catch (const YAML::ParserException& e) {
     throw ConfigError(Error{Location{doc.file, e.mark.line + 1, e.mark.column + 1}, "syntax error: " + e.msg});
   } catch (const YAML::Exception& e) {

@@ -61,7 +61,8 @@ struct Doc {
   [[noreturn]] void fail(const YAML::Node& n, const std::string& msg) const;
 };
 
-// Parses text as YAML (JSON included). Syntax errors carry line and column.
+// Parses text as YAML (JSON included): exactly one document, anything after it is an
+// error. Syntax errors carry line and column.
 YAML::Node parse_text(const std::string& text, const Doc& doc);
 // Reads and parses a file, refusing files over `max_bytes`.
 YAML::Node load_file(const std::string& path, size_t max_bytes = 4u << 20);

@@ -114,6 +114,7 @@ void child_main(const ChildSetup& s) {
   cfg.on_fatal = on_v8_fatal;
   // RLIMIT_CPU's soft limit raises SIGXCPU: the watchdog then stops the guest cleanly.
   signal(SIGXCPU, on_sigxcpu);
+  cfg.v8_flags = *s.v8_flags;
   for (size_t i = 0; i < s.job->dirs.size(); ++i)
     cfg.preopens.push_back(Preopen{kChildFirstPreopen + static_cast<int>(i), s.job->dirs[i].guest_path,
                                    s.job->dirs[i].read_only});

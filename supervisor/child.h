@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "policies/job.h"
@@ -26,6 +27,7 @@ struct ChildSetup {
   uint64_t memory_bytes;      // 0 = none
   uint64_t wasm_memory_bytes; // 0 = none
   uint64_t output_bytes;      // 0 = none
+  const std::vector<std::string>* v8_flags;  // validated by the policy parser
 };
 
 [[noreturn]] void child_main(const ChildSetup& setup);

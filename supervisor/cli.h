@@ -1,10 +1,21 @@
 // Subcommands of the wasmjail binary. Each returns the process exit code.
 #pragma once
 
+#include <string>
+#include <vector>
+
 namespace wj::cli {
 
 int run(int argc, char** argv);   // wasmjail run ...
 int exec(int argc, char** argv);  // wasmjail exec JOB_FILE ...
+int run(int argc, char** argv);     // wasmjail run ...
+int policy(int argc, char** argv);  // wasmjail policy check|show ...
+
+// Where policies are looked up by name: the operator's folders (--policy-dir, then
+// $WASMJAIL_POLICY_PATH), then the shipped configs/policies (next to the binary's
+// source tree, e.g. build/../configs/policies; else the source folder it was built from).
+std::vector<std::string> policy_dirs(const std::vector<std::string>& operator_dirs);
+std::string shipped_policy_dir();
 
 // Exit codes shared by subcommands.
 constexpr int kExitUsage = 2;      // bad command line, unreadable or invalid module

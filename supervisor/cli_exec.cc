@@ -135,7 +135,7 @@ int exec(int argc, char** argv) {
     }
   } else {
     std::vector<uint8_t> bytes;
-    if (auto err = read_file_capped(job_file, kMaxJobFileBytes, &bytes))
+    if (auto err = read_file_capped(job_file, kMaxJobFileBytes, &bytes, "job file size limit"))
       return finish(invalid(*err), nullptr, format, output_dir, 1);
     text.assign(bytes.begin(), bytes.end());
     base_dir = fs::absolute(fs::path(job_file)).parent_path().string();

@@ -4,7 +4,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "supervisor/cli.h"
 #include "supervisor/supervisor.h"
@@ -14,12 +16,18 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: wasmjail run [--env K=V]... [--dir HOST::GUEST[:ro]]... [--argv0 NAME]\n"
-    "                    [--invoke NAME] MODULE.wasm [ARGS...]\n"
+    "                    [--invoke NAME] [--policy NAME|FILE] [--policy-dir DIR]...\n"
+    "                    [--limit KEY=VALUE]...\n"
+    "                    MODULE.wasm [ARGS...]\n"
     "\n"
     "Runs a WASI preview1 module in a sandboxed child process. The guest sees exactly the\n"
     "environment given with --env (nothing of the host's). Exit code: the guest's; 134 on a\n"
     "trap; 2 for a usage error or a module that cannot be read or is not valid wasm;\n"
-    "124 on timeout; 125 when wasmjail stopped the job for another reason.\n";
+    "124 on timeout; 125 when wasmjail stopped the job for another reason.\n"
+    "--policy names the policy the job runs under (default: the shipped \"default\"); a\n"
+    "NAME is looked up in each --policy-dir, $WASMJAIL_POLICY_PATH, then configs/policies.\n"
+    "--limit asks for less than the policy allows (e.g. --limit memory=128MiB); asking for\n"
+    "more fails the job.\n";
 
 void write_fd(int fd, const char* data, size_t n) {
   while (n > 0) {
@@ -40,7 +48,9 @@ int usage_error(const std::string& msg) {
 
 int run(int argc, char** argv) {
   Job job;
-  std::string argv0;
+  std::string argv0, policy_ref = "default";
+  std::vector<std::string> policy_dir_args;
+  YAML::Node limit_map(YAML::NodeType::Map);  // --limit options, parsed like a policy's limits
   int i = 0;
   auto value = [&](const std::string& opt, std::string* out) {
     if (i + 1 >= argc) return false;
@@ -71,6 +81,16 @@ int run(int argc, char** argv) {
       if (!value(a, &argv0)) return usage_error("--argv0 needs a name");
     } else if (a == "--invoke") {
       if (!value(a, &job.entry_point) || job.entry_point.empty()) return usage_error("--invoke needs a name");
+    } else if (a == "--policy") {
+      if (!value(a, &policy_ref) || policy_ref.empty()) return usage_error("--policy needs a NAME or FILE");
+    } else if (a == "--limit") {
+      if (!value(a, &v) || v.find('=') == std::string::npos) return usage_error("--limit needs KEY=VALUE (e.g. memory=128MiB)");
+      std::string key = v.substr(0, v.find('='));
+      if (limit_map[key].IsDefined()) return usage_error("--limit " + key + " given twice");
+      limit_map[key] = v.substr(v.find('=') + 1);
+    } else if (a == "--policy-dir") {
+      if (!value(a, &v)) return usage_error("--policy-dir needs a folder");
+      policy_dir_args.push_back(v);
     } else if (a.size() > 1 && a[0] == '-') {
       return usage_error("unknown option " + a);
     } else {
@@ -82,11 +102,30 @@ int run(int argc, char** argv) {
   job.argv.push_back(argv0.empty() ? job.module_path : argv0);
   for (; i < argc; ++i) job.argv.push_back(argv[i]);
 
+  auto policy = load_policy(policy_ref, policy_dirs(policy_dir_args));
+  if (!policy) {
+    const cfg::Error& e = policy.error();
+    std::fprintf(stderr, "wasmjail: error: %s%s\n", e.where.file.empty() ? ("policy " + policy_ref + ": ").c_str() : "",
+                 e.str().c_str());
+    return kExitUsage;
+  }
+
   RunOptions opts;
+  if (limit_map.size() > 0) {
+    cfg::Doc doc{""};
+    try {
+      opts.job_limits = parse_limits(limit_map, doc);
+    } catch (const cfg::ConfigError& e) {
+      return usage_error(e.error.message);
+    }
+  }
   opts.stdio_is_tty[1] = isatty(1);
   opts.stdio_is_tty[2] = isatty(2);
-  // Output is streamed as it arrives; keep only a little of it in the Result.
+  // Output is streamed as it arrives; the Result keeps what the policy's caps allow (a
+  // little when the policy sets none).
   opts.stdout_cap = opts.stderr_cap = 64 * 1024;
+  opts.v8_flags = v8_flags_for(policy->wasm);
+  opts.policy = std::make_shared<const Policy>(std::move(policy.value()));
   opts.on_output = [](Stream s, const char* data, size_t n) {
     write_fd(s == Stream::kStdout ? 1 : 2, data, n);
   };

@@ -15,7 +15,8 @@
 namespace wj {
 namespace fs = std::filesystem;
 
-std::optional<std::string> read_file_capped(const std::string& path, uint64_t cap, std::vector<uint8_t>* out) {
+std::optional<std::string> read_file_capped(const std::string& path, uint64_t cap, std::vector<uint8_t>* out,
+                                            const char* limit) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return "cannot read " + path + ": " + std::strerror(errno);
   struct stat st{};
@@ -25,7 +26,7 @@ std::optional<std::string> read_file_capped(const std::string& path, uint64_t ca
   }
   if (static_cast<uint64_t>(st.st_size) > cap) {
     close(fd);
-    return path + " is " + std::to_string(st.st_size) + " bytes, over the limit of " + std::to_string(cap) + " bytes";
+    return path + " is " + std::to_string(st.st_size) + " bytes, over the " + limit + " of " + std::to_string(cap) + " bytes";
   }
   out->clear();
   out->reserve(static_cast<size_t>(st.st_size));
@@ -41,7 +42,7 @@ std::optional<std::string> read_file_capped(const std::string& path, uint64_t ca
     if (n == 0) break;
     if (out->size() + static_cast<size_t>(n) > cap) {
       close(fd);
-      return path + " grew over the limit of " + std::to_string(cap) + " bytes while being read";
+      return path + " grew over the " + std::string(limit) + " of " + std::to_string(cap) + " bytes while being read";
     }
     out->insert(out->end(), buf, buf + n);
   }
@@ -201,7 +202,7 @@ std::optional<std::string> fetch_bytes(const StorageSpec& s, const std::string& 
                  " .wasm files; it must hold exactly one (or name the file)";
         path = found[0];
       }
-      err = read_file_capped(path, cap, out);
+      err = read_file_capped(path, cap, out, is_module ? "module size limit" : "size limit");
       break;
     }
   }

@@ -34,8 +34,9 @@ struct PreparedJob {
   std::string staging_dir;  // holds staged file inputs; remove when the job is done
 };
 
-// Reads a whole regular file of at most `cap` bytes.
-std::optional<std::string> read_file_capped(const std::string& path, uint64_t cap, std::vector<uint8_t>* out);
+// Reads a whole regular file of at most `cap` bytes; `limit` names the cap in messages.
+std::optional<std::string> read_file_capped(const std::string& path, uint64_t cap, std::vector<uint8_t>* out,
+                                            const char* limit = "size limit");
 
 // RFC 2397 data: URL -> bytes (base64 or percent-encoded).
 std::optional<std::string> decode_data_url(const std::string& url, uint64_t cap, std::vector<uint8_t>* out);

@@ -68,6 +68,7 @@ struct Running {
   } pipes[3];
   uv_poll_t pid_poll;
   bool pid_poll_open = false;
+  Limits limits;  // effective: what the job asked for within its policy
   uv_timer_t wall_timer;
   bool wall_timer_open = false;
   bool timed_out = false;
@@ -154,11 +155,11 @@ struct Running {
 
   void set_timeout() {
     result.status = Status::kTimeout;
-    result.error = "wall-time limit of " + fmt_ms(opts.limits.wall_time_ms.value_or(0)) + " exceeded";
+    result.error = "wall-time limit of " + fmt_ms(limits.wall_time_ms.value_or(0)) + " exceeded";
   }
   void set_cpu_limit() {
     result.status = Status::kCpuLimit;
-    result.error = "CPU-time limit of " + fmt_ms(opts.limits.cpu_time_ms.value_or(0)) + " exceeded";
+    result.error = "CPU-time limit of " + fmt_ms(limits.cpu_time_ms.value_or(0)) + " exceeded";
   }
 
   void classify() {
@@ -194,7 +195,7 @@ struct Running {
       result.error = "cancelled by the caller";
     } else if (timed_out && !(outcome && outcome->kind != OutcomeKind::kTimeout)) {
       set_timeout();
-    } else if (signaled && opts.limits.cpu_time_ms && result.usage.cpu_ms >= *opts.limits.cpu_time_ms &&
+    } else if (signaled && limits.cpu_time_ms && result.usage.cpu_ms >= *limits.cpu_time_ms &&
                (sig == SIGKILL || sig == SIGXCPU) && !outcome) {
       set_cpu_limit();  // RLIMIT_CPU's hard limit
     } else if (protocol_error) {
@@ -279,10 +280,22 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   r->result.exit_code = -1;
 
   // Everything that can fail because of the job happens here, before a child exists.
+  if (r->opts.policy) {
+    if (auto over = check_job_limits(r->opts.job_limits, r->opts.policy->limits)) {
+      r->fail_now(Status::kInvalidJob, *over);
+      return control;
+    }
+    r->limits = effective_limits(r->opts.job_limits, r->opts.policy->limits);
+  } else {
+    r->limits = r->opts.job_limits;
+  }
+  if (r->limits.stdout_bytes) r->opts.stdout_cap = static_cast<size_t>(*r->limits.stdout_bytes);
+  if (r->limits.stderr_bytes) r->opts.stderr_cap = static_cast<size_t>(*r->limits.stderr_bytes);
+  if (r->limits.module_bytes) r->opts.module_bytes_max = static_cast<size_t>(*r->limits.module_bytes);
   std::vector<uint8_t> module;
   if (job.module_bytes) {
     module = *job.module_bytes;
-  } else if (auto err = read_file_capped(job.module_path, r->opts.module_bytes_max, &module)) {
+  } else if (auto err = read_file_capped(job.module_path, r->opts.module_bytes_max, &module, "module size limit")) {
     { r->fail_now(Status::kInvalidJob, *err); return control; }
   }
   std::vector<int> dir_fds;
@@ -308,9 +321,10 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       { r->fail_now(Status::kInternalError, "pipe2: " + strerr(e)); return control; }
     }
   }
-  ChildSetup setup{&job, &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}, 0, 0, 0, 0, 0};
+  ChildSetup setup{&job, &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}, 0, 0, 0, 0, 0,
+                   &r->opts.v8_flags};
   for (int i = 0; i < 3; ++i) setup.stdio_is_tty[i] = r->opts.stdio_is_tty[i];
-  const JobLimits& lim = r->opts.limits;
+  const Limits& lim = r->limits;
   if (lim.wall_time_ms) {
     // The child's watchdog stops the guest a little before the supervisor's SIGKILL.
     double margin = std::min(50.0, *lim.wall_time_ms / 10);
@@ -320,8 +334,8 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
                              static_cast<uint64_t>((*lim.wall_time_ms - margin) * 1e6);
   }
   setup.cpu_limit_ms = lim.cpu_time_ms.value_or(0);
-  setup.memory_bytes = lim.memory_bytes.value_or(0);
-  setup.wasm_memory_bytes = lim.wasm_memory_bytes.value_or(0);
+  setup.memory_bytes = lim.memory.value_or(0);
+  setup.wasm_memory_bytes = lim.wasm_memory.value_or(0);
   setup.output_bytes = lim.output_bytes.value_or(0);
 
   pid_t pid = fork();

@@ -9,8 +9,11 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "policies/job.h"
+#include "policies/policy.h"
 #include "supervisor/result.h"
 
 namespace wj {
@@ -19,21 +22,19 @@ struct Running;  // one live job (supervisor.cc)
 
 enum class Stream { kStdout = 1, kStderr = 2 };
 
-// Limits for one job, already resolved (policy, then what the job asked for). Unset: none.
-struct JobLimits {
-  std::optional<double> wall_time_ms;
-  std::optional<double> cpu_time_ms;
-  std::optional<uint64_t> memory_bytes;       // the job as a whole
-  std::optional<uint64_t> wasm_memory_bytes;  // each linear memory
-  std::optional<uint64_t> output_bytes;       // all files the job writes, together
-};
-
 struct RunOptions {
-  JobLimits limits;
-  size_t stdout_cap = 1u << 20;  // bytes of each stream kept in the Result; more sets *_truncated
+  // Bytes of each stream kept in the Result (more sets *_truncated), and the largest module
+  // read, when the effective limits (policy, then job) set none.
+  size_t stdout_cap = 1u << 20;
   size_t stderr_cap = 1u << 20;
   size_t module_bytes_max = 256u << 20;
   bool stdio_is_tty[3] = {false, false, false};
+  // Set before V8 starts in the child (from the policy: v8_flags_for(policy->wasm)).
+  std::vector<std::string> v8_flags;
+  // The resolved policy the job runs under; the sandbox and limits read it from here.
+  std::shared_ptr<const Policy> policy;
+  // What the job itself asks for; more than the policy allows fails it as invalid_job.
+  Limits job_limits;
   // Called for each chunk of guest output as it arrives (before the job ends).
   std::function<void(Stream, const char*, size_t)> on_output;
   // Called once the child exists, with its pid (for monitoring and tests).

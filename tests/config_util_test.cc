@@ -38,7 +38,8 @@ BOOST_AUTO_TEST_CASE(unknown_key_suggests_and_locates) {
     check_map(n["limits"], doc, "limits", {"wall_time", "cpu_time"});
     BOOST_FAIL("expected an error");
   } catch (const ConfigError& e) {
-    BOOST_TEST(e.error.str() == "p.yaml:2:3: unknown key \"wall_tme\" in limits (did you mean \"wall_time\"?)");
+    BOOST_TEST(e.error.str() ==
+               "p.yaml:2:3: unknown key \"wall_tme\" in limits (did you mean \"wall_time\"?)");
   }
 }
 
@@ -57,4 +58,23 @@ BOOST_AUTO_TEST_CASE(duplicate_keys_and_syntax_errors_are_located) {
     BOOST_TEST(e.error.where.line == 1);
     BOOST_TEST(e.error.message.rfind("syntax error", 0) == 0);
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_second_document_is_an_error) {
+  Doc doc{"two.yaml"};
+  try {
+    parse_text("a: 1\n---\nb: 2\n", doc);
+    BOOST_FAIL("expected an error");
+  } catch (const ConfigError& e) {
+    BOOST_TEST(e.error.str() ==
+               "two.yaml:2:1: content after the first YAML document; a file holds exactly one document");
+  }
+  try {
+    parse_text("{\"a\": 1},junk", doc);  // yaml-cpp's LoadAll never ends on this
+    BOOST_FAIL("expected an error");
+  } catch (const ConfigError& e) {
+    BOOST_TEST(e.error.str() ==
+               "two.yaml:1:9: content after the first YAML document; a file holds exactly one document");
+  }
+  BOOST_TEST(parse_text("---\na: 1\n...\n", doc)["a"].as<int>() == 1);
 }

@@ -261,7 +261,7 @@ BOOST_AUTO_TEST_CASE(bad_job_files) {
   wjt::write_file(dir + "/huge.yaml", std::string(17u << 20, '#'));
   auto r = wjt::run({binary(), "exec", dir + "/huge.yaml"});
   BOOST_TEST(r.exit_code == 1);
-  BOOST_TEST(json::parse(r.out)["error"].get<std::string>().find("over the limit of 16777216 bytes") != std::string::npos);
+  BOOST_TEST(json::parse(r.out)["error"].get<std::string>().find("over the job file size limit of 16777216 bytes") != std::string::npos);
   r = wjt::run({binary(), "exec", dir + "/none.yaml"});
   BOOST_TEST(json::parse(r.out)["error"] == "cannot read " + dir + "/none.yaml: No such file or directory");
 }

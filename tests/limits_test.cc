@@ -50,7 +50,7 @@ Ran run_one(const Job& j, RunOptions o) { return run_all({{j, o}})[0]; }
 
 RunOptions with_wall(double ms) {
   RunOptions o;
-  o.limits.wall_time_ms = ms;
+  o.job_limits.wall_time_ms = ms;
   return o;
 }
 
@@ -82,7 +82,7 @@ BOOST_AUTO_TEST_CASE(blocked_in_a_host_call_is_killed_at_the_limit) {
 
 BOOST_AUTO_TEST_CASE(cpu_limit) {
   RunOptions o = with_wall(10000);
-  o.limits.cpu_time_ms = 500;
+  o.job_limits.cpu_time_ms = 500;
   auto ran = run_one(job_for("loop"), o);
   BOOST_TEST(to_string(ran.r.status) == "cpu_limit");
   BOOST_TEST(ran.r.error == "CPU-time limit of 500ms exceeded");
@@ -92,7 +92,7 @@ BOOST_AUTO_TEST_CASE(cpu_limit) {
 
 BOOST_AUTO_TEST_CASE(ten_gib_grow_is_refused) {
   RunOptions o = with_wall(10000);
-  o.limits.wasm_memory_bytes = 64ull << 20;
+  o.job_limits.wasm_memory = 64ull << 20;
   auto ran = run_one(job_for("big_grow"), o);
   BOOST_TEST(to_string(ran.r.status) == "ok");
   BOOST_TEST(ran.r.out.data == "refused\n");
@@ -103,7 +103,7 @@ BOOST_AUTO_TEST_CASE(ten_gib_grow_is_refused) {
 
 BOOST_AUTO_TEST_CASE(growth_page_by_page_stops_at_wasm_memory) {
   RunOptions o = with_wall(20000);
-  o.limits.wasm_memory_bytes = 64ull << 20;
+  o.job_limits.wasm_memory = 64ull << 20;
   auto ran = run_one(job_for("grow_pages"), o);
   BOOST_TEST(to_string(ran.r.status) == "ok");
   BOOST_TEST(ran.r.out.data == "refused at 1024 pages (64 MiB)\n");
@@ -112,7 +112,7 @@ BOOST_AUTO_TEST_CASE(growth_page_by_page_stops_at_wasm_memory) {
 
 BOOST_AUTO_TEST_CASE(declared_memory_over_the_cap_is_refused_before_running) {
   RunOptions o = with_wall(10000);
-  o.limits.wasm_memory_bytes = 64ull << 20;
+  o.job_limits.wasm_memory = 64ull << 20;
   auto ran = run_one(job_for("declared_big"), o);
   BOOST_TEST(to_string(ran.r.status) == "invalid_job");
   BOOST_TEST(ran.r.error.find("memory 0 declares a minimum of 2000 pages (125MiB), over the wasm_memory limit of 64MiB") !=
@@ -164,7 +164,7 @@ BOOST_AUTO_TEST_CASE(an_output_file_that_grows_without_end_stops_at_output_bytes
   Job j = job_for("grow_file");
   j.dirs.push_back(DirMount{out, "/out", false});
   RunOptions o = with_wall(20000);
-  o.limits.output_bytes = 1u << 20;
+  o.job_limits.output_bytes = 1u << 20;
   auto ran = run_one(j, o);
   BOOST_TEST(to_string(ran.r.status) == "ok");
   // wasi-libc's strerror for WASI's FBIG.
