@@ -135,7 +135,7 @@ std::string clean_guest_path(std::string p) {
 const Key kEntryModule{"entry_module", "EntryModule"}, kEntryPoint{"entry_point", "EntryPoint"},
     kEnv{"environment_variables", "EnvironmentVariables"}, kImports{"import_modules", "ImportModules"},
     kParams{"parameters", "Parameters"}, kArgv0{"argv0", "Argv0"}, kInputs{"inputs", "Inputs"},
-    kOutputs{"outputs", "Outputs"};
+    kOutputs{"outputs", "Outputs"}, kLimits{"limits", "Limits"};
 
 void parse_wasm_fields(const YAML::Node& w, const Doc& doc, JobSpec* job) {
   YAML::Node em = field(w, doc, kEntryModule);
@@ -248,7 +248,7 @@ void parse_legacy(const YAML::Node& root, const Doc& doc, JobSpec* job) {
       doc.fail(t, "Spec.Timeout must be a number of seconds");
     }
     if (secs < 0) doc.fail(t, "Spec.Timeout must not be negative");
-    if (secs > 0) job->wall_time_ms = secs * 1000;
+    if (secs > 0) job->limits.wall_time_ms = secs * 1000;
   }
   YAML::Node wasm = spec["Wasm"];
   if (!wasm) doc.fail(spec, "Spec.Wasm is missing");
@@ -286,8 +286,10 @@ cfg::Expected<JobSpec> parse_job_spec(const std::string& text, const std::string
       parse_legacy(root, doc, &job);
     } else {
       cfg::check_map(root, doc, "the job",
-                     spellings({kEntryModule, kEntryPoint, kEnv, kImports, kParams, kArgv0, kInputs, kOutputs}));
+                     spellings({kEntryModule, kEntryPoint, kEnv, kImports, kParams, kArgv0, kInputs, kOutputs, kLimits}));
       parse_wasm_fields(root, doc, &job);
+      // The job's own limits: the policy's rules and units; only less than the policy allows.
+      if (YAML::Node l = field(root, doc, kLimits); l && !l.IsNull()) job.limits = parse_limits(l, doc);
       parse_mounts(field(root, doc, kInputs), doc, false, &job);
       parse_mounts(field(root, doc, kOutputs), doc, true, &job);
     }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "policies/config_util.h"
+#include "policies/policy.h"
 
 namespace wj {
 
@@ -39,8 +40,8 @@ struct JobSpec {
   std::vector<std::string> parameters;
   std::optional<std::string> argv0;
   std::vector<StorageSpec> inputs, outputs;
-  std::optional<double> wall_time_ms;  // a legacy job's Spec.Timeout, when given
-  std::string base_dir;                // local source paths resolve relative to this
+  Limits limits;        // what the job asks for (`limits:`, or a legacy job's Spec.Timeout)
+  std::string base_dir;  // local source paths resolve relative to this
 };
 
 // Parses and validates a job. `file` names it in errors ("<stdin>" for standard input);

@@ -20,11 +20,14 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kUsage =
-    "usage: wasmjail exec JOB_FILE [--output-dir DIR] [--format json|bacalhau]\n"
+    "usage: wasmjail exec JOB_FILE [--policy NAME|FILE] [--policy-dir DIR]... [--output-dir DIR]\n"
+    "                     [--format json|bacalhau]\n"
     "\n"
     "Runs a job described by Bacalhau's JobSpecWasm (YAML or JSON; JOB_FILE '-' reads stdin)\n"
     "and prints one result JSON on stdout, also for a job that could not run. Exit code:\n"
-    "0 when the status is ok, 1 for any other status, 2 for a usage error.\n";
+    "0 when the status is ok, 1 for any other status, 2 for a usage error (including a bad\n"
+    "--policy). The job runs under --policy (default: the shipped \"default\"); a job's own\n"
+    "`limits:` may only ask for less than the policy allows.\n";
 
 constexpr size_t kMaxJobFileBytes = 16u << 20;
 
@@ -87,7 +90,8 @@ Result invalid(std::string msg) {
 }  // namespace
 
 int exec(int argc, char** argv) {
-  std::string job_file, output_dir, format = "json";
+  std::string job_file, output_dir, format = "json", policy_ref = "default";
+  std::vector<std::string> policy_dir_args;
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
     auto need = [&](std::string* out) {
@@ -98,6 +102,12 @@ int exec(int argc, char** argv) {
     if (a == "-h" || a == "--help") {
       std::fputs(kUsage, stdout);
       return 0;
+    } else if (a == "--policy") {
+      if (!need(&policy_ref) || policy_ref.empty()) return finish(invalid("--policy needs a NAME or FILE"), nullptr, format, "", kExitUsage);
+    } else if (a == "--policy-dir") {
+      std::string d;
+      if (!need(&d) || d.empty()) return finish(invalid("--policy-dir needs a folder"), nullptr, format, "", kExitUsage);
+      policy_dir_args.push_back(d);
     } else if (a == "--output-dir") {
       if (!need(&output_dir) || output_dir.empty()) return finish(invalid("--output-dir needs a folder"), nullptr, format, "", kExitUsage);
     } else if (a == "--format") {
@@ -121,6 +131,9 @@ int exec(int argc, char** argv) {
     return finish(invalid("missing JOB_FILE"), nullptr, format, "", kExitUsage);
   }
 
+  auto policy = load_policy(policy_ref, policy_dirs(policy_dir_args));
+  if (!policy) return finish(invalid("policy: " + policy.error().str()), nullptr, format, "", kExitUsage);
+
   // Read the job (bounded: an oversized file is refused, not loaded).
   std::string text, name = job_file, base_dir;
   if (job_file == "-") {
@@ -143,8 +156,18 @@ int exec(int argc, char** argv) {
   auto spec = parse_job_spec(text, name, base_dir);
   if (!spec) return finish(invalid(spec.error().str()), nullptr, format, output_dir, 1);
 
+  // The job may ask for less than the policy allows, never more.
+  if (auto over = check_job_limits(spec->limits, policy->limits))
+    return finish(invalid(*over), nullptr, format, output_dir, 1);
+  const Limits lim = effective_limits(spec->limits, policy->limits);
   PrepareOptions popts;
   if (!output_dir.empty()) popts.output_dir = fs::absolute(output_dir).string();
+  if (lim.module_bytes) popts.module_bytes_max = *lim.module_bytes;
+  const FetchSettings& f = policy->fetch;
+  popts.fetch.downloads_allowed = f.url_download.value_or(false);
+  popts.fetch.allowed_hosts = f.allowed_hosts.value_or(std::vector<std::string>{});
+  if (f.max_bytes) popts.fetch.max_bytes = *f.max_bytes;
+  if (f.timeout_ms) popts.fetch.timeout_ms = *f.timeout_ms;
   PreparedJob prepared;
   if (auto err = prepare_job(spec.value(), popts, &prepared)) {
     cleanup_staging(prepared);
@@ -152,6 +175,9 @@ int exec(int argc, char** argv) {
   }
   RunOptions opts;
   opts.module_bytes_max = popts.module_bytes_max;
+  opts.job_limits = spec->limits;
+  opts.v8_flags = v8_flags_for(policy->wasm);
+  opts.policy = std::make_shared<const Policy>(std::move(policy.value()));
   Result r = run_job(prepared.job, opts);
   cleanup_staging(prepared);
   return finish(r, &prepared, format, output_dir, 1);

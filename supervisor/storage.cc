@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -113,56 +114,99 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
   return len;
 }
 
-std::string host_of(const std::string& url) {
+// Host and port of an http(s) URL, as libcurl parses it (port defaulted by scheme).
+bool host_port_of(const std::string& url, std::string* host, std::string* port) {
   CURLU* u = curl_url();
-  std::string host;
+  bool ok = false;
   if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
-    char* h = nullptr;
-    if (curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK) host = h;
+    char *h = nullptr, *p = nullptr;
+    if (curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+      *host = h;
+      *port = p;
+      for (char& c : *host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      ok = true;
+    }
     curl_free(h);
+    curl_free(p);
   }
   curl_url_cleanup(u);
-  return host;
+  return ok;
 }
 
 }  // namespace
 
-std::optional<std::string> download(const std::string& url, const FetchLimits& limits, std::vector<uint8_t>* out) {
-  if (!limits.downloads_allowed) return "downloads (urlDownload) are not allowed by the policy";
-  std::string host = host_of(url);
-  if (host.empty()) return "cannot parse URL \"" + url + "\"";
-  if (!limits.allowed_hosts.empty() &&
-      std::find(limits.allowed_hosts.begin(), limits.allowed_hosts.end(), host) == limits.allowed_hosts.end())
-    return "host \"" + host + "\" is not in the policy's allowed hosts";
+bool host_allowed(const std::string& url, const std::vector<std::string>& patterns, std::string* why) {
+  std::string host, port;
+  if (!host_port_of(url, &host, &port)) {
+    *why = "cannot parse URL \"" + url + "\"";
+    return false;
+  }
+  for (const std::string& pat : patterns) {
+    std::string ph = pat, pp;
+    if (auto colon = pat.rfind(':'); colon != std::string::npos) ph = pat.substr(0, colon), pp = pat.substr(colon + 1);
+    if (!pp.empty() && pp != port) continue;
+    if (ph.rfind("*.", 0) == 0) {
+      std::string suffix = ph.substr(1);  // ".example.com": subdomains only
+      if (host.size() > suffix.size() && host.compare(host.size() - suffix.size(), suffix.size(), suffix) == 0)
+        return true;
+    } else if (ph == host) {
+      return true;
+    }
+  }
+  *why = "host \"" + host + ":" + port + "\" is not in the policy's fetch.allowed_hosts";
+  return false;
+}
+
+std::optional<std::string> download(const std::string& url_in, const FetchLimits& limits, std::vector<uint8_t>* out) {
+  if (!limits.downloads_allowed) return "downloads (urlDownload) are not allowed by the policy (fetch.url_download)";
   static const bool init = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
   if (!init) return "libcurl failed to initialize";
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> c(curl_easy_init(), curl_easy_cleanup);
-  out->clear();
-  DownloadState st{out, limits.max_bytes};
-  char errbuf[CURL_ERROR_SIZE] = {};
-  curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
-  // Redirects would bypass the host allowlist, so they are followed only without one.
-  curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, limits.allowed_hosts.empty() ? 1L : 0L);
-  curl_easy_setopt(c.get(), CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c.get(), CURLOPT_MAXREDIRS, 5L);
-  curl_easy_setopt(c.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(limits.timeout_ms));
-  curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min(limits.timeout_ms, 30000.0)));
-  curl_easy_setopt(c.get(), CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(limits.max_bytes));
-  curl_easy_setopt(c.get(), CURLOPT_FAILONERROR, 1L);
-  curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &st);
-  curl_easy_setopt(c.get(), CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(c.get(), CURLOPT_USERAGENT, "wasmjail");
-  CURLcode rc = curl_easy_perform(c.get());
-  if (st.over || rc == CURLE_FILESIZE_EXCEEDED)
-    return "download of " + url + " exceeds the limit of " + std::to_string(limits.max_bytes) + " bytes";
-  if (rc == CURLE_OPERATION_TIMEDOUT)
-    return "download of " + url + " did not finish within " + std::to_string(static_cast<long>(limits.timeout_ms)) + " ms";
-  if (rc != CURLE_OK)
-    return "download of " + url + " failed: " + (errbuf[0] ? std::string(errbuf) : curl_easy_strerror(rc));
-  return std::nullopt;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(limits.timeout_ms));
+  std::string url = url_in;
+  // Redirects are followed here, one at a time, so that every hop passes the host allowlist.
+  for (int hop = 0; hop <= 5; ++hop) {
+    std::string why;
+    if (!limits.allowed_hosts.empty() && !host_allowed(url, limits.allowed_hosts, &why)) return why;
+    long left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left_ms <= 0)
+      return "download of " + url_in + " did not finish within " + std::to_string(static_cast<long>(limits.timeout_ms)) + " ms";
+    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> c(curl_easy_init(), curl_easy_cleanup);
+    out->clear();
+    DownloadState st{out, limits.max_bytes};
+    char errbuf[CURL_ERROR_SIZE] = {};
+    curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c.get(), CURLOPT_TIMEOUT_MS, left_ms);
+    curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT_MS, std::min(left_ms, 30000L));
+    curl_easy_setopt(c.get(), CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(limits.max_bytes));
+    curl_easy_setopt(c.get(), CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c.get(), CURLOPT_NOPROXY, "*");  // fetch exactly the host that was allowed
+    curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &st);
+    curl_easy_setopt(c.get(), CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c.get(), CURLOPT_USERAGENT, "wasmjail");
+    CURLcode rc = curl_easy_perform(c.get());
+    if (st.over || rc == CURLE_FILESIZE_EXCEEDED)
+      return "download of " + url_in + " exceeds the limit of " + std::to_string(limits.max_bytes) + " bytes";
+    if (rc == CURLE_OPERATION_TIMEDOUT)
+      return "download of " + url_in + " did not finish within " + std::to_string(static_cast<long>(limits.timeout_ms)) + " ms";
+    if (rc != CURLE_OK)
+      return "download of " + url_in + " failed: " + (errbuf[0] ? std::string(errbuf) : curl_easy_strerror(rc));
+    long code = 0;
+    curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &code);
+    if (code >= 300 && code < 400) {
+      char* next = nullptr;
+      curl_easy_getinfo(c.get(), CURLINFO_REDIRECT_URL, &next);
+      if (!next) return "download of " + url_in + " failed: HTTP " + std::to_string(code) + " without a Location";
+      url = next;
+      continue;
+    }
+    return std::nullopt;
+  }
+  return "download of " + url_in + " failed: more than 5 redirects";
 }
 
 namespace {

@@ -14,7 +14,7 @@
 namespace wj {
 
 struct FetchLimits {
-  bool downloads_allowed = true;
+  bool downloads_allowed = false;           // the policy's fetch.url_download
   std::vector<std::string> allowed_hosts;  // empty: any host
   uint64_t max_bytes = 256ull << 20;       // per download
   double timeout_ms = 60000;               // per download
@@ -44,7 +44,11 @@ std::optional<std::string> decode_data_url(const std::string& url, uint64_t cap,
 // "sha256:<hex>" of bytes.
 std::string sha256_pin(const std::vector<uint8_t>& bytes);
 
-// Downloads an http(s) URL within the limits.
+// Whether the URL's host (and port) matches one of the policy's allowed_hosts patterns:
+// "example.com", "*.example.com" (subdomains), "example.com:8443" (that port only).
+bool host_allowed(const std::string& url, const std::vector<std::string>& patterns, std::string* why);
+
+// Downloads an http(s) URL within the limits, following up to 5 redirects, each checked.
 std::optional<std::string> download(const std::string& url, const FetchLimits& limits, std::vector<uint8_t>* out);
 
 // Fetches everything the job names and lays out its folders. Errors say which field.

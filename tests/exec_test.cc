@@ -203,19 +203,51 @@ BOOST_AUTO_TEST_CASE(url_downloads_over_loopback) {
   fs::copy_file(guest("hello"), root + "/hello.wasm");
   wjt::write_file(root + "/big.wasm", std::string(3u << 20, 'x'));
   HttpServer srv(root);
-  auto e = exec_job("entry_module: {storage_source: urlDownload, url: '" + srv.url("/hello.wasm") + "'}\n");
+  const std::vector<std::string> policy = {"--policy", WJ_SOURCE_DIR "/tests/policies/fetch_loopback.yaml"};
+  auto e = exec_job("entry_module: {storage_source: urlDownload, url: '" + srv.url("/hello.wasm") + "'}\n", policy);
   BOOST_TEST(e.result["status"] == "ok", e.result["error"]);
   BOOST_TEST(e.result["stdout"] == "Hello from wasmjail!\n");
-  e = exec_job("entry_module: {url: '" + srv.url("/redirect/hello.wasm") + "'}\n");
-  BOOST_TEST(e.result["status"] == "ok");
-  e = exec_job("entry_module: {url: '" + srv.url("/nothing.wasm") + "'}\n");
+  // Redirects are followed, each hop checked against the allowlist.
+  e = exec_job("entry_module: {url: '" + srv.url("/redirect/hello.wasm") + "'}\n", policy);
+  BOOST_TEST(e.result["status"] == "ok", e.result["error"]);
+  e = exec_job("entry_module: {url: '" + srv.url("/nothing.wasm") + "'}\n", policy);
   BOOST_TEST(e.result["error"].get<std::string>().find("entry_module: download of " + srv.url("/nothing.wasm") +
                                                        " failed: The requested URL returned error: 404") == 0);
   std::string sum = wjt::run({"/usr/bin/sha256sum", guest("hello")}).out.substr(0, 64);
-  e = exec_job("entry_module: {url: '" + srv.url("/hello.wasm") + "', checksum: 'sha256:" + std::string(64, 'f') + "'}\n");
+  e = exec_job("entry_module: {url: '" + srv.url("/hello.wasm") + "', checksum: 'sha256:" + std::string(64, 'f') + "'}\n", policy);
   BOOST_TEST(e.result["error"].get<std::string>().find("content does not match its pin") != std::string::npos);
-  e = exec_job("entry_module: {url: '" + srv.url("/hello.wasm") + "', checksum: 'sha256:" + sum + "'}\n");
+  e = exec_job("entry_module: {url: '" + srv.url("/hello.wasm") + "', checksum: 'sha256:" + sum + "'}\n", policy);
   BOOST_TEST(e.result["status"] == "ok");
+  // Size and time limits from the policy's fetch section.
+  e = exec_job("entry_module: {url: '" + srv.url("/big.wasm") + "'}\n", policy);
+  BOOST_TEST(e.result["error"] == "entry_module: download of " + srv.url("/big.wasm") + " exceeds the limit of 2097152 bytes");
+  e = exec_job("entry_module: {url: '" + srv.url("/hang") + "'}\n", policy);
+  BOOST_TEST(e.result["error"] == "entry_module: download of " + srv.url("/hang") + " did not finish within 2000 ms");
+  // A host outside the allowlist, and the default policy, which allows no downloads.
+  std::string other = "http://localhost:" + std::to_string(srv.port) + "/hello.wasm";
+  e = exec_job("entry_module: {url: '" + other + "'}\n", policy);
+  BOOST_TEST(e.result["error"] == "entry_module: host \"localhost:" + std::to_string(srv.port) +
+                                      "\" is not in the policy's fetch.allowed_hosts");
+  e = exec_job("entry_module: {url: '" + srv.url("/hello.wasm") + "'}\n");
+  BOOST_TEST(e.result["error"] == "entry_module: downloads (urlDownload) are not allowed by the policy (fetch.url_download)");
+}
+
+BOOST_AUTO_TEST_CASE(job_limits_within_the_policy) {
+  auto e = exec_job("entry_module: {source_path: " + G("loop") + "}\nlimits: {wall_time: 1s}\n");
+  BOOST_TEST(e.result["status"] == "timeout");
+  BOOST_TEST(e.result["error"] == "wall-time limit of 1s exceeded");
+  e = exec_job("entry_module: {source_path: " + G("hello") + "}\nlimits: {memory: 64GiB}\n");
+  BOOST_TEST(e.result["status"] == "invalid_job");
+  BOOST_TEST(e.result["error"] == "job asks for limits.memory 64GiB but the policy allows at most 1GiB");
+  // A legacy Bacalhau job's Spec.Timeout is a wall-time ask.
+  std::string dir = wjt::temp_dir();
+  wjt::write_file(dir + "/legacy.json", R"({"Spec": {"Engine": "Wasm", "Timeout": 1, "Wasm": {"EntryModule":
+      {"StorageSource": "LocalDirectory", "SourcePath": ")" + guest("loop") + R"("}}}})");
+  auto r = wjt::run({binary(), "exec", dir + "/legacy.json"});
+  BOOST_TEST(json::parse(r.out)["status"] == "timeout");
+  r = wjt::run({binary(), "exec", dir + "/legacy.json", "--policy", "no-such-policy"});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(json::parse(r.out)["error"].get<std::string>().find("no-such-policy") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(linking_errors_name_module_field_and_types) {

@@ -57,7 +57,7 @@ BOOST_AUTO_TEST_CASE(legacy_bacalhau_job) {
     "Wasm": {"EntryModule": {"StorageSource": "LocalDirectory", "SourcePath": "m.wasm"}, "EntryPoint": "_start"},
     "inputs": [{"StorageSource": "LocalDirectory", "SourcePath": "d", "Path": "/inputs"}]}})");
   BOOST_TEST(j.entry_module.source_path == "m.wasm");
-  BOOST_TEST(*j.wall_time_ms == 30000.0);
+  BOOST_TEST(*j.limits.wall_time_ms == 30000.0);
   BOOST_TEST(j.inputs.size() == 1u);
   BOOST_TEST(err(R"({"Spec": {"Engine": "Docker", "Wasm": {}}})") ==
              "job.yaml:1:21: Spec.Engine is \"Docker\"; this executor runs only \"Wasm\" jobs");
@@ -148,4 +148,13 @@ BOOST_AUTO_TEST_CASE(missing_and_empty) {
   BOOST_TEST(err("entry_point: x\n") == "job.yaml:1:1: missing entry_module (where the module comes from)");
   BOOST_TEST(err("[1, 2]\n") == "job.yaml:1:1: a job must be a mapping with at least entry_module");
   BOOST_TEST(err("entry_module: {source_path: m}\nentry_point: ''\n") == "job.yaml:2:14: entry_point must not be empty");
+}
+
+BOOST_AUTO_TEST_CASE(job_limits_use_the_policy_rules) {
+  JobSpec j = ok("entry_module: {source_path: m}\nlimits: {wall_time: 2s, memory: 128MiB}\n");
+  BOOST_TEST(*j.limits.wall_time_ms == 2000.0);
+  BOOST_TEST(*j.limits.memory == 128ull << 20);
+  BOOST_TEST(err("entry_module: {source_path: m}\nlimits: {wall_time: 2 parsecs}\n").rfind("job.yaml:2:21:", 0) == 0);
+  BOOST_TEST(err("entry_module: {source_path: m}\nlimits: {wal_time: 2s}\n").find("did you mean \"wall_time\"") !=
+             std::string::npos);
 }
