@@ -72,6 +72,7 @@ struct Running {
   uv_timer_t wall_timer;
   bool wall_timer_open = false;
   bool timed_out = false;
+  std::optional<std::string> output_over;  // set when a stream passed its cap and truncation is off
   int open_handles = 0;
 
   wire::FrameReader frames;
@@ -135,7 +136,16 @@ struct Running {
     cs.total_bytes += n;
     size_t keep = cs.data.size() < cap ? std::min(n, cap - cs.data.size()) : 0;
     cs.data.append(data, keep);
-    if (keep < n) cs.truncated = true;
+    if (keep < n) {
+      cs.truncated = true;
+      // The policy forbids cutting output: the job fails at the cap instead.
+      if (opts.policy && !opts.policy->output.truncate.value_or(true) && !output_over) {
+        output_over = std::string(which == 1 ? "stdout" : "stderr") + " passed limits." +
+                      (which == 1 ? "stdout_bytes" : "stderr_bytes") + " (" + std::to_string(cap) +
+                      " bytes) and the policy does not allow truncation (output.truncate: false)";
+        kill_child();
+      }
+    }
     if (opts.on_output) opts.on_output(which == 1 ? Stream::kStdout : Stream::kStderr, data, n);
   }
 
@@ -190,6 +200,9 @@ struct Running {
       }
       result.error = "the job made a forbidden system call: " + v.syscall;
       result.violation = v;
+    } else if (output_over) {
+      result.status = Status::kViolation;
+      result.error = *output_over;
     } else if (cancelled && !(outcome && outcome->kind != OutcomeKind::kTimeout && outcome->kind != OutcomeKind::kCpuLimit)) {
       result.status = Status::kCancelled;
       result.error = "cancelled by the caller";

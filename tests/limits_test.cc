@@ -173,3 +173,17 @@ BOOST_AUTO_TEST_CASE(an_output_file_that_grows_without_end_stops_at_output_bytes
   BOOST_TEST(stat((out + "/big.bin").c_str(), &st) == 0);
   BOOST_TEST(st.st_size == 1 << 20);
 }
+
+BOOST_AUTO_TEST_CASE(output_over_the_cap_fails_when_truncation_is_off) {
+  auto policy = std::make_shared<Policy>();
+  policy->output.truncate = false;
+  policy->limits.stdout_bytes = 1u << 20;
+  RunOptions o = with_wall(30000);
+  o.policy = policy;
+  auto ran = run_one(job_for("flood", {"1024"}), o);
+  BOOST_TEST(to_string(ran.r.status) == "violation");
+  BOOST_TEST(ran.r.error ==
+             "stdout passed limits.stdout_bytes (1048576 bytes) and the policy does not allow truncation (output.truncate: false)");
+  BOOST_TEST(ran.r.out.data.size() == 1u << 20);
+  BOOST_TEST(!ran.r.violation.has_value());  // not a syscall
+}
