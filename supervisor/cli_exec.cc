@@ -11,6 +11,7 @@
 
 #include "policies/jobspec.h"
 #include "supervisor/cli.h"
+#include "supervisor/executor.h"
 #include "supervisor/storage.h"
 #include "supervisor/supervisor.h"
 
@@ -156,31 +157,34 @@ int exec(int argc, char** argv) {
   auto spec = parse_job_spec(text, name, base_dir);
   if (!spec) return finish(invalid(spec.error().str()), nullptr, format, output_dir, 1);
 
+  auto pol = std::make_shared<const Policy>(std::move(policy.value()));
   // The job may ask for less than the policy allows, never more.
-  if (auto over = check_job_limits(spec->limits, policy->limits))
-    return finish(invalid(*over), nullptr, format, output_dir, 1);
-  const Limits lim = effective_limits(spec->limits, policy->limits);
-  PrepareOptions popts;
-  if (!output_dir.empty()) popts.output_dir = fs::absolute(output_dir).string();
-  if (lim.module_bytes) popts.module_bytes_max = *lim.module_bytes;
-  const FetchSettings& f = policy->fetch;
-  popts.fetch.downloads_allowed = f.url_download.value_or(false);
-  popts.fetch.allowed_hosts = f.allowed_hosts.value_or(std::vector<std::string>{});
-  if (f.max_bytes) popts.fetch.max_bytes = *f.max_bytes;
-  if (f.timeout_ms) popts.fetch.timeout_ms = *f.timeout_ms;
-  PreparedJob prepared;
-  if (auto err = prepare_job(spec.value(), popts, &prepared)) {
-    cleanup_staging(prepared);
-    return finish(invalid(*err), nullptr, format, output_dir, 1);
+  {
+    PrepareOptions p;
+    RunOptions o;
+    if (auto over = options_for(spec.value(), pol, &p, &o)) return finish(invalid(*over), nullptr, format, output_dir, 1);
   }
-  RunOptions opts;
-  opts.module_bytes_max = popts.module_bytes_max;
-  opts.job_limits = spec->limits;
-  opts.v8_flags = v8_flags_for(policy->wasm);
-  opts.policy = std::make_shared<const Policy>(std::move(policy.value()));
-  Result r = run_job(prepared.job, opts);
-  cleanup_staging(prepared);
-  return finish(r, &prepared, format, output_dir, 1);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  std::shared_ptr<JobRecord> job;
+  {
+    ExecutorConfig cfg;
+    cfg.concurrency = 1;
+    Executor ex(&loop, cfg);
+    Submission sub;
+    sub.spec = std::move(spec.value());
+    sub.policy = pol;
+    sub.policy_name = policy_ref;
+    if (!output_dir.empty()) sub.output_dir = fs::absolute(output_dir).string();
+    std::string err;
+    job = ex.submit(std::move(sub), &err);
+    if (!job) return finish(invalid(err), nullptr, format, output_dir, 1);
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
+  uv_loop_close(&loop);
+  PreparedJob shown;
+  shown.outputs = job->outputs;
+  return finish(job->result, &shown, format, output_dir, 1);
 }
 
 }  // namespace wj::cli

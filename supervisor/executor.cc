@@ -1,0 +1,298 @@
+#include "supervisor/executor.h"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <thread>
+
+namespace wj {
+namespace {
+
+std::string new_job_id() {
+  unsigned char b[8];
+  if (getrandom(b, sizeof b, 0) != sizeof b) {
+    static uint64_t counter = 0;  // getrandom cannot fail for 8 bytes; belt and braces
+    uint64_t v = ++counter;
+    std::memcpy(b, &v, sizeof b);
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string id = "j";
+  for (unsigned char c : b) id += hex[c >> 4], id += hex[c & 15];
+  return id;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// One preparation (fetching sources) on libuv's thread pool: downloads never block the loop.
+struct PrepareWork {
+  uv_work_t req;
+  Executor* executor;
+  std::shared_ptr<JobRecord> job;
+  PrepareOptions prep;
+  std::optional<std::string> error;
+  std::weak_ptr<bool> alive;
+  std::function<void(PrepareWork*)> after;
+};
+
+}  // namespace
+
+const char* to_string(JobState s) {
+  switch (s) {
+    case JobState::kQueued: return "queued";
+    case JobState::kRunning: return "running";
+    case JobState::kDone: return "done";
+  }
+  return "unknown";
+}
+
+std::optional<std::string> options_for(const JobSpec& spec, const std::shared_ptr<const Policy>& policy,
+                                       PrepareOptions* prep, RunOptions* run) {
+  if (auto over = check_job_limits(spec.limits, policy->limits)) return over;
+  const Limits lim = effective_limits(spec.limits, policy->limits);
+  if (lim.module_bytes) prep->module_bytes_max = *lim.module_bytes;
+  const FetchSettings& f = policy->fetch;
+  prep->fetch.downloads_allowed = f.url_download.value_or(false);
+  prep->fetch.allowed_hosts = f.allowed_hosts.value_or(std::vector<std::string>{});
+  if (f.max_bytes) prep->fetch.max_bytes = *f.max_bytes;
+  if (f.timeout_ms) prep->fetch.timeout_ms = *f.timeout_ms;
+  run->module_bytes_max = prep->module_bytes_max;
+  run->job_limits = spec.limits;
+  run->v8_flags = v8_flags_for(policy->wasm);
+  run->policy = policy;
+  return std::nullopt;
+}
+
+Executor::Executor(uv_loop_t* loop, ExecutorConfig cfg) : loop_(loop), cfg_(std::move(cfg)), supervisor_(loop) {
+  if (cfg_.concurrency == 0) cfg_.concurrency = std::max(1u, std::thread::hardware_concurrency());
+}
+
+Executor::~Executor() { *alive_ = false; }
+
+std::shared_ptr<JobRecord> Executor::submit(Submission s, std::string* error) {
+  if (draining_) {
+    *error = "the executor is shutting down";
+    return nullptr;
+  }
+  if (queue_.size() >= cfg_.queue_size) {
+    ++stats_.rejected_queue_full;
+    *error = "the queue is full (" + std::to_string(cfg_.queue_size) + " jobs waiting)";
+    return nullptr;
+  }
+  auto job = std::make_shared<JobRecord>();
+  job->id = new_job_id();
+  job->policy_name = s.policy_name;
+  job->submitted_at = std::chrono::system_clock::now();
+  job->t_submitted = std::chrono::steady_clock::now();
+  job->submission = std::move(s);
+  jobs_[job->id] = job;
+  queue_.push_back(job);
+  pump();
+  return job;
+}
+
+std::shared_ptr<JobRecord> Executor::find(const std::string& id) const {
+  auto it = jobs_.find(id);
+  return it == jobs_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<JobRecord>> Executor::recent(size_t max) const {
+  std::vector<std::shared_ptr<JobRecord>> all;
+  for (const auto& [id, j] : jobs_) all.push_back(j);
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a->t_submitted > b->t_submitted; });
+  if (all.size() > max) all.resize(max);
+  return all;
+}
+
+uint64_t Executor::subscribe(const std::shared_ptr<JobRecord>& job, std::function<void(const JobEvent&)> cb) {
+  if (job->state == JobState::kDone) {
+    cb(JobEvent{JobEvent::kDone});
+    return 0;
+  }
+  uint64_t t = next_token_++;
+  job->subscribers[t] = std::move(cb);
+  return t;
+}
+
+void Executor::unsubscribe(const std::shared_ptr<JobRecord>& job, uint64_t token) { job->subscribers.erase(token); }
+
+void Executor::emit(const std::shared_ptr<JobRecord>& job, const JobEvent& e) {
+  // Copy: a subscriber may unsubscribe itself (or others) while being called.
+  auto subs = job->subscribers;
+  for (auto& [t, cb] : subs)
+    if (job->subscribers.count(t)) cb(e);
+}
+
+bool Executor::cancel(const std::string& id) {
+  auto job = find(id);
+  if (!job || job->state == JobState::kDone) return false;
+  job->cancel_requested = true;
+  auto q = std::find(queue_.begin(), queue_.end(), job);
+  if (q != queue_.end()) {
+    queue_.erase(q);
+    Result r;
+    r.status = Status::kCancelled;
+    r.error = "cancelled before it started";
+    finish(job, std::move(r));
+    return true;
+  }
+  if (job->control) job->control->cancel();  // running; a job still being prepared checks the flag
+  return true;
+}
+
+void Executor::pump() {
+  while (running_ < cfg_.concurrency && !queue_.empty() && !draining_) {
+    auto job = queue_.front();
+    queue_.pop_front();
+    ++running_;  // the slot is held from preparation to the end of the run
+    job->state = JobState::kRunning;
+    job->t_started = std::chrono::steady_clock::now();
+    auto* w = new PrepareWork{};
+    w->req.data = w;
+    w->executor = this;
+    w->job = job;
+    w->alive = alive_;
+    if (auto err = options_for(job->submission.spec, job->submission.policy, &w->prep, &job->run_options)) {
+      w->error = err;
+    } else {
+      w->prep.output_dir = !job->submission.output_dir.empty() ? job->submission.output_dir
+                           : !cfg_.output_root.empty()       ? cfg_.output_root + "/" + job->id
+                                                             : "";
+    }
+    uv_queue_work(
+        loop_, &w->req,
+        [](uv_work_t* req) {
+          auto* pw = static_cast<PrepareWork*>(req->data);
+          if (!pw->error) pw->error = prepare_job(pw->job->submission.spec, pw->prep, &pw->job->prepared);
+        },
+        [](uv_work_t* req, int) {
+          std::unique_ptr<PrepareWork> pw(static_cast<PrepareWork*>(req->data));
+          if (pw->alive.expired()) return;
+          Executor* ex = pw->executor;
+          if (pw->job->cancel_requested) {
+            Result r;
+            r.status = Status::kCancelled;
+            r.error = "cancelled before it started";
+            ex->finish(pw->job, std::move(r));
+          } else if (pw->error) {
+            Result r;
+            r.status = Status::kInvalidJob;
+            r.error = *pw->error;
+            ex->finish(pw->job, std::move(r));
+          } else {
+            ex->start_prepared(pw->job);
+          }
+        });
+  }
+}
+
+void Executor::start_prepared(const std::shared_ptr<JobRecord>& job) {
+  RunOptions opts = job->run_options;
+  for (int i = 0; i < 3; ++i) opts.stdio_is_tty[i] = job->submission.stdio_is_tty[i];
+  const Limits lim = effective_limits(job->submission.spec.limits, job->submission.policy->limits);
+  const uint64_t caps[3] = {0, lim.stdout_bytes.value_or(opts.stdout_cap), lim.stderr_bytes.value_or(opts.stderr_cap)};
+  auto kept = std::make_shared<std::array<uint64_t, 3>>();
+  std::weak_ptr<JobRecord> weak = job;
+  opts.on_output = [this, weak, caps, kept](Stream s, const char* data, size_t n) {
+    auto j = weak.lock();
+    if (!j) return;
+    int k = static_cast<int>(s);
+    uint64_t keep = (*kept)[k] < caps[k] ? std::min<uint64_t>(n, caps[k] - (*kept)[k]) : 0;
+    if (keep) {
+      (*kept)[k] += keep;
+      j->log_bytes += keep;
+      if (!j->log.empty() && j->log.back().first == s) j->log.back().second.append(data, keep);
+      else j->log.emplace_back(s, std::string(data, keep));
+    }
+    emit(j, JobEvent{JobEvent::kOutput, s, data, n});
+  };
+  job->control = supervisor_.start(job->prepared.job, std::move(opts), [this, weak](Result r) {
+    if (auto j = weak.lock()) finish(j, std::move(r));
+  });
+}
+
+void Executor::finish(const std::shared_ptr<JobRecord>& job, Result r) {
+  if (job->state == JobState::kDone) return;
+  const bool held_slot = job->state == JobState::kRunning;
+  double queue_ms = held_slot ? std::chrono::duration<double, std::milli>(job->t_started - job->t_submitted).count()
+                              : seconds_since(job->t_submitted) * 1000;
+  r.timing.queue = queue_ms;
+  r.timing.total += queue_ms;
+  job->result = std::move(r);
+  job->state = JobState::kDone;
+  job->outputs = job->prepared.outputs;
+  job->control.reset();
+  cleanup_staging(job->prepared);
+  job->prepared.job = Job{};  // module bytes are no longer needed
+
+  const std::string status(to_string(job->result.status));
+  stats_.jobs_by_status[status]++;
+  if (job->result.violation) stats_.violations_by_syscall[job->result.violation->syscall]++;
+  if (stats_.latency_buckets_s.empty()) {
+    stats_.latency_buckets_s = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+    stats_.latency_counts.assign(stats_.latency_buckets_s.size(), 0);
+  }
+  double secs = seconds_since(job->t_submitted);
+  for (size_t i = 0; i < stats_.latency_buckets_s.size(); ++i)
+    if (secs <= stats_.latency_buckets_s[i]) stats_.latency_counts[i]++;
+  stats_.latency_sum_s += secs;
+  stats_.latency_count++;
+
+  emit(job, JobEvent{JobEvent::kDone});
+  job->subscribers.clear();
+  retain(job);
+  if (held_slot) --running_;
+  pump();
+  maybe_drained();
+}
+
+void Executor::retain(const std::shared_ptr<JobRecord>& job) {
+  done_order_.push_back(job->id);
+  retained_bytes_ += job->log_bytes + job->result.out.data.size() + job->result.err.data.size();
+  while (!done_order_.empty() && (done_order_.size() > cfg_.retention || retained_bytes_ > cfg_.retention_bytes)) {
+    auto it = jobs_.find(done_order_.front());
+    if (it != jobs_.end()) {
+      const JobRecord& old = *it->second;
+      retained_bytes_ -= std::min(retained_bytes_, old.log_bytes + old.result.out.data.size() + old.result.err.data.size());
+      jobs_.erase(it);
+    }
+    done_order_.pop_front();
+  }
+}
+
+void Executor::drain(double drain_ms, std::function<void()> done) {
+  draining_ = true;
+  drained_cb_ = std::move(done);
+  while (!queue_.empty()) cancel(queue_.front()->id);
+  if (running_ > 0) {
+    uv_timer_init(loop_, &drain_timer_);
+    drain_timer_.data = this;
+    drain_timer_open_ = true;
+    uv_timer_start(
+        &drain_timer_,
+        [](uv_timer_t* t) {
+          auto* ex = static_cast<Executor*>(t->data);
+          for (auto& [id, j] : ex->jobs_)
+            if (j->state == JobState::kRunning) ex->cancel(id);
+        },
+        static_cast<uint64_t>(drain_ms), 0);
+  }
+  maybe_drained();
+}
+
+void Executor::maybe_drained() {
+  if (!draining_ || running_ > 0 || !drained_cb_) return;
+  if (drain_timer_open_) {
+    drain_timer_open_ = false;
+    uv_timer_stop(&drain_timer_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  }
+  auto cb = std::move(drained_cb_);
+  drained_cb_ = nullptr;
+  cb();
+}
+
+}  // namespace wj

@@ -1,0 +1,149 @@
+// Executor: the one C++ API every frontend uses to run jobs. It queues submissions
+// (bounded), runs at most `concurrency` at once on a libuv loop, fetches each job's
+// sources off the loop thread, keeps recent results, fans out live output, and cancels.
+//
+//   Executor ex(loop, cfg);
+//   auto job = ex.submit(std::move(submission), &error);   // nullptr: queue full/draining
+//   ex.subscribe(job, [](const JobEvent& e) { ... });       // output chunks, then kDone
+//   ex.cancel(job->id);
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "policies/jobspec.h"
+#include "policies/policy.h"
+#include "supervisor/result.h"
+#include "supervisor/storage.h"
+#include "supervisor/supervisor.h"
+
+namespace wj {
+
+struct ExecutorConfig {
+  size_t concurrency = 0;           // 0: the number of cores
+  size_t queue_size = 256;          // queued (not yet running) jobs; more are refused
+  size_t retention = 1000;          // finished jobs kept for GET /v1/jobs/{id}
+  uint64_t retention_bytes = 256ull << 20;  // ... and their output, together
+  std::string output_root;          // outputs of jobs without an output dir: ROOT/<id>/<name>
+};
+
+// Everything needed to run one job: the validated spec, the policy it runs under.
+struct Submission {
+  JobSpec spec;
+  std::shared_ptr<const Policy> policy;
+  std::string policy_name;
+  std::string output_dir;  // empty: output_root/<id>
+  bool stdio_is_tty[3] = {false, false, false};
+};
+
+enum class JobState { kQueued, kRunning, kDone };
+const char* to_string(JobState s);
+
+struct JobEvent {
+  enum Kind { kOutput, kDone } kind;
+  Stream stream = Stream::kStdout;
+  const char* data = nullptr;
+  size_t size = 0;
+};
+
+struct JobRecord {
+  std::string id;
+  JobState state = JobState::kQueued;
+  std::string policy_name;
+  Result result;  // final once state is kDone
+  std::vector<std::pair<std::string, std::string>> outputs;  // name -> host folder
+  std::chrono::system_clock::time_point submitted_at;
+  std::chrono::steady_clock::time_point t_submitted, t_started;
+  // Output so far, in arrival order, kept up to the job's caps (for late log readers).
+  std::vector<std::pair<Stream, std::string>> log;
+  uint64_t log_bytes = 0;
+  bool cancel_requested = false;
+
+ private:
+  friend class Executor;
+  Submission submission;
+  std::shared_ptr<JobControl> control;
+  std::map<uint64_t, std::function<void(const JobEvent&)>> subscribers;
+  PreparedJob prepared;
+  RunOptions run_options;
+};
+
+struct ExecutorStats {
+  std::map<std::string, uint64_t> jobs_by_status;
+  std::map<std::string, uint64_t> violations_by_syscall;
+  std::vector<double> latency_buckets_s;  // upper bounds
+  std::vector<uint64_t> latency_counts;   // cumulative per bucket
+  double latency_sum_s = 0;
+  uint64_t latency_count = 0;
+  uint64_t rejected_queue_full = 0;
+};
+
+class Executor {
+ public:
+  Executor(uv_loop_t* loop, ExecutorConfig cfg);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  // Queues a job. nullptr (with `error`) when the queue is full or the executor drains.
+  std::shared_ptr<JobRecord> submit(Submission s, std::string* error);
+  std::shared_ptr<JobRecord> find(const std::string& id) const;
+  std::vector<std::shared_ptr<JobRecord>> recent(size_t max) const;  // newest first
+
+  // Live output and the final kDone event. A subscriber added to a finished job gets only
+  // kDone. Returns a token for unsubscribe().
+  uint64_t subscribe(const std::shared_ptr<JobRecord>& job, std::function<void(const JobEvent&)> cb);
+  void unsubscribe(const std::shared_ptr<JobRecord>& job, uint64_t token);
+
+  // Cancels a queued or running job (status `cancelled`). False when unknown or done.
+  bool cancel(const std::string& id);
+
+  // Stops taking jobs; queued jobs are cancelled; running ones may finish for `drain_ms`,
+  // then are cancelled. `done` runs once nothing is running.
+  void drain(double drain_ms, std::function<void()> done);
+
+  size_t queued() const { return queue_.size(); }
+  size_t running() const { return running_; }
+  size_t concurrency() const { return cfg_.concurrency; }
+  bool draining() const { return draining_; }
+  const ExecutorStats& stats() const { return stats_; }
+
+ private:
+  void pump();
+  void start_prepared(const std::shared_ptr<JobRecord>& job);
+  void finish(const std::shared_ptr<JobRecord>& job, Result r);
+  void emit(const std::shared_ptr<JobRecord>& job, const JobEvent& e);
+  void retain(const std::shared_ptr<JobRecord>& job);
+  void maybe_drained();
+
+  uv_loop_t* loop_;
+  ExecutorConfig cfg_;
+  Supervisor supervisor_;
+  std::deque<std::shared_ptr<JobRecord>> queue_;
+  std::map<std::string, std::shared_ptr<JobRecord>> jobs_;  // queued, running, retained
+  std::deque<std::string> done_order_;
+  uint64_t retained_bytes_ = 0;
+  size_t running_ = 0;
+  uint64_t next_token_ = 1;
+  bool draining_ = false;
+  std::function<void()> drained_cb_;
+  uv_timer_t drain_timer_;
+  bool drain_timer_open_ = false;
+  ExecutorStats stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// Builds the run options a job gets under its policy (limits, V8 flags, fetch rules).
+// Fails with a message when the job asks for more than the policy allows.
+std::optional<std::string> options_for(const JobSpec& spec, const std::shared_ptr<const Policy>& policy, PrepareOptions* prep,
+                                       RunOptions* run);
+
+}  // namespace wj
