@@ -276,9 +276,17 @@ bool is_reserved_output_name(const std::string& name) {
 }
 
 cfg::Expected<JobSpec> parse_job_spec(const std::string& text, const std::string& file, const std::string& base_dir) {
+  try {
+    return parse_job_spec_node(cfg::parse_text(text, Doc{file}), file, base_dir);
+  } catch (const ConfigError& e) {
+    return e.error;
+  }
+}
+
+cfg::Expected<JobSpec> parse_job_spec_node(const YAML::Node& root, const std::string& file,
+                                           const std::string& base_dir) {
   Doc doc{file};
   try {
-    YAML::Node root = cfg::parse_text(text, doc);
     if (!root.IsMap()) doc.fail(root, "a job must be a mapping with at least entry_module");
     JobSpec job;
     job.base_dir = base_dir;

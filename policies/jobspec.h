@@ -49,6 +49,11 @@ struct JobSpec {
 cfg::Expected<JobSpec> parse_job_spec(const std::string& text, const std::string& file,
                                       const std::string& base_dir);
 
+// The same, for a job already parsed as part of a larger document (an API request body);
+// locations refer to that document.
+cfg::Expected<JobSpec> parse_job_spec_node(const YAML::Node& root, const std::string& file,
+                                           const std::string& base_dir);
+
 // Names an output may not take: they are the files of an --output-dir.
 bool is_reserved_output_name(const std::string& name);
 

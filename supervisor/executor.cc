@@ -90,6 +90,7 @@ std::shared_ptr<JobRecord> Executor::submit(Submission s, std::string* error) {
   job->submission = std::move(s);
   jobs_[job->id] = job;
   queue_.push_back(job);
+  if (cfg_.on_event) cfg_.on_event(*job, "queued");
   pump();
   return job;
 }
@@ -209,6 +210,7 @@ void Executor::start_prepared(const std::shared_ptr<JobRecord>& job) {
     }
     emit(j, JobEvent{JobEvent::kOutput, s, data, n});
   };
+  if (cfg_.on_event) cfg_.on_event(*job, "started");
   job->control = supervisor_.start(job->prepared.job, std::move(opts), [this, weak](Result r) {
     if (auto j = weak.lock()) finish(j, std::move(r));
   });
@@ -241,6 +243,7 @@ void Executor::finish(const std::shared_ptr<JobRecord>& job, Result r) {
   stats_.latency_sum_s += secs;
   stats_.latency_count++;
 
+  if (cfg_.on_event) cfg_.on_event(*job, "finished");
   emit(job, JobEvent{JobEvent::kDone});
   job->subscribers.clear();
   retain(job);

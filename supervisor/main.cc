@@ -13,6 +13,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  run     run one WASI module from the command line (wasmjail run --help)\n"
     "  exec    run a JobSpecWasm job file and print its result JSON (wasmjail exec --help)\n"
+    "  serve   the HTTP/JSON API on a unix socket or loopback TCP (wasmjail serve --help)\n"
     "  policy  check policy files, show a resolved policy (wasmjail policy --help)\n"
     "  help    show this message\n";
 
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   if (cmd == "run") return wj::cli::run(argc - 2, argv + 2);
   if (cmd == "exec") return wj::cli::exec(argc - 2, argv + 2);
+  if (cmd == "serve") return wj::cli::serve(argc - 2, argv + 2);
   if (cmd == "policy") return wj::cli::policy(argc - 2, argv + 2);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     std::fputs(kUsage, stdout);

@@ -1,0 +1,47 @@
+// ServerConfig: `wasmjail serve`'s YAML configuration (configs/server.yaml documents it).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "policies/config_util.h"
+
+namespace wj {
+
+struct Listener {
+  enum Kind { kUnix, kTcp } kind = kUnix;
+  std::string path;  // unix
+  std::string host;  // tcp: a loopback address
+  int port = 0;
+  std::string str() const;  // "unix:/run/x.sock", "tcp:127.0.0.1:8080"
+};
+
+struct ServerConfig {
+  std::vector<Listener> listen;
+  unsigned socket_mode = 0660;
+  std::string token_file;  // bearer token for TCP listeners (required when one is configured)
+  std::string default_policy = "default";
+  std::vector<std::string> allowed_policies;  // empty: only default_policy
+  std::vector<std::string> policy_dirs;
+  size_t concurrency = 0;  // 0: cores
+  size_t queue_size = 256;
+  size_t result_retention = 1000;
+  uint64_t retention_bytes = 256ull << 20;
+  uint64_t max_request_bytes = 8ull << 20;
+  double header_timeout_ms = 10000;
+  double drain_timeout_ms = 30000;
+  double max_wait_ms = 600000;  // longest GET .../wait?timeout_ms
+  std::string log_format = "json";  // json | text
+  std::string output_root;          // outputs of API jobs: ROOT/<job id>/<name>
+  std::vector<std::string> local_roots;  // host folders API jobs may name as local sources
+};
+
+// "unix:/path" or "tcp:HOST:PORT" (HOST must be a loopback address).
+cfg::Expected<Listener> parse_listener(const std::string& s);
+
+// The built-in defaults (what `serve` uses without --config).
+ServerConfig default_server_config();
+cfg::Expected<ServerConfig> load_server_config(const std::string& path);
+
+}  // namespace wj

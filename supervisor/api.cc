@@ -1,0 +1,378 @@
+#include "supervisor/api.h"
+
+#include <sys/time.h>
+
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace wj {
+namespace {
+
+namespace fs = std::filesystem;
+using ojson = nlohmann::ordered_json;
+
+std::string dump(const ojson& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+std::string iso8601(std::chrono::system_clock::time_point t) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  time_t secs = static_cast<time_t>(ms / 1000);
+  tm tmv{};
+  gmtime_r(&secs, &tmv);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tmv.tm_year + 1900, tmv.tm_mon + 1,
+                tmv.tm_mday, tmv.tm_hour, tmv.tm_min, tmv.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
+}
+
+ojson job_json(const JobRecord& j) {
+  ojson o;
+  o["id"] = j.id;
+  o["state"] = to_string(j.state);
+  o["policy"] = j.policy_name;
+  o["submitted_at"] = iso8601(j.submitted_at);
+  if (j.state == JobState::kDone) {
+    ojson r = to_json(j.result);
+    if (!j.outputs.empty()) {
+      ojson outs = ojson::object();
+      for (const auto& [name, host] : j.outputs) outs[name] = host;
+      r["outputs"] = outs;
+    }
+    o["result"] = r;
+  }
+  return o;
+}
+
+void send_json(const std::shared_ptr<HttpExchange>& ex, int status, const ojson& body) {
+  ex->respond(status, "application/json", dump(body) + "\n");
+}
+
+void send_error(const std::shared_ptr<HttpExchange>& ex, int status, const std::string& code, const std::string& msg) {
+  ex->respond(status, "application/json", http_error_body(code, msg));
+}
+
+}  // namespace
+
+void ServerLog::event(const std::string& name, const std::vector<std::pair<std::string, std::string>>& fields) {
+  std::string line;
+  if (json_) {
+    ojson o;
+    o["ts"] = iso8601(std::chrono::system_clock::now());
+    o["event"] = name;
+    for (const auto& [k, v] : fields) o[k] = v;
+    line = dump(o) + "\n";
+  } else {
+    line = iso8601(std::chrono::system_clock::now()) + " " + name;
+    for (const auto& [k, v] : fields) line += " " + k + "=" + v;
+    line += "\n";
+  }
+  (void)!fwrite(line.data(), 1, line.size(), stderr);
+  fflush(stderr);
+}
+
+void ServerLog::job(const JobRecord& j, const char* ev) {
+  std::vector<std::pair<std::string, std::string>> f = {{"job", j.id}, {"policy", j.policy_name}};
+  if (j.state == JobState::kDone) {
+    f.emplace_back("status", std::string(to_string(j.result.status)));
+    f.emplace_back("exit_code", std::to_string(j.result.exit_code));
+    char ms[32];
+    std::snprintf(ms, sizeof ms, "%.1f", j.result.timing.total);
+    f.emplace_back("duration_ms", ms);
+    if (!j.result.error.empty()) f.emplace_back("error", j.result.error);
+  }
+  event(std::string("job_") + ev, f);
+}
+
+Api::Api(uv_loop_t* loop, Executor& executor, const ServerConfig& cfg,
+         std::map<std::string, std::shared_ptr<const Policy>> policies)
+    : loop_(loop), executor_(executor), cfg_(cfg), policies_(std::move(policies)) {}
+
+void Api::handle(const std::shared_ptr<HttpExchange>& ex) {
+  ++http_requests_;
+  const HttpRequest& rq = ex->request();
+  const std::string& p = rq.path;
+  const std::string& m = rq.method;
+  auto only = [&](const char* method) {
+    if (m == method) return true;
+    send_error(ex, 405, "method_not_allowed", m + " is not allowed on " + p);
+    return false;
+  };
+  if (p == "/healthz") {
+    if (only("GET"))
+      send_json(ex, executor_.draining() ? 503 : 200,
+                ojson{{"status", executor_.draining() ? "draining" : "ok"},
+                      {"running", executor_.running()},
+                      {"queued", executor_.queued()},
+                      {"concurrency", executor_.concurrency()}});
+    return;
+  }
+  if (p == "/metrics") {
+    if (only("GET")) metrics(ex);
+    return;
+  }
+  if (p == "/v1/run") {
+    if (only("POST")) submit(ex, true);
+    return;
+  }
+  if (p == "/v1/jobs") {
+    if (m == "POST") submit(ex, false);
+    else if (m == "GET") list_jobs(ex);
+    else send_error(ex, 405, "method_not_allowed", m + " is not allowed on " + p);
+    return;
+  }
+  const std::string prefix = "/v1/jobs/";
+  if (p.rfind(prefix, 0) == 0) {
+    std::string rest = p.substr(prefix.size());
+    std::string id = rest.substr(0, rest.find('/'));
+    std::string sub = rest.size() > id.size() ? rest.substr(id.size()) : "";
+    if (!executor_.find(id)) return send_error(ex, 404, "not_found", "no job with id \"" + id + "\"");
+    if (sub.empty()) {
+      if (m == "GET") get_job(ex, id);
+      else if (m == "DELETE") cancel_job(ex, id);
+      else send_error(ex, 405, "method_not_allowed", m + " is not allowed on " + p);
+    } else if (sub == "/wait") {
+      if (!only("GET")) return;
+      double timeout = 30000;
+      if (auto t = rq.query.find("timeout_ms"); t != rq.query.end()) {
+        char* end = nullptr;
+        double v = std::strtod(t->second.c_str(), &end);
+        if (t->second.empty() || *end || v < 0 || v > cfg_.max_wait_ms)
+          return send_error(ex, 400, "bad_request",
+                            "timeout_ms must be a number of milliseconds from 0 to " +
+                                std::to_string(static_cast<long>(cfg_.max_wait_ms)));
+        timeout = v;
+      }
+      wait_job(ex, id, timeout);
+    } else if (sub == "/logs") {
+      if (only("GET")) stream_logs(ex, id);
+    } else {
+      send_error(ex, 404, "not_found", "no such endpoint: " + p);
+    }
+    return;
+  }
+  send_error(ex, 404, "not_found", "no such endpoint: " + p);
+}
+
+std::optional<std::string> Api::check_local_sources(const JobSpec& spec) const {
+  // A job from the network must not name host files, except under the operator's roots.
+  auto inside_roots = [&](const StorageSpec& s) -> std::optional<std::string> {
+    if (s.source != StorageSource::kLocal) return std::nullopt;
+    if (cfg_.local_roots.empty())
+      return s.field + ": local sources (localDirectory) are not allowed through the API; use inline or urlDownload";
+    if (s.source_path.empty() || s.source_path[0] != '/')
+      return s.field + ": a local source_path must be absolute through the API";
+    std::error_code ec;
+    fs::path real = fs::weakly_canonical(s.source_path, ec);
+    for (const std::string& root : cfg_.local_roots) {
+      fs::path r = fs::weakly_canonical(root, ec);
+      auto rel = real.lexically_relative(r);
+      if (!rel.empty() && *rel.begin() != "..") return std::nullopt;
+    }
+    return s.field + ": " + s.source_path + " is outside the server's local_roots";
+  };
+  if (auto e = inside_roots(spec.entry_module)) return e;
+  for (const auto& s : spec.import_modules)
+    if (auto e = inside_roots(s)) return e;
+  for (const auto& s : spec.inputs)
+    if (auto e = inside_roots(s)) return e;
+  for (const auto& s : spec.outputs)
+    if (!s.source_path.empty()) return s.field + ": outputs of API jobs are written under the server's output_root";
+  return std::nullopt;
+}
+
+void Api::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
+  const HttpRequest& rq = ex->request();
+  // Strict JSON first: the API speaks JSON, and its errors give line and column.
+  try {
+    nlohmann::json parsed = nlohmann::json::parse(rq.body);
+    (void)parsed;
+  } catch (const nlohmann::json::parse_error& e) {
+    // nlohmann's message names the line and column: "parse error at line 1, column 19: ..."
+    std::string what = e.what();
+    if (auto at = what.find("parse error"); at != std::string::npos) what = what.substr(at);
+    return send_error(ex, 400, "malformed_json", "request body: " + what);
+  }
+  cfg::Doc doc{"request"};
+  YAML::Node root;
+  try {
+    root = cfg::parse_text(rq.body, doc);
+  } catch (const cfg::ConfigError& e) {
+    return send_error(ex, 400, "malformed_json", e.error.str());
+  }
+  std::string policy_name;
+  YAML::Node job_node = root;
+  if (root.IsMap() && root["job"]) {
+    try {
+      cfg::check_map(root, doc, "the request", {"job", "policy"});
+      if (root["policy"]) policy_name = cfg::as_string(root["policy"], doc, "policy");
+    } catch (const cfg::ConfigError& e) {
+      return send_error(ex, 400, "invalid_job", e.error.str());
+    }
+    job_node = root["job"];
+  }
+  if (auto q = rq.query.find("policy"); q != rq.query.end()) {
+    if (!policy_name.empty() && policy_name != q->second)
+      return send_error(ex, 400, "bad_request", "the policy is given twice (body and query) with different names");
+    policy_name = q->second;
+  }
+  if (policy_name.empty()) policy_name = cfg_.default_policy;
+  auto pol = policies_.find(policy_name);
+  if (pol == policies_.end()) {
+    std::string names;
+    for (const auto& [n, _] : policies_) names += (names.empty() ? "" : ", ") + n;
+    return send_error(ex, 400, "unknown_policy", "policy \"" + policy_name + "\" is not offered here (offered: " + names + ")");
+  }
+  auto spec = parse_job_spec_node(job_node, "request", "/");
+  if (!spec) return send_error(ex, 400, "invalid_job", spec.error().str());
+  if (auto e = check_local_sources(spec.value())) return send_error(ex, 400, "invalid_job", *e);
+  {
+    PrepareOptions p;
+    RunOptions o;
+    if (auto over = options_for(spec.value(), pol->second, &p, &o)) return send_error(ex, 400, "invalid_job", *over);
+  }
+  Submission sub;
+  sub.spec = std::move(spec.value());
+  sub.policy = pol->second;
+  sub.policy_name = policy_name;
+  std::string err;
+  auto job = executor_.submit(std::move(sub), &err);
+  if (!job) {
+    if (executor_.draining()) return send_error(ex, 503, "shutting_down", err);
+    return send_error(ex, 429, "queue_full", err);
+  }
+  if (!wait) return send_json(ex, 202, ojson{{"id", job->id}, {"state", to_string(job->state)}});
+  wait_job(ex, job->id, -1);
+}
+
+void Api::get_job(const std::shared_ptr<HttpExchange>& ex, const std::string& id) {
+  send_json(ex, 200, job_json(*executor_.find(id)));
+}
+
+void Api::wait_job(const std::shared_ptr<HttpExchange>& ex, const std::string& id, double timeout_ms) {
+  auto job = executor_.find(id);
+  if (job->state == JobState::kDone || timeout_ms == 0) return send_json(ex, 200, job_json(*job));
+  // Whichever comes first: the job's end, the timeout, or the client leaving.
+  struct Waiter {
+    uv_timer_t timer;
+    std::shared_ptr<HttpExchange> ex;
+    std::shared_ptr<JobRecord> job;
+    uint64_t token = 0;
+    Executor* executor;
+    bool done = false;
+    void finish() {
+      if (done) return;
+      done = true;
+      executor->unsubscribe(job, token);
+      uv_timer_stop(&timer);
+      send_json(ex, 200, job_json(*job));
+      uv_close(reinterpret_cast<uv_handle_t*>(&timer), [](uv_handle_t* h) { delete static_cast<Waiter*>(h->data); });
+    }
+  };
+  auto* w = new Waiter{};
+  w->ex = ex;
+  w->job = job;
+  w->executor = &executor_;
+  uv_timer_init(loop_, &w->timer);
+  w->timer.data = w;
+  w->token = executor_.subscribe(job, [w](const JobEvent& e) {
+    if (e.kind == JobEvent::kDone) w->finish();
+  });
+  if (timeout_ms > 0)
+    uv_timer_start(&w->timer, [](uv_timer_t* t) { static_cast<Waiter*>(t->data)->finish(); },
+                   static_cast<uint64_t>(timeout_ms), 0);
+  ex->on_abort([w] { w->finish(); });
+}
+
+void Api::stream_logs(const std::shared_ptr<HttpExchange>& ex, const std::string& id) {
+  auto job = executor_.find(id);
+  ex->begin_stream(200, "application/x-ndjson");
+  auto chunk = [](Stream s, const char* data, size_t n) {
+    return dump(ojson{{"stream", s == Stream::kStdout ? "stdout" : "stderr"}, {"data", std::string(data, n)}}) + "\n";
+  };
+  auto done_line = [](const JobRecord& j) {
+    return dump(ojson{{"event", "done"}, {"status", to_string(j.result.status)}, {"exit_code", j.result.exit_code}}) + "\n";
+  };
+  // What was kept so far, then what comes.
+  for (const auto& [s, data] : job->log)
+    if (!ex->write_chunk(chunk(s, data.data(), data.size()))) return;
+  if (job->state == JobState::kDone) {
+    ex->write_chunk(done_line(*job));
+    ex->end_stream();
+    return;
+  }
+  auto token = std::make_shared<uint64_t>(0);
+  std::weak_ptr<JobRecord> weak = job;
+  *token = executor_.subscribe(job, [this, ex, weak, token, chunk, done_line](const JobEvent& e) {
+    auto j = weak.lock();
+    if (!j) return;
+    if (e.kind == JobEvent::kOutput) {
+      if (!ex->write_chunk(chunk(e.stream, e.data, e.size))) executor_.unsubscribe(j, *token);  // reader gone or too slow
+      return;
+    }
+    ex->write_chunk(done_line(*j));
+    ex->end_stream();
+  });
+  ex->on_abort([this, weak, token] {
+    if (auto j = weak.lock()) executor_.unsubscribe(j, *token);
+  });
+}
+
+void Api::cancel_job(const std::shared_ptr<HttpExchange>& ex, const std::string& id) {
+  auto job = executor_.find(id);
+  if (job->state == JobState::kDone)
+    return send_error(ex, 409, "already_done", "job " + id + " already ended with status " + std::string(to_string(job->result.status)));
+  executor_.cancel(id);
+  send_json(ex, 202, ojson{{"id", id}, {"state", to_string(job->state)}, {"cancel_requested", true}});
+}
+
+void Api::list_jobs(const std::shared_ptr<HttpExchange>& ex) {
+  size_t limit = 100;
+  if (auto l = ex->request().query.find("limit"); l != ex->request().query.end()) {
+    char* end = nullptr;
+    long v = std::strtol(l->second.c_str(), &end, 10);
+    if (l->second.empty() || *end || v < 1 || v > 10000) return send_error(ex, 400, "bad_request", "limit must be 1..10000");
+    limit = static_cast<size_t>(v);
+  }
+  ojson list = ojson::array();
+  for (const auto& j : executor_.recent(limit)) {
+    ojson o{{"id", j->id}, {"state", to_string(j->state)}, {"policy", j->policy_name}, {"submitted_at", iso8601(j->submitted_at)}};
+    if (j->state == JobState::kDone) o["status"] = to_string(j->result.status);
+    list.push_back(o);
+  }
+  send_json(ex, 200, ojson{{"jobs", list}});
+}
+
+void Api::metrics(const std::shared_ptr<HttpExchange>& ex) {
+  const ExecutorStats& st = executor_.stats();
+  std::ostringstream o;
+  o << "# HELP wasmjail_jobs_total Jobs that ended, by status.\n# TYPE wasmjail_jobs_total counter\n";
+  for (const char* s : {"ok", "trap", "timeout", "cpu_limit", "memory_limit", "violation", "crashed", "setup_error",
+                        "invalid_job", "cancelled", "internal_error"}) {
+    auto it = st.jobs_by_status.find(s);
+    o << "wasmjail_jobs_total{status=\"" << s << "\"} " << (it == st.jobs_by_status.end() ? 0 : it->second) << "\n";
+  }
+  o << "# HELP wasmjail_queue_depth Jobs waiting for a slot.\n# TYPE wasmjail_queue_depth gauge\n"
+    << "wasmjail_queue_depth " << executor_.queued() << "\n";
+  o << "# HELP wasmjail_running_jobs Jobs holding a slot (fetching or running).\n# TYPE wasmjail_running_jobs gauge\n"
+    << "wasmjail_running_jobs " << executor_.running() << "\n";
+  o << "# HELP wasmjail_rejected_total Submissions refused because the queue was full.\n"
+       "# TYPE wasmjail_rejected_total counter\n"
+    << "wasmjail_rejected_total " << st.rejected_queue_full << "\n";
+  o << "# HELP wasmjail_job_duration_seconds Time from submission to the end of a job.\n"
+       "# TYPE wasmjail_job_duration_seconds histogram\n";
+  for (size_t i = 0; i < st.latency_buckets_s.size(); ++i)
+    o << "wasmjail_job_duration_seconds_bucket{le=\"" << st.latency_buckets_s[i] << "\"} " << st.latency_counts[i] << "\n";
+  o << "wasmjail_job_duration_seconds_bucket{le=\"+Inf\"} " << st.latency_count << "\n"
+    << "wasmjail_job_duration_seconds_sum " << st.latency_sum_s << "\n"
+    << "wasmjail_job_duration_seconds_count " << st.latency_count << "\n";
+  o << "# HELP wasmjail_violations_total Jobs ended for a forbidden system call, by syscall.\n"
+       "# TYPE wasmjail_violations_total counter\n";
+  for (const auto& [sc, n] : st.violations_by_syscall) o << "wasmjail_violations_total{syscall=\"" << sc << "\"} " << n << "\n";
+  o << "# HELP wasmjail_http_requests_total HTTP requests received.\n# TYPE wasmjail_http_requests_total counter\n"
+    << "wasmjail_http_requests_total " << http_requests_ << "\n";
+  ex->respond(200, "text/plain; version=0.0.4", o.str());
+}
+
+}  // namespace wj
