@@ -195,20 +195,27 @@ class HttpConnection {
   }
 
   void shutdown_then_close() {
-    // Let queued writes flush, then close.
+    // Let queued writes flush and half-close; then read and drop what the client still
+    // sends until it closes (or 2 s pass): closing with unread input would reset the
+    // connection and lose the response we just wrote (a 413 sent mid-upload, say).
+    if (lingering_ || closing_) return;
+    lingering_ = true;
     auto* req = new uv_shutdown_t;
     req->data = this;
-    if (uv_shutdown(req, stream(), [](uv_shutdown_t* r, int) {
+    if (uv_shutdown(req, stream(), [](uv_shutdown_t* r, int status) {
           auto* c = static_cast<HttpConnection*>(r->data);
           delete r;
-          c->close();
+          if (status != 0) c->close();
         }) != 0) {
       delete req;
       close();
+      return;
     }
+    uv_timer_start(&timer_, [](uv_timer_t* t) { static_cast<HttpConnection*>(t->data)->close(); }, 2000, 0);
   }
 
   void arm_header_timer() {
+    if (lingering_) return;
     uv_timer_start(
         &timer_,
         [](uv_timer_t* t) {
@@ -223,7 +230,7 @@ class HttpConnection {
   }
 
   void feed(const char* data, size_t n) {
-    if (closing_) return;
+    if (closing_ || lingering_) return;  // a lingering connection's input is dropped
     if (current_ || HTTP_PARSER_ERRNO(&parser_) == HPE_PAUSED) {
       pending_.append(data, n);  // the next request waits until this one is answered
       if (pending_.size() > server_->limits_.max_body_bytes + server_->limits_.max_header_bytes) close();
@@ -366,6 +373,7 @@ class HttpConnection {
   size_t bytes_in_message_ = 0;
   bool keep_alive_ = true;
   bool closing_ = false;
+  bool lingering_ = false;
   bool error_sent_ = false;
   int closed_handles_ = 0;
   std::shared_ptr<HttpExchange> current_;

@@ -1,0 +1,308 @@
+// `wasmjail serve` end to end: every endpoint and error, cancellation, a client leaving a
+// log stream, a child killed from outside, and shutdown with jobs in flight.
+#include <boost/test/unit_test.hpp>
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "tests/testlib.h"
+
+using nlohmann::json;
+
+namespace {
+
+struct Resp {
+  long code = 0;
+  std::string body;
+  json j() const { return json::parse(body, nullptr, false); }
+};
+
+size_t collect(char* p, size_t s, size_t n, void* u) {
+  static_cast<std::string*>(u)->append(p, s * n);
+  return s * n;
+}
+
+struct Server {
+  std::string dir, sock, log_path;
+  pid_t pid = -1;
+  explicit Server(const std::string& extra_config = "", const std::vector<std::string>& extra_args = {}) {
+    dir = wjt::temp_dir();
+    sock = dir + "/wasmjail.sock";
+    log_path = dir + "/server.log";
+    wjt::write_file(dir + "/server.yaml", "output_root: " + dir + "/outputs\n" + extra_config);
+    std::vector<std::string> argv = {wjt::binary(), "serve", "--config", dir + "/server.yaml", "--listen", "unix:" + sock};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    pid = fork();
+    if (pid == 0) {
+      int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, 2);
+      dup2(fd, 1);
+      std::vector<char*> a;
+      for (auto& s : argv) a.push_back(s.data());
+      a.push_back(nullptr);
+      execv(a[0], a.data());
+      _exit(127);
+    }
+    for (int i = 0; i < 200 && access(sock.c_str(), F_OK) != 0; ++i) usleep(10000);
+    BOOST_REQUIRE_MESSAGE(access(sock.c_str(), F_OK) == 0, "server did not start: " + log());
+  }
+  ~Server() {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+  std::string log() const {
+    std::ifstream f(log_path);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  }
+  Resp req(const std::string& method, const std::string& path, const std::string& body = "",
+           const std::string& tcp_url = "", const std::string& auth = "") const {
+    Resp r;
+    CURL* c = curl_easy_init();
+    struct curl_slist* hs = nullptr;
+    if (tcp_url.empty()) {
+      curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock.c_str());
+      curl_easy_setopt(c, CURLOPT_URL, ("http://wasmjail" + path).c_str());
+    } else {
+      curl_easy_setopt(c, CURLOPT_URL, (tcp_url + path).c_str());
+      curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    }
+    if (!auth.empty()) hs = curl_slist_append(hs, ("Authorization: " + auth).c_str());
+    hs = curl_slist_append(hs, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+    if (method == "POST") {
+      curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
+      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    }
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.code);
+    curl_slist_free_all(hs);
+    curl_easy_cleanup(c);
+    return r;
+  }
+  // The job children of the server process.
+  std::vector<pid_t> children() const {
+    std::vector<pid_t> out;
+    std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+    pid_t p;
+    while (f >> p) out.push_back(p);
+    return out;
+  }
+};
+
+std::string data_url(const std::string& guest) {
+  return "data:application/wasm;base64," + wjt::run({"/usr/bin/base64", "-w0", wjt::guest(guest)}).out;
+}
+
+std::string job(const std::string& guest, const std::string& extra = "") {
+  return R"({"entry_module": {"url": ")" + data_url(guest) + R"("})" + extra + "}";
+}
+
+bool wait_for(const std::function<bool()>& cond, int ms = 10000) {
+  for (int i = 0; i < ms / 10; ++i) {
+    if (cond()) return true;
+    usleep(10000);
+  }
+  return cond();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(submit_get_wait_logs_list_run_health_metrics) {
+  Server s;
+  Resp r = s.req("POST", "/v1/jobs", job("hello", R"(, "parameters": ["api"])"));
+  BOOST_TEST(r.code == 202);
+  std::string id = r.j()["id"];
+  BOOST_TEST(id.size() == 17u);
+  r = s.req("GET", "/v1/jobs/" + id + "/wait?timeout_ms=10000");
+  BOOST_TEST(r.code == 200);
+  BOOST_TEST(r.j()["state"] == "done");
+  BOOST_TEST(r.j()["result"]["status"] == "ok");
+  BOOST_TEST(r.j()["result"]["stdout"] == "Hello, api!\n");
+  r = s.req("GET", "/v1/jobs/" + id);
+  BOOST_TEST(r.j()["result"]["exit_code"] == 0);
+  r = s.req("GET", "/v1/jobs/" + id + "/logs");
+  BOOST_TEST(r.code == 200);
+  BOOST_TEST(r.body == "{\"stream\":\"stdout\",\"data\":\"Hello, api!\\n\"}\n{\"event\":\"done\",\"status\":\"ok\",\"exit_code\":0}\n");
+  r = s.req("POST", "/v1/run", R"({"job": )" + job("exit_code", R"(, "parameters": ["7"])") + R"(, "policy": "strict"})");
+  BOOST_TEST(r.code == 200);
+  BOOST_TEST(r.j()["policy"] == "strict");
+  BOOST_TEST(r.j()["result"]["exit_code"] == 7);
+  r = s.req("GET", "/v1/jobs");
+  BOOST_TEST(r.j()["jobs"].size() == 2u);
+  BOOST_TEST(r.j()["jobs"][1]["id"] == id);  // newest first
+  r = s.req("GET", "/healthz");
+  BOOST_TEST(r.j()["status"] == "ok");
+  r = s.req("GET", "/metrics");
+  BOOST_TEST(r.body.find("wasmjail_jobs_total{status=\"ok\"} 2\n") != std::string::npos);
+  BOOST_TEST(r.body.find("wasmjail_job_duration_seconds_count 2\n") != std::string::npos);
+  BOOST_TEST(r.body.find("wasmjail_queue_depth 0\n") != std::string::npos);
+  // Structured log lines for each job's life.
+  std::string log = s.log();
+  BOOST_TEST(log.find("\"event\":\"job_queued\",\"job\":\"" + id + "\"") != std::string::npos);
+  BOOST_TEST(log.find("\"event\":\"job_finished\",\"job\":\"" + id + "\",\"policy\":\"default\",\"status\":\"ok\"") !=
+             std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(errors_have_a_stable_shape) {
+  Server s("max_request_bytes: 64KiB\n");
+  Resp r = s.req("GET", "/v1/jobs/jdeadbeef");
+  BOOST_TEST(r.code == 404);
+  BOOST_TEST(r.j()["error"]["code"] == "not_found");
+  r = s.req("POST", "/v1/jobs", "{\"entry_module\": {\n  \"url\": ]}");
+  BOOST_TEST(r.code == 400);
+  BOOST_TEST(r.j()["error"]["code"] == "malformed_json");
+  BOOST_TEST(r.j()["error"]["message"].get<std::string>().find("line 2, column 10") != std::string::npos);
+  r = s.req("POST", "/v1/jobs", R"({"job": {"entry_module": {"url": "data:,x"}}, "policy": "nope"})");
+  BOOST_TEST(r.code == 400);
+  BOOST_TEST(r.j()["error"]["code"] == "unknown_policy");
+  BOOST_TEST(r.j()["error"]["message"] == "policy \"nope\" is not offered here (offered: default, strict)");
+  r = s.req("POST", "/v1/jobs", R"({"entry_modul": {}})");
+  BOOST_TEST(r.code == 400);
+  BOOST_TEST(r.j()["error"]["message"] == "request:1:2: unknown key \"entry_modul\" in the job (did you mean \"entry_module\"?)");
+  r = s.req("POST", "/v1/jobs", std::string(100000, ' '));
+  BOOST_TEST(r.code == 413);
+  BOOST_TEST(r.j()["error"]["code"] == "payload_too_large");
+  r = s.req("POST", "/v1/jobs", R"({"entry_module": {"source_path": "/etc/passwd"}})");
+  BOOST_TEST(r.code == 400);
+  BOOST_TEST(r.j()["error"]["message"] ==
+             "entry_module: local sources (localDirectory) are not allowed through the API; use inline or urlDownload");
+  r = s.req("POST", "/v1/jobs", job("returns", R"(, "limits": {"memory": "64GiB"})"));
+  BOOST_TEST(r.code == 400);
+  BOOST_TEST(r.j()["error"]["message"] == "job asks for limits.memory 64GiB but the policy allows at most 1GiB");
+  r = s.req("PUT", "/v1/jobs");
+  BOOST_TEST(r.code == 405);
+  r = s.req("GET", "/v1/nothing");
+  BOOST_TEST(r.code == 404);
+  r = s.req("GET", "/v1/jobs/x/wait?timeout_ms=abc");
+  BOOST_TEST(r.code == 404);  // unknown job first
+}
+
+BOOST_AUTO_TEST_CASE(tcp_requires_the_bearer_token) {
+  std::string dir = wjt::temp_dir();
+  wjt::write_file(dir + "/token", "0123456789abcdef-secret\n");
+  // Pick a free loopback port.
+  int port = 20000 + (getpid() % 20000);
+  Server s("token_file: " + dir + "/token\n", {"--listen", "tcp:127.0.0.1:" + std::to_string(port)});
+  std::string url = "http://127.0.0.1:" + std::to_string(port);
+  BOOST_REQUIRE(wait_for([&] { return s.req("GET", "/healthz", "", url).code != 0; }));
+  Resp r = s.req("GET", "/healthz", "", url);
+  BOOST_TEST(r.code == 401);
+  BOOST_TEST(r.j()["error"]["code"] == "unauthorized");
+  BOOST_TEST(s.req("GET", "/healthz", "", url, "Bearer wrong").code == 401);
+  BOOST_TEST(s.req("GET", "/healthz", "", url, "Bearer 0123456789abcdef-secret").code == 200);
+  // The unix socket needs no token.
+  BOOST_TEST(s.req("GET", "/healthz").code == 200);
+}
+
+BOOST_AUTO_TEST_CASE(queue_full_is_429_and_cancel_works_queued_and_running) {
+  Server s("concurrency: 1\nqueue_size: 1\n");
+  std::string running = s.req("POST", "/v1/jobs", job("loop")).j()["id"];
+  BOOST_REQUIRE(wait_for([&] { return s.req("GET", "/v1/jobs/" + running).j()["state"] == "running"; }));
+  std::string queued = s.req("POST", "/v1/jobs", job("loop")).j()["id"];
+  Resp r = s.req("POST", "/v1/jobs", job("loop"));
+  BOOST_TEST(r.code == 429);
+  BOOST_TEST(r.j()["error"]["code"] == "queue_full");
+  BOOST_TEST(s.req("GET", "/v1/jobs/" + queued).j()["state"] == "queued");
+  r = s.req("DELETE", "/v1/jobs/" + queued);
+  BOOST_TEST(r.code == 202);
+  r = s.req("GET", "/v1/jobs/" + queued);
+  BOOST_TEST(r.j()["state"] == "done");
+  BOOST_TEST(r.j()["result"]["status"] == "cancelled");
+  BOOST_TEST(r.j()["result"]["exit_code"] == -1);
+  r = s.req("DELETE", "/v1/jobs/" + running);
+  BOOST_TEST(r.code == 202);
+  r = s.req("GET", "/v1/jobs/" + running + "/wait?timeout_ms=10000");
+  BOOST_TEST(r.j()["result"]["status"] == "cancelled");
+  BOOST_TEST(s.req("DELETE", "/v1/jobs/" + running).code == 409);
+  BOOST_TEST(s.req("GET", "/metrics").body.find("wasmjail_rejected_total 1\n") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(wait_times_out_with_the_current_state) {
+  Server s;
+  std::string id = s.req("POST", "/v1/jobs", job("loop", R"(, "limits": {"wall_time": "3s"})")).j()["id"];
+  auto t0 = std::chrono::steady_clock::now();
+  Resp r = s.req("GET", "/v1/jobs/" + id + "/wait?timeout_ms=300");
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  BOOST_TEST(r.j()["state"] == "running");
+  BOOST_TEST(ms < 2500);
+  r = s.req("GET", "/v1/jobs/" + id + "/wait?timeout_ms=10000");
+  BOOST_TEST(r.j()["result"]["status"] == "timeout");
+}
+
+BOOST_AUTO_TEST_CASE(logs_stream_while_running_and_a_leaving_client_is_harmless) {
+  Server s;
+  std::string id = s.req("POST", "/v1/jobs", job("sleep_lines")).j()["id"];
+  // A client that reads the first line, then disconnects mid-stream.
+  {
+    CURL* c = curl_easy_init();
+    std::string got;
+    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, s.sock.c_str());
+    curl_easy_setopt(c, CURLOPT_URL, ("http://wasmjail/v1/jobs/" + id + "/logs").c_str());
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, +[](char* p, size_t sz, size_t n, void* u) -> size_t {
+      static_cast<std::string*>(u)->append(p, sz * n);
+      return 0;  // abort after the first chunk: the client goes away
+    });
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &got);
+    curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    BOOST_TEST(got == "{\"stream\":\"stdout\",\"data\":\"first\\n\"}\n");
+  }
+  // A second reader, joining while the job sleeps, gets the kept output and then the rest.
+  Resp r = s.req("GET", "/v1/jobs/" + id + "/logs");
+  BOOST_TEST(r.body ==
+             "{\"stream\":\"stdout\",\"data\":\"first\\n\"}\n{\"stream\":\"stdout\",\"data\":\"second\\n\"}\n"
+             "{\"event\":\"done\",\"status\":\"ok\",\"exit_code\":0}\n");
+  BOOST_TEST(s.req("GET", "/healthz").code == 200);
+}
+
+BOOST_AUTO_TEST_CASE(a_child_killed_from_outside_is_crashed) {
+  Server s;
+  std::string id = s.req("POST", "/v1/jobs", job("loop")).j()["id"];
+  BOOST_REQUIRE(wait_for([&] { return !s.children().empty(); }));
+  for (pid_t c : s.children()) kill(c, SIGKILL);
+  Resp r = s.req("GET", "/v1/jobs/" + id + "/wait?timeout_ms=10000");
+  BOOST_TEST(r.j()["result"]["status"] == "crashed");
+  BOOST_TEST(r.j()["result"]["error"] == "child killed by SIGKILL before reporting a result");
+  // The next job runs normally, and no child is left behind.
+  r = s.req("POST", "/v1/run", job("hello"));
+  BOOST_TEST(r.j()["result"]["status"] == "ok");
+  BOOST_TEST(wait_for([&] { return s.children().empty(); }));
+}
+
+BOOST_AUTO_TEST_CASE(sigterm_drains_then_cancels_jobs_in_flight) {
+  Server s("drain_timeout: 500ms\n");
+  std::string quick = s.req("POST", "/v1/jobs", job("sleep_lines")).j()["id"];
+  std::string spinning = s.req("POST", "/v1/jobs", job("loop")).j()["id"];
+  BOOST_REQUIRE(wait_for([&] { return s.children().size() == 2; }));
+  auto t0 = std::chrono::steady_clock::now();
+  kill(s.pid, SIGTERM);
+  int status = 0;
+  BOOST_REQUIRE(wait_for([&] { return waitpid(s.pid, &status, WNOHANG) == s.pid; }, 15000));
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  s.pid = -1;
+  BOOST_TEST(WIFEXITED(status));
+  BOOST_TEST(WEXITSTATUS(status) == 0);
+  BOOST_TEST(ms < 5000);
+  std::string log = s.log();
+  // The spinning job was cancelled at the drain timeout; the socket is gone.
+  BOOST_TEST(log.find("\"job\":\"" + spinning + "\",\"policy\":\"default\",\"status\":\"cancelled\"") != std::string::npos);
+  BOOST_TEST(log.find("\"event\":\"shutdown_complete\"") != std::string::npos);
+  BOOST_TEST(access(s.sock.c_str(), F_OK) != 0);
+  (void)quick;
+}
