@@ -306,3 +306,13 @@ BOOST_AUTO_TEST_CASE(sigterm_drains_then_cancels_jobs_in_flight) {
   BOOST_TEST(access(s.sock.c_str(), F_OK) != 0);
   (void)quick;
 }
+
+BOOST_AUTO_TEST_CASE(the_shipped_server_config_loads) {
+  // Rewrite its listener into a temp folder; everything else as shipped.
+  std::ifstream f(WJ_SOURCE_DIR "/configs/server.yaml");
+  std::string text(std::istreambuf_iterator<char>(f), {});
+  text = text.substr(text.find("\nsocket_mode") + 1);
+  text.erase(text.find("output_root:"), text.find('\n', text.find("output_root:")) - text.find("output_root:"));
+  Server s(text);
+  BOOST_TEST(s.req("GET", "/healthz").code == 200);
+}
