@@ -52,6 +52,7 @@ ServerConfig default_server_config() {
   c.allowed_policies = {"default", "strict"};
   const char* tmp = getenv("TMPDIR");
   c.output_root = std::string(tmp && *tmp ? tmp : "/tmp") + "/wasmjail-outputs";
+  c.cache_dir = "default";
   return c;
 }
 
@@ -62,7 +63,8 @@ cfg::Expected<ServerConfig> load_server_config(const std::string& path) {
     cfg::check_map(n, doc, "the server config",
                    {"listen", "socket_mode", "token_file", "default_policy", "allowed_policies", "policy_dirs",
                     "concurrency", "queue_size", "result_retention", "retention_bytes", "max_request_bytes",
-                    "header_timeout", "drain_timeout", "max_wait", "log_format", "output_root", "local_roots"});
+                    "header_timeout", "drain_timeout", "max_wait", "log_format", "output_root", "local_roots",
+                    "cache_dir", "cache_max_bytes"});
     ServerConfig c = default_server_config();
     if (auto v = n["listen"]) {
       c.listen.clear();
@@ -102,6 +104,8 @@ cfg::Expected<ServerConfig> load_server_config(const std::string& path) {
     }
     if (auto v = n["output_root"]) c.output_root = cfg::as_string(v, doc, "output_root");
     if (auto v = n["local_roots"]) c.local_roots = cfg::as_string_list(v, doc, "local_roots");
+    if (auto v = n["cache_dir"]) c.cache_dir = cfg::as_string(v, doc, "cache_dir");
+    if (auto v = n["cache_max_bytes"]) c.cache_max_bytes = cfg::as_bytes(v, doc, "cache_max_bytes");
     if (c.header_timeout_ms <= 0) doc.fail(n["header_timeout"], "header_timeout must be more than 0");
     bool has_tcp = false;
     for (const auto& l : c.listen) has_tcp |= l.kind == Listener::kTcp;

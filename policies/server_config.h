@@ -35,6 +35,8 @@ struct ServerConfig {
   std::string log_format = "json";  // json | text
   std::string output_root;          // outputs of API jobs: ROOT/<job id>/<name>
   std::vector<std::string> local_roots;  // host folders API jobs may name as local sources
+  std::string cache_dir;                 // compiled-code cache; "" = none ("default": per user)
+  uint64_t cache_max_bytes = 1ull << 30;
 };
 
 // "unix:/path" or "tcp:HOST:PORT" (HOST must be a loopback address).

@@ -112,6 +112,11 @@ void child_main(const ChildSetup& s) {
   fatal.message = "V8 fatal error";
   g_fatal_record = wire::encode_outcome(fatal);
   cfg.on_fatal = on_v8_fatal;
+  cfg.cached_code = s.cached_code;
+  if (s.offer_code)
+    cfg.on_compiled = [](const uint8_t* data, size_t size) {
+      if (size <= wire::kMaxCompiledCode) write_all(kChildRecord, wire::encode_compiled_code(data, size));
+    };
   // RLIMIT_CPU's soft limit raises SIGXCPU: the watchdog then stops the guest cleanly.
   signal(SIGXCPU, on_sigxcpu);
   cfg.v8_flags = *s.v8_flags;

@@ -28,6 +28,8 @@ struct ChildSetup {
   uint64_t wasm_memory_bytes; // 0 = none
   uint64_t output_bytes;      // 0 = none
   const std::vector<std::string>* v8_flags;  // validated by the policy parser
+  const std::vector<uint8_t>* cached_code;   // from the code cache, or null
+  bool offer_code;                           // send freshly compiled code (first frame)
 };
 
 [[noreturn]] void child_main(const ChildSetup& setup);

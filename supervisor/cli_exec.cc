@@ -11,6 +11,7 @@
 
 #include "policies/jobspec.h"
 #include "supervisor/cli.h"
+#include "supervisor/code_cache.h"
 #include "supervisor/executor.h"
 #include "supervisor/storage.h"
 #include "supervisor/supervisor.h"
@@ -170,6 +171,7 @@ int exec(int argc, char** argv) {
   {
     ExecutorConfig cfg;
     cfg.concurrency = 1;
+    cfg.cache_dir = CodeCache::default_dir();
     Executor ex(&loop, cfg);
     Submission sub;
     sub.spec = std::move(spec.value());

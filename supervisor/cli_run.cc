@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "supervisor/cli.h"
+#include "supervisor/code_cache.h"
 #include "supervisor/supervisor.h"
 
 namespace wj::cli {
@@ -125,6 +126,7 @@ int run(int argc, char** argv) {
   // little when the policy sets none).
   opts.stdout_cap = opts.stderr_cap = 64 * 1024;
   opts.v8_flags = v8_flags_for(policy->wasm);
+  opts.cache_dir = CodeCache::default_dir();
   opts.policy = std::make_shared<const Policy>(std::move(policy.value()));
   opts.on_output = [](Stream s, const char* data, size_t n) {
     write_fd(s == Stream::kStdout ? 1 : 2, data, n);

@@ -11,6 +11,7 @@
 #include "policies/server_config.h"
 #include "supervisor/api.h"
 #include "supervisor/cli.h"
+#include "supervisor/code_cache.h"
 
 namespace wj::cli {
 namespace {
@@ -94,6 +95,8 @@ int serve(int argc, char** argv) {
   ecfg.retention = cfg.result_retention;
   ecfg.retention_bytes = cfg.retention_bytes;
   ecfg.output_root = cfg.output_root;
+  ecfg.cache_dir = cfg.cache_dir == "default" ? CodeCache::default_dir() : cfg.cache_dir;
+  ecfg.cache_max_bytes = cfg.cache_max_bytes;
   ecfg.on_event = [&log](const JobRecord& j, const char* ev) { log.job(j, ev); };
   int exit_code = 0;
   {

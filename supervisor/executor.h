@@ -33,6 +33,8 @@ struct ExecutorConfig {
   size_t retention = 1000;          // finished jobs kept for GET /v1/jobs/{id}
   uint64_t retention_bytes = 256ull << 20;  // ... and their output, together
   std::string output_root;          // outputs of jobs without an output dir: ROOT/<id>/<name>
+  std::string cache_dir;            // compiled-code cache (empty: none)
+  uint64_t cache_max_bytes = 1ull << 30;
   // Life-cycle events for logs: "queued", "started", "finished".
   std::function<void(const struct JobRecord&, const char* event)> on_event;
 };

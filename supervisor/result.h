@@ -65,6 +65,7 @@ struct Result {
   std::optional<ViolationInfo> violation;
   Timings timing;
   Usage usage;
+  std::string code_cache;  // "hit", "miss" (compiled; code stored), or "" (no cache)
 };
 
 nlohmann::ordered_json to_json(const Result& r);

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include <fstream>
 
 #include "supervisor/child.h"
+#include "supervisor/code_cache.h"
 #include "supervisor/storage.h"
 #include "supervisor/wire.h"
 
@@ -76,6 +78,10 @@ struct Running {
   int open_handles = 0;
 
   wire::FrameReader frames;
+  size_t frames_seen = 0;
+  std::unique_ptr<CodeCache> cache;  // set when this job may read and fill the cache
+  std::string cache_key;
+  std::vector<uint8_t> cached_code;
   std::optional<RunOutcome> outcome;
   std::optional<wire::ViolationRecord> violation;
   std::optional<std::string> protocol_error;
@@ -108,16 +114,26 @@ struct Running {
     if (which == 3) {
       record_bytes += n;
       if (!protocol_error) {
-        if (record_bytes > 2 * wire::kMaxPayload) protocol_error = "child sent more than 2 MiB of records";
+        if (record_bytes > 2 * wire::kMaxPayload + wire::kMaxCompiledCode)
+          protocol_error = "child sent too many record bytes";
         else protocol_error = frames.feed(data, n);
       }
       if (!protocol_error) {
         for (auto& f : frames.frames()) {
+          const bool first = frames_seen++ == 0;
           if (outcome) {
             protocol_error = "child sent a record after its final outcome";
             break;
           }
-          if (f.type == wire::FrameType::kViolation) {
+          if (f.type == wire::FrameType::kCompiledCode) {
+            // Only before any guest code ran (the first frame) may code reach the cache: a
+            // child compromised later cannot plant native code for other jobs.
+            if (!first || !cache) {
+              protocol_error = "child sent compiled code out of turn";
+              break;
+            }
+            cache->put(cache_key, f.payload);
+          } else if (f.type == wire::FrameType::kViolation) {
             violation = wire::decode_violation(f.payload);
             if (!violation) protocol_error = "malformed violation record";
           } else {
@@ -184,6 +200,7 @@ struct Running {
       result.timing.compile = outcome->compile_ms;
       result.timing.run = outcome->run_ms;
       result.usage.peak_wasm_memory_bytes = outcome->peak_wasm_memory_bytes;
+      result.code_cache = outcome->code_cache;
     }
     const bool signaled = WIFSIGNALED(wait_status);
     const int sig = signaled ? WTERMSIG(wait_status) : 0;
@@ -334,8 +351,15 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       { r->fail_now(Status::kInternalError, "pipe2: " + strerr(e)); return control; }
     }
   }
-  ChildSetup setup{&job, &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}, 0, 0, 0, 0, 0,
-                   &r->opts.v8_flags};
+  // The code cache serves the TurboFan tier, whose code is complete when compiled.
+  const auto& fl = r->opts.v8_flags;
+  if (!r->opts.cache_dir.empty() && std::find(fl.begin(), fl.end(), "--no-liftoff") != fl.end()) {
+    r->cache = std::make_unique<CodeCache>(r->opts.cache_dir, r->opts.cache_max_bytes);
+    r->cache_key = CodeCache::key_for(module, fl);
+    if (auto hit = r->cache->get(r->cache_key)) r->cached_code = std::move(*hit);
+  }
+  ChildSetup setup{&job,  &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}, 0, 0, 0, 0, 0,
+                   &r->opts.v8_flags, r->cached_code.empty() ? nullptr : &r->cached_code, r->cache != nullptr};
   for (int i = 0; i < 3; ++i) setup.stdio_is_tty[i] = r->opts.stdio_is_tty[i];
   const Limits& lim = r->limits;
   if (lim.wall_time_ms) {

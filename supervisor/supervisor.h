@@ -37,6 +37,10 @@ struct RunOptions {
   Limits job_limits;
   // Called for each chunk of guest output as it arrives (before the job ends).
   std::function<void(Stream, const char*, size_t)> on_output;
+  // Compiled-code cache folder (empty: no cache). Used for the TurboFan tier, whose code is
+  // complete at compile time; see supervisor/code_cache.h.
+  std::string cache_dir;
+  uint64_t cache_max_bytes = 1ull << 30;
   // Called once the child exists, with its pid (for monitoring and tests).
   std::function<void(pid_t)> on_spawn;
 };

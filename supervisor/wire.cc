@@ -43,8 +43,13 @@ std::string encode_outcome(const RunOutcome& o) {
   j["compile_ms"] = o.compile_ms;
   j["run_ms"] = o.run_ms;
   j["peak_wasm_memory_bytes"] = o.peak_wasm_memory_bytes;
+  j["code_cache"] = o.code_cache;
   std::string text = j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
   return frame(FrameType::kOutcome, text);
+}
+
+std::string encode_compiled_code(const uint8_t* data, size_t size) {
+  return frame(FrameType::kCompiledCode, std::string_view(reinterpret_cast<const char*>(data), size));
 }
 
 void encode_violation(char* buf, int32_t syscall_nr, uint32_t arch) {
@@ -62,9 +67,11 @@ std::optional<std::string> FrameReader::feed(const char* data, size_t len) {
     std::memcpy(&h, buf_.data(), sizeof h);
     if (h.magic != kMagic) return error_ = "bad frame magic";
     if (h.type != static_cast<uint16_t>(FrameType::kOutcome) &&
-        h.type != static_cast<uint16_t>(FrameType::kViolation))
+        h.type != static_cast<uint16_t>(FrameType::kViolation) &&
+        h.type != static_cast<uint16_t>(FrameType::kCompiledCode))
       return error_ = "unknown frame type " + std::to_string(h.type);
-    if (h.length > kMaxPayload) return error_ = "frame too large (" + std::to_string(h.length) + " bytes)";
+    const uint32_t max = h.type == static_cast<uint16_t>(FrameType::kCompiledCode) ? kMaxCompiledCode : kMaxPayload;
+    if (h.length > max) return error_ = "frame too large (" + std::to_string(h.length) + " bytes)";
     if (buf_.size() < sizeof h + h.length) break;
     frames_.push_back(Frame{static_cast<FrameType>(h.type), buf_.substr(sizeof h, h.length)});
     buf_.erase(0, sizeof h + h.length);
@@ -109,6 +116,11 @@ std::optional<RunOutcome> decode_outcome(std::string_view payload, std::string* 
   auto peak = j.find("peak_wasm_memory_bytes");
   if (peak == j.end() || !peak->is_number_unsigned()) return fail("peak_wasm_memory_bytes");
   o.peak_wasm_memory_bytes = peak->get<uint64_t>();
+  auto cc = j.find("code_cache");
+  if (cc != j.end()) {
+    if (!cc->is_string() || (*cc != "" && *cc != "hit" && *cc != "miss")) return fail("code_cache");
+    o.code_cache = *cc;
+  }
   return o;
 }
 

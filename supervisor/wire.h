@@ -26,7 +26,9 @@ constexpr size_t kMaxFrameName = 1024;
 enum class FrameType : uint16_t {
   kOutcome = 1,    // payload: JSON-encoded RunOutcome; the last frame a child sends
   kViolation = 2,  // payload: int32 syscall number, uint32 audit arch (from SIGSYS)
+  kCompiledCode = 3,  // payload: V8-serialized code of the entry module; only as the first frame
 };
+constexpr uint32_t kMaxCompiledCode = 256u << 20;
 
 struct FrameHeader {
   uint32_t magic;
@@ -42,6 +44,7 @@ struct Frame {
 };
 
 std::string encode_outcome(const RunOutcome& o);
+std::string encode_compiled_code(const uint8_t* data, size_t size);
 
 // Async-signal-safe: fills `buf` (at least kViolationFrameSize bytes), allocates nothing.
 constexpr size_t kViolationFrameSize = sizeof(FrameHeader) + 8;

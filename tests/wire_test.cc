@@ -76,3 +76,15 @@ BOOST_AUTO_TEST_CASE(outcome_fields_are_validated) {
   }
   BOOST_TEST(!decode_violation("1234"));
 }
+
+BOOST_AUTO_TEST_CASE(compiled_code_frames_have_their_own_bound) {
+  std::string code(3u << 20, 'c');  // over the 1 MiB bound of other frames
+  std::string f = encode_compiled_code(reinterpret_cast<const uint8_t*>(code.data()), code.size());
+  FrameReader rd;
+  BOOST_TEST(!rd.feed(f.data(), f.size()));
+  BOOST_REQUIRE(rd.frames().size() == 1);
+  BOOST_TEST(rd.frames()[0].payload.size() == code.size());
+  FrameHeader h{kMagic, static_cast<uint16_t>(FrameType::kCompiledCode), 0, kMaxCompiledCode + 1};
+  FrameReader rd2;
+  BOOST_TEST(rd2.feed(reinterpret_cast<const char*>(&h), sizeof h).value().find("too large") != std::string::npos);
+}

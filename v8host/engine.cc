@@ -33,6 +33,30 @@ constexpr uint64_t kWasmPageSize = 65536;
 int g_watchdog_pipe[2] = {-1, -1};
 void (*g_on_fatal)(bool) = nullptr;
 
+// What WebAssembly.compileStreaming hands to V8: the wire bytes and the cached code. V8
+// only deserializes compiled code through its streaming API (WasmStreaming).
+struct StreamInput {
+  const uint8_t* wire = nullptr;
+  size_t wire_size = 0;
+  const uint8_t* code = nullptr;
+  size_t code_size = 0;
+  bool compiled_afresh = false;
+} g_stream;
+
+class CompiledClient : public v8::WasmStreaming::Client {
+ public:
+  // Called only when V8 compiled the module itself (the cached code was not used).
+  void OnModuleCompiled(v8::CompiledWasmModule) override { g_stream.compiled_afresh = true; }
+};
+
+void streaming_callback(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  std::shared_ptr<v8::WasmStreaming> s = v8::WasmStreaming::Unpack(info.GetIsolate(), info.Data());
+  s->SetClient(std::make_shared<CompiledClient>());
+  if (g_stream.code) s->SetCompiledModuleBytes(g_stream.code, g_stream.code_size);
+  s->OnBytesReceived(g_stream.wire, g_stream.wire_size);
+  s->Finish(true);
+}
+
 uint64_t monotonic_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -282,8 +306,21 @@ class Runner {
                    ModuleInfo* info) {
     auto t0 = std::chrono::steady_clock::now();
     v8::Local<v8::WasmModuleObject> module;
-    bool compiled = v8::WasmModuleObject::Compile(iso_, v8::MemorySpan<const uint8_t>(bytes.data(), bytes.size()))
-                        .ToLocal(&module);
+    const bool is_entry = &bytes == &cfg_.module;
+    bool compiled = false;
+    if (is_entry && cfg_.cached_code && compile_from_cache(bytes, &module)) {
+      compiled = true;
+      out_.code_cache = g_stream.compiled_afresh ? "miss" : "hit";
+    } else {
+      compiled = v8::WasmModuleObject::Compile(iso_, v8::MemorySpan<const uint8_t>(bytes.data(), bytes.size()))
+                     .ToLocal(&module);
+      if (compiled && is_entry && cfg_.on_compiled) out_.code_cache = "miss";
+    }
+    // Offer freshly compiled code to the cache now: no guest code has run yet.
+    if (compiled && is_entry && cfg_.on_compiled && out_.code_cache == "miss") {
+      v8::OwnedBuffer buf = module->GetCompiledModule().Serialize();
+      if (buf.size) cfg_.on_compiled(buf.buffer.get(), buf.size);
+    }
     out_.compile_ms += ms_since(t0);
     if (!compiled)
       return fail(OutcomeKind::kInvalidModule,
@@ -371,6 +408,31 @@ class Runner {
         return false;
       }
     }
+    return true;
+  }
+
+  // WebAssembly.compileStreaming with the cached code; false (and no exception left
+  // behind) when V8 could not produce a module that way.
+  bool compile_from_cache(const std::vector<uint8_t>& bytes, v8::Local<v8::WasmModuleObject>* module) {
+    g_stream = StreamInput{bytes.data(), bytes.size(), cfg_.cached_code->data(), cfg_.cached_code->size(), false};
+    v8::Local<v8::Value> fn;
+    if (!webassembly_->Get(ctx_, str(iso_, "compileStreaming")).ToLocal(&fn) || !fn->IsFunction()) return false;
+    v8::Local<v8::Value> arg = v8::Undefined(iso_);
+    v8::Local<v8::Value> p;
+    if (!fn.As<v8::Function>()->Call(ctx_, webassembly_, 1, &arg).ToLocal(&p) || !p->IsPromise()) {
+      tc_.Reset();
+      return false;
+    }
+    v8::Local<v8::Promise> promise = p.As<v8::Promise>();
+    while (promise->State() == v8::Promise::kPending) {
+      v8::platform::PumpMessageLoop(g_platform.get(), iso_, v8::platform::MessageLoopBehavior::kWaitForWork);
+      iso_->PerformMicrotaskCheckpoint();
+    }
+    if (promise->State() != v8::Promise::kFulfilled || !promise->Result()->IsWasmModuleObject()) {
+      tc_.Reset();
+      return false;
+    }
+    *module = promise->Result().As<v8::WasmModuleObject>();
     return true;
   }
 
@@ -475,6 +537,8 @@ RunOutcome run_module(const RunConfig& cfg) {
   params.array_buffer_allocator = allocator.get();
   if (cfg.heap_limit_bytes) params.constraints.ConfigureDefaultsFromHeapSize(0, cfg.heap_limit_bytes);
   v8::Isolate* iso = v8::Isolate::New(params);
+  // Must be set before the context exists: it makes WebAssembly.compileStreaming available.
+  if (cfg.cached_code) iso->SetWasmStreamingCallback(streaming_callback);
   g_on_fatal = cfg.on_fatal;
   iso->SetOOMErrorHandler([](const char*, bool) {
     if (g_on_fatal) g_on_fatal(true);

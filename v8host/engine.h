@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,6 +54,13 @@ struct RunConfig {
   // Called from V8's OOM / fatal-error handlers, just before the process dies. Must not
   // allocate: the caller writes a record it prepared in advance.
   void (*on_fatal)(bool out_of_memory) = nullptr;
+
+  // Compile cache (managed by the supervisor). `cached_code`: V8-serialized code of
+  // `module` from an earlier run; V8 validates it and compiles afresh if it is stale or
+  // corrupt. `on_compiled`: receives the serialized code after a fresh compile of the entry
+  // module, before any guest code runs.
+  const std::vector<uint8_t>* cached_code = nullptr;
+  std::function<void(const uint8_t* data, size_t size)> on_compiled;
 };
 
 // Async-signal-safe: asks the running job's watchdog to stop the guest for CPU time

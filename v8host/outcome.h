@@ -29,6 +29,7 @@ struct RunOutcome {
   std::vector<std::string> backtrace;
   double compile_ms = 0, run_ms = 0;
   uint64_t peak_wasm_memory_bytes = 0;
+  std::string code_cache;  // "" (not used), "hit" (deserialized), "miss" (compiled, code offered)
 };
 
 }  // namespace wj

@@ -1,0 +1,39 @@
+// CodeCache: V8-serialized TurboFan code for wasm modules, on disk, owned by the supervisor.
+//
+// Entries are keyed by sha256(module bytes) + V8's version + the V8 flags in force. The
+// child never writes here: it sends serialized code over its record pipe (only as its
+// first frame, right after compiling and before any guest code ran), and the supervisor
+// writes it atomically (temp file + rename). On read an entry is verified (magic, key,
+// length, sha256 of the payload); anything off is deleted and costs a recompile. V8 checks
+// its own header (version, flags, checksum) again when deserializing.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace wj {
+
+class CodeCache {
+ public:
+  CodeCache(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {}
+  bool enabled() const { return !dir_.empty(); }
+
+  static std::string key_for(const std::vector<uint8_t>& module, const std::vector<std::string>& v8_flags);
+  std::optional<std::vector<uint8_t>> get(const std::string& key) const;
+  // Stores an entry, then evicts the least recently used entries over max_bytes.
+  void put(const std::string& key, const std::string& payload) const;
+
+  // The default folder: $WASMJAIL_CACHE_DIR ("off" disables), else $XDG_CACHE_HOME/wasmjail,
+  // else $HOME/.cache/wasmjail.
+  static std::string default_dir();
+
+ private:
+  std::string path_for(const std::string& key) const;
+  void evict() const;
+  std::string dir_;
+  uint64_t max_bytes_;
+};
+
+}  // namespace wj
