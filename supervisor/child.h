@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "policies/job.h"
+#include "sandbox/lockdown.h"
 
 namespace wj {
 
@@ -21,6 +22,8 @@ struct ChildSetup {
   int stdout_w, stderr_w, record_w;
   std::vector<int> preopen_fds;  // parallel to job->dirs
   bool stdio_is_tty[3];
+  const sandbox::SandboxSpec* sandbox = nullptr;  // nullptr: the defaults (a strong policy)
+  sandbox::CloneResult clone;                      // how this child was created (namespaces)
 };
 
 [[noreturn]] void child_main(const ChildSetup& setup);

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "sandbox/lockdown.h"
 #include "supervisor/child.h"
 #include "supervisor/storage.h"
 #include "supervisor/wire.h"
@@ -65,7 +66,15 @@ struct Supervisor::Running {
   std::optional<RunOutcome> outcome;
   std::optional<wire::ViolationRecord> violation;
   std::optional<std::string> protocol_error;
+  std::optional<std::string> setup_error;  // the sandbox could not be completed
   size_t record_bytes = 0;
+  bool sandbox_reported = false;
+
+  // The child's seccomp listener: dangerous syscalls wait here until we kill the child.
+  int listener = -1;
+  uv_poll_t listener_poll;
+  bool listener_open = false;
+  bool handshake_done = false;
   bool finished = false;
 
   void fail_now(Status st, std::string msg) {
@@ -102,6 +111,9 @@ struct Supervisor::Running {
           if (f.type == wire::FrameType::kViolation) {
             violation = wire::decode_violation(f.payload);
             if (!violation) protocol_error = "malformed violation record";
+          } else if (f.type == wire::FrameType::kSandbox) {
+            on_sandbox_record(f.payload);
+            if (protocol_error || setup_error) break;
           } else {
             std::string err;
             outcome = wire::decode_outcome(f.payload, &err);
@@ -110,7 +122,7 @@ struct Supervisor::Running {
         }
         frames.frames().clear();
       }
-      if (protocol_error) kill_child();  // a child that lies is not trusted with more time
+      if (protocol_error || setup_error) kill_child();  // a child that lies is not trusted with more time
       return;
     }
     CapturedStream& cs = which == 1 ? result.out : result.err;
@@ -120,6 +132,92 @@ struct Supervisor::Running {
     cs.data.append(data, keep);
     if (keep < n) cs.truncated = true;
     if (opts.on_output) opts.on_output(which == 1 ? Stream::kStdout : Stream::kStderr, data, n);
+  }
+
+  void on_sandbox_record(const std::string& payload) {
+    auto rec = wire::decode_sandbox(payload, sandbox::kMechanismCount);
+    if (!rec || sandbox_reported) {
+      protocol_error = sandbox_reported ? "child sent a second sandbox record" : "malformed sandbox record";
+      return;
+    }
+    sandbox_reported = true;
+    SandboxInfo info;
+    for (unsigned i = 0; i < sandbox::kMechanismCount; ++i) {
+      const char* name = sandbox::mechanism_name(static_cast<sandbox::Mechanism>(i));
+      if (rec->applied & (1u << i)) info.applied.push_back(name);
+      if (rec->skipped & (1u << i)) info.skipped.push_back(name);
+    }
+    result.sandbox = std::move(info);
+    if (rec->listener_fd < 0) return;
+    if (!(rec->applied & sandbox::bit(sandbox::Mechanism::kSeccomp))) {
+      protocol_error = "sandbox record names a seccomp listener without seccomp";
+      return;
+    }
+    int fd = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, rec->listener_fd, 0));
+    if (fd < 0) {
+      setup_error = "cannot take the child's seccomp listener: " + strerr(errno);
+      return;
+    }
+    // It must really be a seccomp listener, not whatever the child put at that number.
+    char link[64] = {};
+    std::string self = "/proc/self/fd/" + std::to_string(fd);
+    ssize_t n = readlink(self.c_str(), link, sizeof link - 1);
+    if (n <= 0 || std::string(link, static_cast<size_t>(n)) != "anon_inode:seccomp notify") {
+      close(fd);
+      protocol_error = "the child's seccomp listener fd is not a seccomp listener";
+      return;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    listener = fd;
+    uv_poll_init(loop, &listener_poll, listener);
+    listener_poll.data = this;
+    listener_open = true;
+    open_handles++;
+    uv_poll_start(&listener_poll, UV_READABLE, [](uv_poll_t* h, int status, int events) {
+      static_cast<Running*>(h->data)->on_notification(status, events);
+    });
+  }
+
+  // A syscall from the dangerous set is held by the kernel: the first one may be the
+  // child's readiness handshake; any other means the child is killed, the call never runs.
+  void on_notification(int status, int events) {
+    if (status < 0 || !(events & UV_READABLE)) {
+      close_listener();
+      return;
+    }
+    seccomp_notif* req = nullptr;
+    seccomp_notif_resp* resp = nullptr;
+    if (seccomp_notify_alloc(&req, &resp) != 0) return;
+    if (seccomp_notify_receive(listener, req) == 0) {
+      const bool handshake = !handshake_done && !violation && req->data.nr == seccomp_syscall_resolve_name("personality") &&
+                             req->data.args[0] == sandbox::kHandshakePersona;
+      if (handshake) {
+        handshake_done = true;
+        resp->id = req->id;
+        resp->val = 0;
+        resp->error = 0;
+        resp->flags = 0;
+        seccomp_notify_respond(listener, resp);
+      } else if (!violation) {
+        violation = wire::ViolationRecord{req->data.nr, req->data.arch};
+        kill_child();
+      }
+    } else if (reaped) {
+      close_listener();
+    }
+    seccomp_notify_free(req, resp);
+  }
+
+  void close_listener() {
+    if (!listener_open) return;
+    listener_open = false;
+    uv_poll_stop(&listener_poll);
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_poll), [](uv_handle_t* h) {
+      auto* run = static_cast<Running*>(h->data);
+      close(run->listener);
+      run->listener = -1;
+      run->handle_closed();
+    });
   }
 
   void handle_closed() {
@@ -154,6 +252,9 @@ struct Supervisor::Running {
       }
       result.error = "the job made a forbidden system call: " + v.syscall;
       result.violation = v;
+    } else if (setup_error) {
+      result.status = Status::kSetupError;
+      result.error = *setup_error;
     } else if (protocol_error) {
       result.status = Status::kCrashed;
       result.error = "child sent a malformed record and was killed: " + *protocol_error;
@@ -222,6 +323,12 @@ void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Resul
   r->t_start = Clock::now();
   r->result.exit_code = -1;
 
+  // The sandbox's view of the job's trees; a test may declare mechanisms unavailable.
+  r->opts.sandbox.preopens.clear();
+  for (const DirMount& d : job.dirs) r->opts.sandbox.preopens.push_back({d.host_path, d.guest_path, d.read_only});
+  if (auto err = sandbox::apply_test_unavailable(getenv("WASMJAIL_TEST_UNAVAILABLE"), &r->opts.sandbox))
+    return r->fail_now(Status::kSetupError, *err);
+
   // Everything that can fail because of the job happens here, before a child exists.
   std::vector<uint8_t> module;
   if (job.module_bytes) {
@@ -252,17 +359,20 @@ void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Resul
       return r->fail_now(Status::kInternalError, "pipe2: " + strerr(e));
     }
   }
-  ChildSetup setup{&job, &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}};
+  ChildSetup setup{&job, &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}, nullptr, {}};
   for (int i = 0; i < 3; ++i) setup.stdio_is_tty[i] = r->opts.stdio_is_tty[i];
+  setup.sandbox = &r->opts.sandbox;
 
-  pid_t pid = fork();
+  // The job process is created in its namespaces (a clone that behaves like fork).
+  setup.clone = sandbox::clone_job_process(r->opts.sandbox);
+  pid_t pid = setup.clone.pid;
   if (pid == 0) child_main(setup);
-  int fork_errno = errno;
   for (auto& p : fds) close(p[1]);
   close_dirs();
   if (pid < 0) {
     for (auto& p : fds) close(p[0]);
-    return r->fail_now(Status::kInternalError, "fork: " + strerr(fork_errno));
+    bool refused = setup.clone.err == 0 || setup.clone.error.find("required") != std::string::npos;
+    return r->fail_now(refused ? Status::kSetupError : Status::kInternalError, setup.clone.error);
   }
   r->pid = pid;
   r->pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
@@ -313,6 +423,7 @@ void Supervisor::start(const Job& job, RunOptions opts, std::function<void(Resul
     pid_t got = wait4(run->pid, &run->wait_status, WNOHANG, &run->ru);
     if (got != run->pid) return;  // spurious wake-up
     run->reaped = true;
+    run->close_listener();
     uv_poll_stop(h);
     run->pid_poll_open = false;
     uv_close(reinterpret_cast<uv_handle_t*>(h), close_cb);

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "policies/job.h"
+#include "sandbox/sandbox_spec.h"
 #include "supervisor/result.h"
 
 namespace wj {
@@ -20,6 +21,9 @@ struct RunOptions {
   size_t stderr_cap = 1u << 20;
   size_t module_bytes_max = 256u << 20;
   bool stdio_is_tty[3] = {false, false, false};
+  // How the child is locked down (namespaces, Landlock, rlimits, seccomp). Its `preopens`
+  // are filled from the job's dirs by the supervisor.
+  sandbox::SandboxSpec sandbox;
   // Called for each chunk of guest output as it arrives (before the job ends).
   std::function<void(Stream, const char*, size_t)> on_output;
 };

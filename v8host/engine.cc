@@ -3,6 +3,9 @@
 #include <libplatform/libplatform.h>
 #include <v8.h>
 
+#include <sys/random.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -10,6 +13,7 @@
 #include <sstream>
 
 #include "v8host/module_info.h"
+#include "v8host/probe.h"
 #include "v8host/wasi.h"
 
 namespace wj {
@@ -168,6 +172,18 @@ class Runner {
                       who + what + ": type mismatch: expected " + im.type.str() + ", found " + want.str());
         continue;
       }
+#ifdef WASMJAIL_TEST_PROBE
+      if (im.module == probe::kModule) {
+        std::string params;
+        if (!probe::signature(im.name, &params))
+          return fail(OutcomeKind::kLinkError, who + what + ": no such probe function");
+        ExternType want = wasi_type(params, false);
+        want.func.results.push_back(0x7e);
+        if (!extern_matches(im.type, want))
+          return fail(OutcomeKind::kLinkError, who + what + ": type mismatch: expected " + want.str());
+        continue;
+      }
+#endif
       std::string linked;
       for (const auto& [n, _] : registry_) linked += n + ", ";
       return fail(OutcomeKind::kLinkError, who + what + ": no module named \"" + im.module + "\" is linked (linked: " +
@@ -175,6 +191,9 @@ class Runner {
     }
     for (const auto& [n, r] : registry_) imports->Set(ctx_, str(iso_, n), r.exports).Check();
     size_t slot = wasi_.install(iso_, ctx_, imports);
+#ifdef WASMJAIL_TEST_PROBE
+    imports->Set(ctx_, str(iso_, probe::kModule), probe::make_module(iso_, ctx_)).Check();
+#endif
 
     v8::Local<v8::Function> ctor = webassembly_->Get(ctx_, str(iso_, "Instance")).ToLocalChecked().As<v8::Function>();
     v8::Local<v8::Value> args[] = {module, imports};
@@ -273,6 +292,19 @@ class Runner {
 };
 
 }  // namespace
+
+void set_entropy_source() {
+  v8::V8::SetEntropySource([](unsigned char* buffer, size_t length) {
+    size_t off = 0;
+    while (off < length) {
+      ssize_t n = getrandom(buffer + off, length - off, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      off += static_cast<size_t>(n);
+    }
+    return true;
+  });
+}
 
 void init_v8_once(const std::vector<std::string>& flags) {
   if (g_platform) return;
