@@ -173,7 +173,7 @@ struct Supervisor::Running {
     listener_poll.data = this;
     listener_open = true;
     open_handles++;
-    uv_poll_start(&listener_poll, UV_READABLE, [](uv_poll_t* h, int status, int events) {
+    uv_poll_start(&listener_poll, UV_READABLE | UV_DISCONNECT, [](uv_poll_t* h, int status, int events) {
       static_cast<Running*>(h->data)->on_notification(status, events);
     });
   }
@@ -181,7 +181,8 @@ struct Supervisor::Running {
   // A syscall from the dangerous set is held by the kernel: the first one may be the
   // child's readiness handshake; any other means the child is killed, the call never runs.
   void on_notification(int status, int events) {
-    if (status < 0 || !(events & UV_READABLE)) {
+    // Hung up: the filter has no task left (the child is gone).
+    if (status < 0 || (events & UV_DISCONNECT) || !(events & UV_READABLE)) {
       close_listener();
       return;
     }
@@ -202,9 +203,8 @@ struct Supervisor::Running {
         violation = wire::ViolationRecord{req->data.nr, req->data.arch};
         kill_child();
       }
-    } else if (reaped) {
-      close_listener();
     }
+    // A failed receive is a notification that vanished (its thread was interrupted).
     seccomp_notify_free(req, resp);
   }
 
