@@ -102,10 +102,9 @@ void allow_threads(Builder& b, pid_t self) {
   b.add(SCMP_ACT_ERRNO(ENOSYS), "clone3");
   b.allow("set_robust_list");  // glibc, every new thread
   b.allow("rseq");             // glibc, every new thread
-  b.allow("set_tid_address");
-  b.allow("exit");
+  b.allow("exit");  // a worker thread ending
   b.allow("exit_group");
-  b.allow("gettid");
+  b.allow("gettid");  // V8's OS::GetCurrentThreadId
   b.allow("getpid");
   b.allow("sched_yield");  // V8 spin locks; WASI sched_yield
   b.allow("sched_getaffinity", {SCMP_CMP(0, SCMP_CMP_EQ, 0)});  // glibc's CPU count, of itself
@@ -168,11 +167,9 @@ void allow_misc(Builder& b) {
   // prctl: thread names (V8 names its workers) and anonymous-mapping names. Nothing that
   // changes privileges, dumpability, seccomp or the parent-death signal.
   b.allow_values("prctl", 0, {PR_SET_NAME, PR_GET_NAME, PR_SET_VMA});
-  // Reading its own limits (glibc's pthread_create sizes stacks from RLIMIT_STACK);
-  // prlimit64 only with pid 0 and no new limit.
-  b.allow("getrlimit");
+  // Reading its own limits (glibc's getrlimit, e.g. for thread stack sizes): prlimit64
+  // only with pid 0 and no new limit.
   b.allow("prlimit64", {SCMP_CMP(0, SCMP_CMP_EQ, 0), SCMP_CMP(2, SCMP_CMP_EQ, 0)});
-  b.allow("getrusage");  // CPU time of itself or its threads
 }
 
 // Calls that give a compromised child a way out or a larger attack surface: never executed.
@@ -260,8 +257,9 @@ std::optional<std::string> build(scmp_filter_ctx ctx, const SeccompSpec& spec, b
                                     static_cast<unsigned>(conds.size()), conds.data());
     if (rc != 0) return "seccomp_rule_add(" + r.name + "): " + std::strerror(-rc);
   }
-  // Built-in groups skip what the policy overrides with an errno rule.
+  // Built-in groups skip what the policy overrides with an errno or kill rule.
   for (const auto& [name, err] : errnos) b.skip.insert(name);
+  for (const auto& name : spec.kill) b.skip.insert(name);
   allow_memory(b);
   allow_threads(b, getpid());
   allow_signals(b);
