@@ -1,8 +1,10 @@
 #include "sandbox/lockdown.h"
 
+#include <unistd.h>
+
 namespace wj::sandbox {
 
-std::optional<std::string> lock_down(const LockdownSpec& spec, LockdownReport* report) {
+std::optional<std::string> lock_down(const LockdownSpec& spec, const Announce& announce, LockdownReport* report) {
   static const SandboxSpec kDefaults;
   const SandboxSpec& sb = spec.sandbox ? *spec.sandbox : kDefaults;
   LockdownReport rep;
@@ -53,23 +55,29 @@ std::optional<std::string> lock_down(const LockdownSpec& spec, LockdownReport* r
   }
   // 7. rlimits (core 0 always): set while setrlimit is still allowed.
   if (auto e = outcome(Mechanism::kRlimits, apply_rlimits(sb.rlimits))) return e;
-  // 8. Not dumpable: after the id maps (an undumpable process cannot write its own /proc files).
-  if (auto e = set_undumpable()) return "undumpable: " + *e;
-  // 9. Capabilities last before seccomp: the steps above needed CAP_SYS_ADMIN (mounts) and
-  //    CAP_SYS_RESOURCE (raising nothing, but lowering hard limits is fine without it).
+  // 8. Capabilities, once nothing needs them (the mounts needed CAP_SYS_ADMIN in the user
+  //    namespace); dropping the bounding set needs CAP_SETPCAP, so this cannot come earlier.
   if (wanted(Mechanism::kCapabilities)) {
     std::optional<std::string> e = simulated(Mechanism::kCapabilities);
     if (!e) e = drop_capabilities();
     if (auto f = outcome(Mechanism::kCapabilities, e)) return f;
   }
-  // 10. The caller has set V8's entropy source (getrandom, a pointer set, no syscall).
-  // 11. seccomp last: every step above makes syscalls the filter forbids. It is installed
+  // 9. The caller has set V8's entropy source (getrandom, a pointer set, no syscall).
+  // 10. seccomp last: every step above makes syscalls the filter forbids. It is installed
   //     before V8 starts its worker threads, so every thread inherits it (TSYNC anyway).
   if (wanted(Mechanism::kSeccomp)) {
     std::optional<std::string> e = simulated(Mechanism::kSeccomp);
     if (!e) e = install_seccomp(sb.seccomp, &rep.seccomp_listener_fd);
     if (auto f = outcome(Mechanism::kSeccomp, e)) return f;
   }
+  // 11. Tell the supervisor, and wait until it holds the listener (pidfd_getfd needs the
+  //     child still dumpable when the supervisor is not root). No guest code has run yet.
+  if (announce) announce(rep);
+  if (rep.seccomp_listener_fd >= 0) seccomp_handshake();
+  // 12. Not dumpable (the filter allows exactly this prctl, only towards 0), and our copy
+  //     of the listener closed: the fd table is the pipes and the preopens.
+  if (auto e = set_undumpable()) return "undumpable: " + *e;
+  if (rep.seccomp_listener_fd >= 0) close(rep.seccomp_listener_fd);
   if (report) *report = rep;
   return std::nullopt;
 }

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -57,10 +58,16 @@ struct LockdownReport {
   int seccomp_listener_fd = -1;  // the filter's user-notification fd (dangerous syscalls)
 };
 
+// Called by lock_down once the filter is loaded, to tell the supervisor what was applied
+// and where the seccomp listener is (the child writes the sandbox record). lock_down then
+// waits for the supervisor to take the listener (the handshake), makes the process
+// undumpable and closes its own copy of the listener.
+using Announce = std::function<void(const LockdownReport&)>;
+
 // Applies every mechanism in the documented order (lockdown.cc). The first failure of a
 // required mechanism is returned as a message naming the mechanism and errno; the caller
 // must not run the guest after a failure.
-std::optional<std::string> lock_down(const LockdownSpec& spec, LockdownReport* report);
+std::optional<std::string> lock_down(const LockdownSpec& spec, const Announce& announce, LockdownReport* report);
 
 // Sends the readiness handshake through the seccomp listener (see seccomp.cc): returns
 // once the supervisor holds the listener, so the guest never runs with dangerous syscalls

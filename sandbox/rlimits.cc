@@ -1,5 +1,6 @@
 // Resource limits applied with setrlimit. (RLIMIT_AS is never used: V8 reserves guard
 // regions of ~10 GiB per wasm memory, which an address-space limit breaks.)
+#include <signal.h>
 #include <sys/resource.h>
 
 #include <cerrno>
@@ -40,6 +41,8 @@ std::optional<std::string> apply_rlimits(const RlimitSpec& spec) {
     if (it.resource == RLIMIT_CPU && (cur.rlim_max == RLIM_INFINITY || v + 1 <= cur.rlim_max)) rl.rlim_max = v + 1;
     if (setrlimit(it.resource, &rl) != 0) return errno_message(it.name, errno);
   }
+  // Past RLIMIT_FSIZE a write fails with EFBIG (a WASI errno) instead of killing the job.
+  if (spec.fsize) signal(SIGXFSZ, SIG_IGN);
   return disable_core_dumps();
 }
 

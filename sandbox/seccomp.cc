@@ -167,6 +167,8 @@ void allow_misc(Builder& b) {
   // prctl: thread names (V8 names its workers) and anonymous-mapping names. Nothing that
   // changes privileges, dumpability, seccomp or the parent-death signal.
   b.allow_values("prctl", 0, {PR_SET_NAME, PR_GET_NAME, PR_SET_VMA});
+  // The lock-down's last step, after the supervisor took the listener: undumpable, never back.
+  b.allow("prctl", {SCMP_CMP(0, SCMP_CMP_EQ, PR_SET_DUMPABLE), SCMP_CMP(1, SCMP_CMP_EQ, 0)});
   // Reading its own limits (glibc's getrlimit, e.g. for thread stack sizes): prlimit64
   // only with pid 0 and no new limit.
   b.allow("prlimit64", {SCMP_CMP(0, SCMP_CMP_EQ, 0), SCMP_CMP(2, SCMP_CMP_EQ, 0)});

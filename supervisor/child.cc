@@ -96,16 +96,12 @@ void child_main(const ChildSetup& s) {
   set_entropy_source();
   sandbox::g_report_violation = report_violation;
   sandbox::LockdownReport rep;
-  if (auto err = sandbox::lock_down(spec, &rep)) {
+  auto announce = [](const sandbox::LockdownReport& r) {
+    write_all(kChildRecord, wire::encode_sandbox({r.applied, r.skipped, r.seccomp_listener_fd}));
+  };
+  if (auto err = sandbox::lock_down(spec, announce, &rep)) {
     setup_failed.message = "sandbox setup failed: " + *err;
     report_and_exit(setup_failed);
-  }
-  write_all(kChildRecord, wire::encode_sandbox({rep.applied, rep.skipped, rep.seccomp_listener_fd}));
-  if (rep.seccomp_listener_fd >= 0) {
-    // Wait until the supervisor holds the listener, then drop our copy: the fd table is
-    // the pipes and the preopens only.
-    sandbox::seccomp_handshake();
-    close(rep.seccomp_listener_fd);
   }
 
   RunConfig cfg;
