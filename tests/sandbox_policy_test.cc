@@ -3,7 +3,10 @@
 // is a setup_error (never an unfiltered run), off means off.
 #include <boost/test/unit_test.hpp>
 
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <filesystem>
 
@@ -25,6 +28,17 @@ wj::Result run_hello(const wj::sandbox::SandboxSpec& spec) {
 }
 
 std::vector<std::string> v(std::initializer_list<const char*> l) { return {l.begin(), l.end()}; }
+
+// The escape probe guest (this test links the probe engine) making syscall `nr`.
+wj::Result run_probe(const wj::sandbox::SandboxSpec& spec, std::vector<std::string> args) {
+  wj::Job job;
+  job.module_path = wjt::guest("probe");
+  job.argv = {"probe"};
+  job.argv.insert(job.argv.end(), args.begin(), args.end());
+  wj::RunOptions opts;
+  opts.sandbox = spec;
+  return wj::run_job(job, opts);
+}
 
 }  // namespace
 
@@ -97,10 +111,45 @@ BOOST_AUTO_TEST_CASE(policy_rules_extend_the_filter) {
   wj::sandbox::SandboxSpec spec;
   spec.seccomp.allow.push_back({"getppid", {}});
   spec.seccomp.kill.push_back("getcwd");
-  spec.seccomp.errno_rules.push_back({"socket", 13});
+  spec.seccomp.kill.push_back("gettimeofday");  // overrides a built-in allow (vDSO serves it)
+  spec.seccomp.errno_rules.push_back({"socket", EACCES});
   wj::Result r = run_hello(spec);
   BOOST_TEST(wj::to_string(r.status) == "ok");
   BOOST_TEST(r.out.data == "Hello, x!\n");
+
+  r = run_probe(spec, {std::to_string(SYS_getppid)});
+  BOOST_TEST(wj::to_string(r.status) == "ok");
+  BOOST_TEST(r.out.data == "result=0\n");  // allowed; the parent is outside its pid namespace
+  r = run_probe(spec, {std::to_string(SYS_socket), "2", "1", "0"});
+  BOOST_TEST(wj::to_string(r.status) == "ok");
+  BOOST_TEST(r.out.data == "result=-13\n");  // the errno rule replaces the dangerous-set kill
+  r = run_probe(spec, {std::to_string(SYS_getcwd)});
+  BOOST_TEST(wj::to_string(r.status) == "violation");
+  BOOST_REQUIRE(r.violation);
+  BOOST_TEST(r.violation->syscall == "getcwd");
+}
+
+BOOST_AUTO_TEST_CASE(default_actions) {
+  using A = wj::sandbox::SeccompSpec::DefaultAction;
+  wj::sandbox::SandboxSpec spec;
+  spec.seccomp.default_action = A::kErrno;
+  spec.seccomp.default_errno = EPERM;
+  wj::Result r = run_probe(spec, {std::to_string(SYS_ioctl), "1", "0x5401"});
+  BOOST_TEST(wj::to_string(r.status) == "ok");
+  BOOST_TEST(r.out.data == "result=-1\n");
+  // KILL_PROCESS leaves no record: violation with an unknown syscall.
+  spec.seccomp.default_action = A::kKill;
+  r = run_probe(spec, {std::to_string(SYS_ioctl), "1", "0x5401"});
+  BOOST_TEST(wj::to_string(r.status) == "violation");
+  BOOST_REQUIRE(r.violation);
+  BOOST_TEST(r.violation->syscall == "unknown");
+  BOOST_TEST(r.error == "the job made a forbidden system call: unknown");
+  // The dangerous set is killed whatever the default action.
+  spec.seccomp.default_action = A::kLog;
+  r = run_probe(spec, {std::to_string(SYS_ptrace)});
+  BOOST_TEST(wj::to_string(r.status) == "violation");
+  BOOST_REQUIRE(r.violation);
+  BOOST_TEST(r.violation->syscall == "ptrace");
 }
 
 BOOST_AUTO_TEST_CASE(best_effort_mount_namespace_with_odd_guest_paths) {
