@@ -16,10 +16,10 @@ namespace wj::sandbox {
 namespace {
 
 // Newer than Debian 12's headers: defined here by their kernel values.
-constexpr uint64_t kFsTruncate = 1ull << 14;   // ABI 3
-constexpr uint64_t kFsIoctlDev = 1ull << 15;   // ABI 5
-constexpr uint64_t kNetBindTcp = 1ull << 0;    // ABI 4
-constexpr uint64_t kNetConnectTcp = 1ull << 1; // ABI 4
+constexpr uint64_t kFsTruncate = 1ull << 14;        // ABI 3
+constexpr uint64_t kFsIoctlDev = 1ull << 15;        // ABI 5
+constexpr uint64_t kNetBindTcp = 1ull << 0;         // ABI 4
+constexpr uint64_t kNetConnectTcp = 1ull << 1;      // ABI 4
 constexpr uint64_t kScopeAbstractUnix = 1ull << 0;  // ABI 6
 constexpr uint64_t kScopeSignal = 1ull << 1;        // ABI 6
 
@@ -51,10 +51,10 @@ std::optional<std::string> restrict_filesystem(const std::vector<PreopenMount>& 
   if (ruleset < 0) return errno_message("landlock_create_ruleset", errno);
 
   const uint64_t read_only = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
-  const uint64_t writable = fs & (read_only | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |
-                                  LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_DIR |
-                                  LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SYM |
-                                  LANDLOCK_ACCESS_FS_REFER | kFsTruncate);
+  const uint64_t writable =
+      fs & (read_only | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |
+            LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_DIR | LANDLOCK_ACCESS_FS_MAKE_REG |
+            LANDLOCK_ACCESS_FS_MAKE_SYM | LANDLOCK_ACCESS_FS_REFER | kFsTruncate);
   std::optional<std::string> err;
   for (size_t i = 0; i < preopen_fds.size() && !err; ++i) {
     bool ro = i < mounts.size() ? mounts[i].read_only : true;
@@ -62,7 +62,8 @@ std::optional<std::string> restrict_filesystem(const std::vector<PreopenMount>& 
     if (syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &rule, 0) != 0)
       err = errno_message("landlock_add_rule", errno);
   }
-  if (!err && syscall(SYS_landlock_restrict_self, ruleset, 0) != 0) err = errno_message("landlock_restrict_self", errno);
+  if (!err && syscall(SYS_landlock_restrict_self, ruleset, 0) != 0)
+    err = errno_message("landlock_restrict_self", errno);
   close(ruleset);
   return err;
 }

@@ -4,7 +4,8 @@
 
 namespace wj::sandbox {
 
-std::optional<std::string> lock_down(const LockdownSpec& spec, const Announce& announce, LockdownReport* report) {
+std::optional<std::string> lock_down(const LockdownSpec& spec, const Announce& announce,
+                                     LockdownReport* report) {
   static const SandboxSpec kDefaults;
   const SandboxSpec& sb = spec.sandbox ? *spec.sandbox : kDefaults;
   LockdownReport rep;

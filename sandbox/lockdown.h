@@ -25,13 +25,13 @@ namespace wj::sandbox {
 // --- supervisor side: creating the job process -------------------------------------
 
 struct CloneResult {
-  pid_t pid = -1;             // like fork(): 0 in the child, the child's pid in the parent
-  int err = 0;                // errno of a failed clone (pid < 0)
-  std::string error;          // why the job cannot start (a required namespace refused, ...)
-  uint32_t applied = 0;       // namespace Mechanism bits the child was created with
-  uint32_t skipped = 0;       // best_effort namespaces this kernel or these privileges refused
-  int parent_pidfd = -1;      // child only: a pidfd of the supervisor (for the parent check)
-  uid_t outer_uid = 0;        // the supervisor's ids, for the child's uid_map/gid_map
+  pid_t pid = -1;         // like fork(): 0 in the child, the child's pid in the parent
+  int err = 0;            // errno of a failed clone (pid < 0)
+  std::string error;      // why the job cannot start (a required namespace refused, ...)
+  uint32_t applied = 0;   // namespace Mechanism bits the child was created with
+  uint32_t skipped = 0;   // best_effort namespaces this kernel or these privileges refused
+  int parent_pidfd = -1;  // child only: a pidfd of the supervisor (for the parent check)
+  uid_t outer_uid = 0;    // the supervisor's ids, for the child's uid_map/gid_map
   gid_t outer_gid = 0;
 };
 
@@ -44,17 +44,17 @@ CloneResult clone_job_process(const SandboxSpec& spec);
 // --- child side -----------------------------------------------------------------------
 
 struct LockdownSpec {
-  pid_t supervisor_pid = 0;   // die if this process goes away
-  int supervisor_pidfd = -1;  // readable once the supervisor exits (works across pid namespaces)
-  std::vector<int> keep_fds;  // everything else is closed
+  pid_t supervisor_pid = 0;              // die if this process goes away
+  int supervisor_pidfd = -1;             // readable once the supervisor exits (works across pid namespaces)
+  std::vector<int> keep_fds;             // everything else is closed
   const SandboxSpec* sandbox = nullptr;  // nullptr: the defaults
   std::vector<int> preopen_fds;          // parallel to sandbox->preopens (4, 5, ...)
   CloneResult clone;                     // what clone_job_process did for this child
 };
 
 struct LockdownReport {
-  uint32_t applied = 0;  // Mechanism bits
-  uint32_t skipped = 0;  // best_effort mechanisms that were not available
+  uint32_t applied = 0;          // Mechanism bits
+  uint32_t skipped = 0;          // best_effort mechanisms that were not available
   int seccomp_listener_fd = -1;  // the filter's user-notification fd (dangerous syscalls)
 };
 
@@ -67,7 +67,8 @@ using Announce = std::function<void(const LockdownReport&)>;
 // Applies every mechanism in the documented order (lockdown.cc). The first failure of a
 // required mechanism is returned as a message naming the mechanism and errno; the caller
 // must not run the guest after a failure.
-std::optional<std::string> lock_down(const LockdownSpec& spec, const Announce& announce, LockdownReport* report);
+std::optional<std::string> lock_down(const LockdownSpec& spec, const Announce& announce,
+                                     LockdownReport* report);
 
 // Sends the readiness handshake through the seccomp listener (see seccomp.cc): returns
 // once the supervisor holds the listener, so the guest never runs with dangerous syscalls

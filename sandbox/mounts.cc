@@ -52,7 +52,8 @@ bool is_prefix(const std::vector<std::string>& a, const std::vector<std::string>
 }
 
 bool same_dir(int a, int b) {
-  struct stat sa{}, sb{};
+  struct stat sa {
+  }, sb{};
   return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
@@ -83,9 +84,11 @@ std::optional<std::string> pivot_into_job_root(const std::vector<PreopenMount>& 
 
   std::vector<Fd> trees;
   for (size_t i = 0; i < mounts.size(); ++i) {
-    Fd t(open_tree(AT_FDCWD, mounts[i].host_path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+    Fd t(
+        open_tree(AT_FDCWD, mounts[i].host_path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
     if (t.fd < 0) return errno_message(("open_tree(" + mounts[i].host_path + ")").c_str(), errno);
-    if (!same_dir(t.fd, preopen_fds[i])) return mounts[i].host_path + " changed since the supervisor opened it";
+    if (!same_dir(t.fd, preopen_fds[i]))
+      return mounts[i].host_path + " changed since the supervisor opened it";
     mount_attr attr{};
     attr.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC |
                     (mounts[i].read_only ? MOUNT_ATTR_RDONLY : 0);
@@ -96,13 +99,15 @@ std::optional<std::string> pivot_into_job_root(const std::vector<PreopenMount>& 
 
   // The staging point only needs to exist; the tmpfs on it becomes "/" below.
   const char* staging = access("/tmp", F_OK) == 0 ? "/tmp" : "/mnt";
-  if (mount("wasmjail-root", staging, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,nr_inodes=256,mode=0755") != 0)
+  if (mount("wasmjail-root", staging, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            "size=64k,nr_inodes=256,mode=0755") != 0)
     return errno_message("mount(tmpfs)", errno);
   for (size_t i = 0; i < trees.size(); ++i) {
     std::string path = staging;
     for (const auto& part : where[i]) {
       path += "/" + part;
-      if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return errno_message(("mkdir " + path).c_str(), errno);
+      if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+        return errno_message(("mkdir " + path).c_str(), errno);
     }
     if (move_mount(trees[i].fd, "", AT_FDCWD, path.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0)
       return errno_message(("move_mount(" + path + ")").c_str(), errno);
@@ -113,7 +118,8 @@ std::optional<std::string> pivot_into_job_root(const std::vector<PreopenMount>& 
   if (syscall(SYS_pivot_root, ".", ".") != 0) return errno_message("pivot_root", errno);
   if (umount2(".", MNT_DETACH) != 0) return errno_message("umount2(old root)", errno);
   if (chdir("/") != 0) return errno_message("chdir(/)", errno);
-  if (mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+  if (mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            nullptr) != 0)
     return errno_message("mount(/, MS_RDONLY)", errno);
 
   for (size_t i = 0; i < mounts.size(); ++i) {

@@ -27,11 +27,14 @@ struct NsFlag {
   unsigned long flag;
 };
 constexpr NsFlag kNamespaces[] = {
-    {Mechanism::kUserNs, CLONE_NEWUSER}, {Mechanism::kPidNs, CLONE_NEWPID}, {Mechanism::kNetNs, CLONE_NEWNET},
-    {Mechanism::kIpcNs, CLONE_NEWIPC},   {Mechanism::kUtsNs, CLONE_NEWUTS}, {Mechanism::kMountNs, CLONE_NEWNS},
+    {Mechanism::kUserNs, CLONE_NEWUSER}, {Mechanism::kPidNs, CLONE_NEWPID},
+    {Mechanism::kNetNs, CLONE_NEWNET},   {Mechanism::kIpcNs, CLONE_NEWIPC},
+    {Mechanism::kUtsNs, CLONE_NEWUTS},   {Mechanism::kMountNs, CLONE_NEWNS},
 };
 
-bool refused(int err) { return err == EPERM || err == EINVAL || err == ENOSPC || err == EUSERS; }
+bool refused(int err) {
+  return err == EPERM || err == EINVAL || err == ENOSPC || err == EUSERS;
+}
 
 bool write_file(const char* path, const std::string& data, int* err) {
   int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -99,8 +102,8 @@ CloneResult clone_job_process(const SandboxSpec& spec) {
         continue;
       }
       if (mode_of(spec, ns.mech) == Mode::kRequired) {
-        required_failure = std::string(mechanism_name(ns.mech)) + " is required but the kernel refused it: " +
-                           errno_message("clone", perr);
+        required_failure = std::string(mechanism_name(ns.mech)) +
+                           " is required but the kernel refused it: " + errno_message("clone", perr);
         break;
       }
       r.skipped |= bit(ns.mech);

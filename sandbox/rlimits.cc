@@ -38,7 +38,8 @@ std::optional<std::string> apply_rlimits(const RlimitSpec& spec) {
     if (cur.rlim_max != RLIM_INFINITY && v > cur.rlim_max) v = cur.rlim_max;
     rlimit rl{v, v};
     // CPU: the soft limit sends SIGXCPU (fatal by default) a second before SIGKILL.
-    if (it.resource == RLIMIT_CPU && (cur.rlim_max == RLIM_INFINITY || v + 1 <= cur.rlim_max)) rl.rlim_max = v + 1;
+    if (it.resource == RLIMIT_CPU && (cur.rlim_max == RLIM_INFINITY || v + 1 <= cur.rlim_max))
+      rl.rlim_max = v + 1;
     if (setrlimit(it.resource, &rl) != 0) return errno_message(it.name, errno);
   }
   // Past RLIMIT_FSIZE a write fails with EFBIG (a WASI errno) instead of killing the job.

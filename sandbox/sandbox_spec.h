@@ -35,7 +35,9 @@ enum class Mechanism : unsigned {
 };
 constexpr unsigned kMechanismCount = 10;
 const char* mechanism_name(Mechanism m);  // "user_ns", "landlock", ...
-constexpr uint32_t bit(Mechanism m) { return 1u << static_cast<unsigned>(m); }
+constexpr uint32_t bit(Mechanism m) {
+  return 1u << static_cast<unsigned>(m);
+}
 
 // An argument condition on an extra allowed syscall, as in seccomp_rule_add: the
 // argument at `index` (0..5), compared with `op` against `value` (and `mask` for
@@ -49,7 +51,7 @@ struct ArgCondition {
 };
 
 struct SyscallRule {
-  std::string name;                     // resolved with libseccomp; unknown names are errors
+  std::string name;                      // resolved with libseccomp; unknown names are errors
   std::vector<ArgCondition> conditions;  // all must hold (empty: any arguments)
 };
 
@@ -67,7 +69,7 @@ struct SeccompSpec {
   //   kLog:   allowed and logged by the kernel's audit (for deriving an allowlist only).
   enum class DefaultAction { kTrap, kKill, kErrno, kLog };
   DefaultAction default_action = DefaultAction::kTrap;
-  int default_errno = 1;  // EPERM
+  int default_errno = 1;           // EPERM
   std::vector<SyscallRule> allow;  // added to the built-in allowlist
   std::vector<std::string> kill;   // KILL_PROCESS, added to the built-in dangerous set
   std::vector<ErrnoRule> errno_rules;
@@ -76,12 +78,12 @@ struct SeccompSpec {
 struct RlimitSpec {
   // Each unset limit keeps the supervisor's value; RLIMIT_CORE is always 0.
   // RLIMIT_AS is deliberately absent: V8 reserves ~10 GiB of guard regions per wasm memory.
-  std::optional<uint64_t> nofile = 64;           // open files (the guest's fds live here)
-  std::optional<uint64_t> fsize = 1ull << 30;    // bytes one file may grow to
-  std::optional<uint64_t> nproc;                 // processes+threads of this uid (unset: shared uid)
-  std::optional<uint64_t> data;                  // bytes of heap/data (includes wasm memory)
-  std::optional<uint64_t> stack = 8ull << 20;    // bytes of the main thread's stack
-  std::optional<uint64_t> cpu_seconds;           // CPU time; SIGXCPU at soft, SIGKILL at hard
+  std::optional<uint64_t> nofile = 64;         // open files (the guest's fds live here)
+  std::optional<uint64_t> fsize = 1ull << 30;  // bytes one file may grow to
+  std::optional<uint64_t> nproc;               // processes+threads of this uid (unset: shared uid)
+  std::optional<uint64_t> data;                // bytes of heap/data (includes wasm memory)
+  std::optional<uint64_t> stack = 8ull << 20;  // bytes of the main thread's stack
+  std::optional<uint64_t> cpu_seconds;         // CPU time; SIGXCPU at soft, SIGKILL at hard
 };
 
 struct PreopenMount {

@@ -45,7 +45,6 @@ void on_sigsys(int, siginfo_t* info, void*) {
   _exit(kViolationExit);
 }
 
-
 struct Builder {
   scmp_filter_ctx ctx;
   std::optional<std::string> error;
@@ -60,9 +59,12 @@ struct Builder {
     int rc = seccomp_rule_add_array(ctx, action, n, static_cast<unsigned>(conds.size()), conds.begin());
     if (rc != 0) error = std::string("seccomp_rule_add(") + name + "): " + std::strerror(-rc);
   }
-  void allow(const char* name, std::initializer_list<scmp_arg_cmp> conds = {}) { add(SCMP_ACT_ALLOW, name, conds); }
+  void allow(const char* name, std::initializer_list<scmp_arg_cmp> conds = {}) {
+    add(SCMP_ACT_ALLOW, name, conds);
+  }
   // One rule per allowed value of argument `arg` (rules for one syscall are OR'ed).
-  void allow_values(const char* name, unsigned arg, std::initializer_list<uint64_t> values, uint64_t mask = ~0ull) {
+  void allow_values(const char* name, unsigned arg, std::initializer_list<uint64_t> values,
+                    uint64_t mask = ~0ull) {
     for (uint64_t v : values) allow(name, {SCMP_CMP(arg, SCMP_CMP_MASKED_EQ, mask, v)});
   }
   // Allowed only when no bit outside `allowed` is set in argument `arg`.
@@ -79,7 +81,8 @@ void allow_memory(Builder& b) {
   constexpr uint64_t kMapFlags = MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_FIXED_NOREPLACE |
                                  MAP_NORESERVE | MAP_STACK | MAP_DENYWRITE | MAP_POPULATE;
   b.allow("brk");
-  b.allow("mmap", {SCMP_CMP(2, SCMP_CMP_MASKED_EQ, ~kProt, 0), SCMP_CMP(3, SCMP_CMP_MASKED_EQ, ~kMapFlags, 0)});
+  b.allow("mmap",
+          {SCMP_CMP(2, SCMP_CMP_MASKED_EQ, ~kProt, 0), SCMP_CMP(3, SCMP_CMP_MASKED_EQ, ~kMapFlags, 0)});
   b.allow_flags("mprotect", 2, kProt);
   b.allow("munmap");
   b.allow("mremap");  // realloc of large blocks (glibc), V8's zone growth
@@ -102,11 +105,11 @@ void allow_threads(Builder& b, pid_t self) {
   b.add(SCMP_ACT_ERRNO(ENOSYS), "clone3");
   b.allow("set_robust_list");  // glibc, every new thread
   b.allow("rseq");             // glibc, every new thread
-  b.allow("exit");  // a worker thread ending
+  b.allow("exit");             // a worker thread ending
   b.allow("exit_group");
   b.allow("gettid");  // V8's OS::GetCurrentThreadId
   b.allow("getpid");
-  b.allow("sched_yield");  // V8 spin locks; WASI sched_yield
+  b.allow("sched_yield");                                       // V8 spin locks; WASI sched_yield
   b.allow("sched_getaffinity", {SCMP_CMP(0, SCMP_CMP_EQ, 0)});  // glibc's CPU count, of itself
   // futex: waits and wakes on private or shared words (glibc mutexes, condvars, V8
   // semaphores); no PI or requeue-PI operations.
@@ -143,7 +146,8 @@ void allow_time(Builder& b) {
 void allow_files(Builder& b) {
   // The WASI layer, always relative to a preopened directory fd or on an fd it holds.
   // What those paths can reach is confined by the mount namespace and Landlock.
-  for (const char* n : {"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev"}) b.allow(n);
+  for (const char* n : {"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev"})
+    b.allow(n);
   for (const char* n : {"openat", "openat2", "close", "fstat", "newfstatat", "statx", "lseek", "getdents64"})
     b.allow(n);
   for (const char* n : {"mkdirat", "unlinkat", "renameat", "renameat2", "linkat", "symlinkat", "readlinkat",
@@ -175,6 +179,7 @@ void allow_misc(Builder& b) {
 }
 
 // Calls that give a compromised child a way out or a larger attack surface: never executed.
+// clang-format off
 constexpr const char* kDangerous[] = {
     // new programs and processes
     "execve", "execveat", "fork", "vfork",
@@ -201,6 +206,7 @@ constexpr const char* kDangerous[] = {
     "setgroups", "capset", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "sethostname",
     "setdomainname",
 };
+// clang-format on
 
 uint32_t default_action(const SeccompSpec& s) {
   switch (s.default_action) {
@@ -229,7 +235,8 @@ std::optional<std::string> build(scmp_filter_ctx ctx, const SeccompSpec& spec, b
   Builder b{ctx, std::nullopt, {}};
   // Policy names are checked first: an unknown name is an error, never ignored.
   auto known = [&](const std::string& n) -> std::optional<std::string> {
-    if (seccomp_syscall_resolve_name(n.c_str()) == __NR_SCMP_ERROR) return "seccomp: unknown syscall \"" + n + "\"";
+    if (seccomp_syscall_resolve_name(n.c_str()) == __NR_SCMP_ERROR)
+      return "seccomp: unknown syscall \"" + n + "\"";
     return std::nullopt;
   };
   std::set<std::string> kill(std::begin(kDangerous), std::end(kDangerous));
@@ -251,9 +258,11 @@ std::optional<std::string> build(scmp_filter_ctx ctx, const SeccompSpec& spec, b
     if (r.conditions.size() > 6) return "seccomp: more than 6 conditions for " + r.name;
     std::vector<scmp_arg_cmp> conds;
     for (const auto& c : r.conditions) {
-      if (c.index > 5) return "seccomp: argument index " + std::to_string(c.index) + " for " + r.name + " (0..5)";
-      conds.push_back(c.op == ArgCondition::Op::kMaskedEq ? SCMP_CMP(c.index, SCMP_CMP_MASKED_EQ, c.mask, c.value)
-                                                          : SCMP_CMP(c.index, to_scmp(c.op), c.value));
+      if (c.index > 5)
+        return "seccomp: argument index " + std::to_string(c.index) + " for " + r.name + " (0..5)";
+      conds.push_back(c.op == ArgCondition::Op::kMaskedEq
+                          ? SCMP_CMP(c.index, SCMP_CMP_MASKED_EQ, c.mask, c.value)
+                          : SCMP_CMP(c.index, to_scmp(c.op), c.value));
     }
     int rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name(r.name.c_str()),
                                     static_cast<unsigned>(conds.size()), conds.data());
@@ -270,7 +279,8 @@ std::optional<std::string> build(scmp_filter_ctx ctx, const SeccompSpec& spec, b
   allow_misc(b);
   if (b.error) return b.error;
   for (const auto& [name, err] : errnos) {
-    int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(static_cast<uint16_t>(err)), seccomp_syscall_resolve_name(name.c_str()), 0);
+    int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(static_cast<uint16_t>(err)),
+                              seccomp_syscall_resolve_name(name.c_str()), 0);
     if (rc != 0 && rc != -EEXIST) return "seccomp_rule_add(" + name + ", errno): " + std::strerror(-rc);
   }
   b.skip.clear();
@@ -288,7 +298,7 @@ std::optional<std::string> install_seccomp(const SeccompSpec& spec, int* listene
   ss.ss_sp = g_altstack;
   ss.ss_size = sizeof g_altstack;
   if (sigaltstack(&ss, nullptr) != 0) return errno_message("sigaltstack", errno);
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_sigaction = on_sigsys;
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
   sigfillset(&sa.sa_mask);
@@ -314,6 +324,8 @@ std::optional<std::string> install_seccomp(const SeccompSpec& spec, int* listene
   return err;
 }
 
-void seccomp_handshake() { syscall(SYS_personality, kHandshakePersona); }
+void seccomp_handshake() {
+  syscall(SYS_personality, kHandshakePersona);
+}
 
 }  // namespace wj::sandbox

@@ -27,7 +27,9 @@ wj::Result run_hello(const wj::sandbox::SandboxSpec& spec) {
   return wj::run_job(job, opts);
 }
 
-std::vector<std::string> v(std::initializer_list<const char*> l) { return {l.begin(), l.end()}; }
+std::vector<std::string> v(std::initializer_list<const char*> l) {
+  return {l.begin(), l.end()};
+}
 
 // The escape probe guest (this test links the probe engine) making syscall `nr`.
 wj::Result run_probe(const wj::sandbox::SandboxSpec& spec, std::vector<std::string> args) {
@@ -47,8 +49,8 @@ BOOST_AUTO_TEST_CASE(defaults_apply_everything) {
   BOOST_TEST(wj::to_string(r.status) == "ok");
   BOOST_TEST(r.out.data == "Hello, x!\n");
   BOOST_REQUIRE(r.sandbox);
-  BOOST_TEST(r.sandbox->applied == v({"user_ns", "pid_ns", "net_ns", "ipc_ns", "uts_ns", "mount_ns", "landlock",
-                                      "seccomp", "capabilities", "rlimits"}));
+  BOOST_TEST(r.sandbox->applied == v({"user_ns", "pid_ns", "net_ns", "ipc_ns", "uts_ns", "mount_ns",
+                                      "landlock", "seccomp", "capabilities", "rlimits"}));
 }
 
 BOOST_AUTO_TEST_CASE(required_but_unavailable_is_setup_error) {
@@ -98,7 +100,8 @@ BOOST_AUTO_TEST_CASE(bad_filter_input_is_setup_error_never_unfiltered) {
   spec.seccomp.allow.push_back({"execve", {}});
   r = run_hello(spec);
   BOOST_TEST(wj::to_string(r.status) == "setup_error");
-  BOOST_TEST(r.error == "sandbox setup failed: seccomp: seccomp: execve is in the dangerous set and cannot be allowed");
+  BOOST_TEST(r.error ==
+             "sandbox setup failed: seccomp: seccomp: execve is in the dangerous set and cannot be allowed");
 
   spec = {};
   spec.seccomp.allow.push_back({"getppid", {{7, wj::sandbox::ArgCondition::Op::kEq, 0, 0}}});

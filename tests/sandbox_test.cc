@@ -31,7 +31,9 @@ std::string read_all(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
-std::string probe_binary() { return WJ_PROBE_BINARY; }
+std::string probe_binary() {
+  return WJ_PROBE_BINARY;
+}
 
 struct Exec {
   int code;
@@ -40,8 +42,8 @@ struct Exec {
 };
 
 // Runs `wasmjail exec` (the probe build unless told) on a job running `module` with `params`.
-Exec exec(const std::string& module, const std::vector<std::string>& params, const std::string& bin = probe_binary(),
-          const std::vector<std::string>& env = {}) {
+Exec exec(const std::string& module, const std::vector<std::string>& params,
+          const std::string& bin = probe_binary(), const std::vector<std::string>& env = {}) {
   std::string dir = wjt::temp_dir();
   std::string job = "entry_module: {source_path: '" + guest(module) + "'}\nparameters: [";
   for (size_t i = 0; i < params.size(); ++i) job += (i ? ", '" : "'") + params[i] + "'";
@@ -111,7 +113,8 @@ struct LiveJob {
     while (std::chrono::steady_clock::now() < deadline) {
       child = child_of(wasmjail);
       // Spinning = seccomp on and V8's worker threads started (the guest is running).
-      if (child > 0 && status_field(status(), "Seccomp") == "2" && std::stoi("0" + status_field(status(), "Threads")) > 1)
+      if (child > 0 && status_field(status(), "Seccomp") == "2" &&
+          std::stoi("0" + status_field(status(), "Threads")) > 1)
         return;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -143,29 +146,63 @@ BOOST_AUTO_TEST_CASE(probe_runs_allowed_syscalls) {
 }
 
 // One test per dangerous family (KILL set: held by the kernel, the supervisor kills).
-BOOST_AUTO_TEST_CASE(execve_is_a_violation) { expect_violation(SYS_execve, "execve"); }
-BOOST_AUTO_TEST_CASE(execveat_is_a_violation) { expect_violation(SYS_execveat, "execveat"); }
-BOOST_AUTO_TEST_CASE(ptrace_is_a_violation) { expect_violation(SYS_ptrace, "ptrace", {"16", "1"}); }
-BOOST_AUTO_TEST_CASE(process_vm_readv_is_a_violation) { expect_violation(SYS_process_vm_readv, "process_vm_readv"); }
-BOOST_AUTO_TEST_CASE(bpf_is_a_violation) { expect_violation(SYS_bpf, "bpf"); }
-BOOST_AUTO_TEST_CASE(perf_event_open_is_a_violation) { expect_violation(SYS_perf_event_open, "perf_event_open"); }
-BOOST_AUTO_TEST_CASE(userfaultfd_is_a_violation) { expect_violation(SYS_userfaultfd, "userfaultfd"); }
-BOOST_AUTO_TEST_CASE(io_uring_setup_is_a_violation) { expect_violation(SYS_io_uring_setup, "io_uring_setup"); }
-BOOST_AUTO_TEST_CASE(mount_is_a_violation) { expect_violation(SYS_mount, "mount"); }
-BOOST_AUTO_TEST_CASE(unshare_is_a_violation) { expect_violation(SYS_unshare, "unshare", {"0x10000000"}); }
-BOOST_AUTO_TEST_CASE(setns_is_a_violation) { expect_violation(SYS_setns, "setns"); }
-BOOST_AUTO_TEST_CASE(socket_is_a_violation) { expect_violation(SYS_socket, "socket", {"2", "1", "0"}); }
-BOOST_AUTO_TEST_CASE(keyctl_is_a_violation) { expect_violation(SYS_keyctl, "keyctl"); }
+BOOST_AUTO_TEST_CASE(execve_is_a_violation) {
+  expect_violation(SYS_execve, "execve");
+}
+BOOST_AUTO_TEST_CASE(execveat_is_a_violation) {
+  expect_violation(SYS_execveat, "execveat");
+}
+BOOST_AUTO_TEST_CASE(ptrace_is_a_violation) {
+  expect_violation(SYS_ptrace, "ptrace", {"16", "1"});
+}
+BOOST_AUTO_TEST_CASE(process_vm_readv_is_a_violation) {
+  expect_violation(SYS_process_vm_readv, "process_vm_readv");
+}
+BOOST_AUTO_TEST_CASE(bpf_is_a_violation) {
+  expect_violation(SYS_bpf, "bpf");
+}
+BOOST_AUTO_TEST_CASE(perf_event_open_is_a_violation) {
+  expect_violation(SYS_perf_event_open, "perf_event_open");
+}
+BOOST_AUTO_TEST_CASE(userfaultfd_is_a_violation) {
+  expect_violation(SYS_userfaultfd, "userfaultfd");
+}
+BOOST_AUTO_TEST_CASE(io_uring_setup_is_a_violation) {
+  expect_violation(SYS_io_uring_setup, "io_uring_setup");
+}
+BOOST_AUTO_TEST_CASE(mount_is_a_violation) {
+  expect_violation(SYS_mount, "mount");
+}
+BOOST_AUTO_TEST_CASE(unshare_is_a_violation) {
+  expect_violation(SYS_unshare, "unshare", {"0x10000000"});
+}
+BOOST_AUTO_TEST_CASE(setns_is_a_violation) {
+  expect_violation(SYS_setns, "setns");
+}
+BOOST_AUTO_TEST_CASE(socket_is_a_violation) {
+  expect_violation(SYS_socket, "socket", {"2", "1", "0"});
+}
+BOOST_AUTO_TEST_CASE(keyctl_is_a_violation) {
+  expect_violation(SYS_keyctl, "keyctl");
+}
 BOOST_AUTO_TEST_CASE(personality_is_a_violation) {
   // Even with the exact arguments of the child's readiness handshake: it is accepted once.
   expect_violation(SYS_personality, "personality", {"0xffffffff"});
 }
-BOOST_AUTO_TEST_CASE(seccomp_is_a_violation) { expect_violation(SYS_seccomp, "seccomp"); }
+BOOST_AUTO_TEST_CASE(seccomp_is_a_violation) {
+  expect_violation(SYS_seccomp, "seccomp");
+}
 
 // Outside the allowlist (default action TRAP: the SIGSYS handler reports it).
-BOOST_AUTO_TEST_CASE(fork_like_clone_is_a_violation) { expect_violation(SYS_clone, "clone", {std::to_string(SIGCHLD)}); }
-BOOST_AUTO_TEST_CASE(kill_of_another_process_is_a_violation) { expect_violation(SYS_kill, "kill", {"999999", "0"}); }
-BOOST_AUTO_TEST_CASE(ioctl_is_a_violation) { expect_violation(SYS_ioctl, "ioctl", {"1", "0x5401"}); }
+BOOST_AUTO_TEST_CASE(fork_like_clone_is_a_violation) {
+  expect_violation(SYS_clone, "clone", {std::to_string(SIGCHLD)});
+}
+BOOST_AUTO_TEST_CASE(kill_of_another_process_is_a_violation) {
+  expect_violation(SYS_kill, "kill", {"999999", "0"});
+}
+BOOST_AUTO_TEST_CASE(ioctl_is_a_violation) {
+  expect_violation(SYS_ioctl, "ioctl", {"1", "0x5401"});
+}
 BOOST_AUTO_TEST_CASE(mprotect_with_growsdown_is_a_violation) {
   expect_violation(SYS_mprotect, "mprotect", {"0", "4096", std::to_string(0x01000000 | 1)});
 }
@@ -190,8 +227,10 @@ BOOST_AUTO_TEST_CASE(garbage_on_the_record_pipe_is_crashed) {
 BOOST_AUTO_TEST_CASE(result_lists_applied_mechanisms) {
   Exec e = exec("hello", {"x"}, wjt::binary());
   BOOST_TEST(e.result["status"] == "ok");
-  BOOST_TEST(e.result["sandbox"]["applied"] ==
-             json::parse(R"(["user_ns","pid_ns","net_ns","ipc_ns","uts_ns","mount_ns","landlock","seccomp","capabilities","rlimits"])"));
+  BOOST_TEST(
+      e.result["sandbox"]["applied"] ==
+      json::parse(
+          R"(["user_ns","pid_ns","net_ns","ipc_ns","uts_ns","mount_ns","landlock","seccomp","capabilities","rlimits"])"));
   BOOST_TEST(e.result["sandbox"]["skipped"] == json::array());
 }
 
@@ -200,8 +239,9 @@ BOOST_AUTO_TEST_CASE(best_effort_mechanisms_unavailable_are_skipped_and_listed) 
   BOOST_TEST(e.result["status"] == "ok");
   BOOST_TEST(e.result["stdout"] == "Hello, x!\n");
   BOOST_TEST(e.result["sandbox"]["skipped"] == json::parse(R"(["net_ns","landlock"])"));
-  BOOST_TEST(e.result["sandbox"]["applied"] ==
-             json::parse(R"(["user_ns","pid_ns","ipc_ns","uts_ns","mount_ns","seccomp","capabilities","rlimits"])"));
+  BOOST_TEST(
+      e.result["sandbox"]["applied"] ==
+      json::parse(R"(["user_ns","pid_ns","ipc_ns","uts_ns","mount_ns","seccomp","capabilities","rlimits"])"));
 }
 
 BOOST_AUTO_TEST_CASE(required_mechanisms_unavailable_refuse_to_run) {
@@ -234,7 +274,8 @@ BOOST_AUTO_TEST_CASE(live_child_is_locked_down) {
   for (const auto& e : fs::directory_iterator(job.proc("fd"))) fds.insert(e.path().filename().string());
   BOOST_TEST((fds == std::set<std::string>{"0", "1", "2", "3", "4"}));
   BOOST_TEST(fs::read_symlink(job.proc("fd/4")).string() == "/data");
-  for (const char* fd : {"1", "2", "3"}) BOOST_TEST(fs::read_symlink(job.proc("fd/") + fd).string().rfind("pipe:", 0) == 0u);
+  for (const char* fd : {"1", "2", "3"})
+    BOOST_TEST(fs::read_symlink(job.proc("fd/") + fd).string().rfind("pipe:", 0) == 0u);
   // Limits.
   std::string limits = read_all(job.proc("limits"));
   auto limit_line = [&](const std::string& name) {
@@ -251,7 +292,8 @@ BOOST_AUTO_TEST_CASE(live_child_is_locked_down) {
   BOOST_TEST(limit_line("Max stack size") == "8388608 8388608");
   // Namespaces differ from ours.
   for (const char* ns : {"user", "pid", "net", "ipc", "uts", "mnt"})
-    BOOST_TEST(fs::read_symlink(job.proc("ns/") + ns) != fs::read_symlink(std::string("/proc/self/ns/") + ns), ns);
+    BOOST_TEST(fs::read_symlink(job.proc("ns/") + ns) != fs::read_symlink(std::string("/proc/self/ns/") + ns),
+               ns);
   // Its mount table: the read-only tmpfs root and the read-only /data, nothing else.
   std::istringstream mounts(read_all(job.proc("mountinfo")));
   std::vector<std::string> points;

@@ -48,9 +48,11 @@ bool signature(const std::string& name, std::string* params) {
 
 v8::Local<v8::Object> make_module(v8::Isolate* iso, v8::Local<v8::Context> ctx) {
   v8::Local<v8::Object> ns = v8::Object::New(iso);
-  ns->Set(ctx, v8::String::NewFromUtf8Literal(iso, "syscall"), v8::Function::New(ctx, do_syscall).ToLocalChecked())
+  ns->Set(ctx, v8::String::NewFromUtf8Literal(iso, "syscall"),
+          v8::Function::New(ctx, do_syscall).ToLocalChecked())
       .Check();
-  ns->Set(ctx, v8::String::NewFromUtf8Literal(iso, "garbage"), v8::Function::New(ctx, garbage).ToLocalChecked())
+  ns->Set(ctx, v8::String::NewFromUtf8Literal(iso, "garbage"),
+          v8::Function::New(ctx, garbage).ToLocalChecked())
       .Check();
   return ns;
 }
