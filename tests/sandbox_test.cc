@@ -102,10 +102,12 @@ bool gone(pid_t pid) {
 struct LiveJob {
   pid_t wasmjail = -1, child = -1;
   int out_fd = -1;
-  std::string data_dir;
+  std::string data_dir, out_dir;
   explicit LiveJob(std::vector<std::string> extra = {}) {
     data_dir = wjt::temp_dir();
-    std::vector<std::string> argv = {wjt::binary(), "run", "--dir", data_dir + "::/data:ro"};
+    out_dir = wjt::temp_dir();
+    std::vector<std::string> argv = {wjt::binary(),           "run",   "--dir",
+                                     data_dir + "::/data:ro", "--dir", out_dir + "::/out"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(guest("spin"));
     wasmjail = wjt::spawn(argv, &out_fd);
@@ -269,11 +271,12 @@ BOOST_AUTO_TEST_CASE(live_child_is_locked_down) {
   BOOST_TEST(status_field(st, "CapBnd") == "0000000000000000");
   BOOST_TEST(status_field(st, "CapAmb") == "0000000000000000");
   BOOST_TEST(status_field(st, "NSpid").find('\t') != std::string::npos);  // "outer\t1": pid 1 inside
-  // The fd table: /dev/null, the stdout/stderr/record pipes, the one preopen.
+  // The fd table: /dev/null, the stdout/stderr/record pipes, the two preopens.
   std::set<std::string> fds;
   for (const auto& e : fs::directory_iterator(job.proc("fd"))) fds.insert(e.path().filename().string());
-  BOOST_TEST((fds == std::set<std::string>{"0", "1", "2", "3", "4"}));
-  BOOST_TEST(fs::read_symlink(job.proc("fd/4")).string() == "/data");
+  BOOST_TEST((fds == std::set<std::string>{"0", "1", "2", "3", "4", "5"}));
+  BOOST_TEST(fs::read_symlink(job.proc("fd/4")).string() == "/data");  // paths in its own root
+  BOOST_TEST(fs::read_symlink(job.proc("fd/5")).string() == "/out");
   for (const char* fd : {"1", "2", "3"})
     BOOST_TEST(fs::read_symlink(job.proc("fd/") + fd).string().rfind("pipe:", 0) == 0u);
   // Limits.
@@ -294,7 +297,7 @@ BOOST_AUTO_TEST_CASE(live_child_is_locked_down) {
   for (const char* ns : {"user", "pid", "net", "ipc", "uts", "mnt"})
     BOOST_TEST(fs::read_symlink(job.proc("ns/") + ns) != fs::read_symlink(std::string("/proc/self/ns/") + ns),
                ns);
-  // Its mount table: the read-only tmpfs root and the read-only /data, nothing else.
+  // Its mount table: the read-only tmpfs root, the read-only input, the writable output.
   std::istringstream mounts(read_all(job.proc("mountinfo")));
   std::vector<std::string> points;
   std::string line;
@@ -303,9 +306,11 @@ BOOST_AUTO_TEST_CASE(live_child_is_locked_down) {
     std::string id, parent, devno, root, point, opts;
     f >> id >> parent >> devno >> root >> point >> opts;
     points.push_back(point + " " + opts.substr(0, 2));
+    for (const char* flag : {"nosuid", "nodev", "noexec"})
+      BOOST_TEST(opts.find(flag) != std::string::npos, line);
   }
   std::sort(points.begin(), points.end());
-  BOOST_TEST((points == std::vector<std::string>{"/ ro", "/data ro"}));
+  BOOST_TEST((points == std::vector<std::string>{"/ ro", "/data ro", "/out rw"}));
 }
 
 BOOST_AUTO_TEST_CASE(killing_the_supervisor_leaves_no_child) {
