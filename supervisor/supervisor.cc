@@ -190,7 +190,8 @@ struct Supervisor::Running {
     seccomp_notif_resp* resp = nullptr;
     if (seccomp_notify_alloc(&req, &resp) != 0) return;
     if (seccomp_notify_receive(listener, req) == 0) {
-      const bool handshake = !handshake_done && !violation && req->data.nr == seccomp_syscall_resolve_name("personality") &&
+      const bool handshake = !handshake_done && !violation &&
+                             req->data.nr == seccomp_syscall_resolve_name("personality") &&
                              req->data.args[0] == sandbox::kHandshakePersona;
       if (handshake) {
         handshake_done = true;
@@ -258,6 +259,10 @@ struct Supervisor::Running {
     } else if (protocol_error) {
       result.status = Status::kCrashed;
       result.error = "child sent a malformed record and was killed: " + *protocol_error;
+    } else if (outcome && outcome->kind != OutcomeKind::kSetupError && !sandbox_reported) {
+      // Every outcome but a setup error comes after the lock-down's sandbox record.
+      result.status = Status::kCrashed;
+      result.error = "child reported a result without reporting its sandbox";
     } else if (signaled) {
       result.status = Status::kCrashed;
       result.error = "child killed by " + signal_name(sig) + (outcome ? " after reporting" : " before reporting a result");
