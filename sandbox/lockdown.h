@@ -1,30 +1,104 @@
 // The child's lock-down sequence: one call that applies every mechanism, in order.
-// Each kernel mechanism lives in its own file (fds.cc, process.cc, rlimits.cc, ...).
+// Each kernel mechanism lives in its own file:
+//   namespaces.cc   clone() into new user/pid/net/ipc/uts/mount namespaces; uid/gid maps
+//   process.cc      parent death, session, no_new_privs, dumpability
+//   fds.cc          close every fd but the pipes and preopens
+//   mounts.cc       private mounts, an empty tmpfs root with only the job's trees, pivot_root
+//   landlock.cc     filesystem access confined to the preopened trees
+//   rlimits.cc      core 0, open files, file size, processes, data, stack, CPU
+//   capabilities.cc every capability set emptied (effective, permitted, inheritable, bounding, ambient)
+//   seccomp.cc      the syscall filter (libseccomp) and its SIGSYS handler
 #pragma once
 
 #include <sys/types.h>
 
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "sandbox/sandbox_spec.h"
+
 namespace wj::sandbox {
 
-struct LockdownSpec {
-  pid_t supervisor_pid = 0;   // die if this process goes away
-  std::vector<int> keep_fds;  // everything else is closed
+// --- supervisor side: creating the job process -------------------------------------
+
+struct CloneResult {
+  pid_t pid = -1;         // like fork(): 0 in the child, the child's pid in the parent
+  int err = 0;            // errno of a failed clone (pid < 0)
+  std::string error;      // why the job cannot start (a required namespace refused, ...)
+  uint32_t applied = 0;   // namespace Mechanism bits the child was created with
+  uint32_t skipped = 0;   // best_effort namespaces this kernel or these privileges refused
+  int parent_pidfd = -1;  // child only: a pidfd of the supervisor (for the parent check)
+  uid_t outer_uid = 0;    // the supervisor's ids, for the child's uid_map/gid_map
+  gid_t outer_gid = 0;
 };
 
-// Applied mechanisms are listed in `applied`; the first failure is returned as a message
-// naming the mechanism and errno. The caller must not run the guest after a failure.
-std::optional<std::string> lock_down(const LockdownSpec& spec, std::vector<std::string>* applied);
+// Creates the job process with a raw clone(flags|SIGCHLD), which behaves like fork():
+// both processes return. Namespaces come from `spec`; a best_effort one the kernel refuses
+// (EPERM, EINVAL, ENOSPC, EUSERS) is dropped and the clone retried; a required one that
+// is refused (or simulated unavailable) fails with `error` and no child.
+CloneResult clone_job_process(const SandboxSpec& spec);
+
+// --- child side -----------------------------------------------------------------------
+
+struct LockdownSpec {
+  pid_t supervisor_pid = 0;              // die if this process goes away
+  int supervisor_pidfd = -1;             // readable once the supervisor exits (works across pid namespaces)
+  std::vector<int> keep_fds;             // everything else is closed
+  const SandboxSpec* sandbox = nullptr;  // nullptr: the defaults
+  std::vector<int> preopen_fds;          // parallel to sandbox->preopens (4, 5, ...)
+  CloneResult clone;                     // what clone_job_process did for this child
+};
+
+struct LockdownReport {
+  uint32_t applied = 0;          // Mechanism bits
+  uint32_t skipped = 0;          // best_effort mechanisms that were not available
+  int seccomp_listener_fd = -1;  // the filter's user-notification fd (dangerous syscalls)
+};
+
+// Called by lock_down once the filter is loaded, to tell the supervisor what was applied
+// and where the seccomp listener is (the child writes the sandbox record). lock_down then
+// waits for the supervisor to take the listener (the handshake), makes the process
+// undumpable and closes its own copy of the listener.
+using Announce = std::function<void(const LockdownReport&)>;
+
+// Applies every mechanism in the documented order (lockdown.cc). The first failure of a
+// required mechanism is returned as a message naming the mechanism and errno; the caller
+// must not run the guest after a failure.
+std::optional<std::string> lock_down(const LockdownSpec& spec, const Announce& announce,
+                                     LockdownReport* report);
+
+// Sends the readiness handshake through the seccomp listener (see seccomp.cc): returns
+// once the supervisor holds the listener, so the guest never runs with dangerous syscalls
+// unobserved.
+void seccomp_handshake();
+// The handshake is a query-only personality(0xffffffff): personality is in the dangerous
+// set, so the kernel routes it to the listener. The supervisor accepts exactly one.
+constexpr unsigned long kHandshakePersona = 0xffffffff;
+// Set by the child before lock_down: reports a trapped syscall on the record pipe
+// (async-signal-safe). sandbox/ knows nothing of the wire format.
+extern void (*g_report_violation)(int32_t nr, uint32_t arch);
 
 // Individual mechanisms (each in its own file). Return an error message on failure.
-std::optional<std::string> die_with_parent(pid_t parent);                  // process.cc
-std::optional<std::string> new_session();                                  // process.cc
-std::optional<std::string> no_new_privs_and_undumpable();                  // process.cc
-std::optional<std::string> close_fds_except(const std::vector<int>& keep); // fds.cc
-std::optional<std::string> disable_core_dumps();                           // rlimits.cc
+std::optional<std::string> die_with_parent(pid_t parent, int parent_pidfd);  // process.cc
+std::optional<std::string> new_session();                                    // process.cc
+std::optional<std::string> set_no_new_privs();                               // process.cc
+std::optional<std::string> set_undumpable();                                 // process.cc
+std::optional<std::string> close_fds_except(const std::vector<int>& keep);   // fds.cc
+std::optional<std::string> disable_core_dumps();                             // rlimits.cc
+std::optional<std::string> apply_rlimits(const RlimitSpec& spec);            // rlimits.cc
+std::optional<std::string> write_id_maps(uid_t uid, gid_t gid);              // namespaces.cc
+// mounts.cc: replaces each preopen fd with one opened through the new root.
+std::optional<std::string> pivot_into_job_root(const std::vector<PreopenMount>& mounts,
+                                               const std::vector<int>& preopen_fds);
+// landlock.cc: nullopt on success; *unavailable is set when the kernel lacks Landlock.
+std::optional<std::string> restrict_filesystem(const std::vector<PreopenMount>& mounts,
+                                               const std::vector<int>& preopen_fds, bool* unavailable);
+std::optional<std::string> drop_capabilities();  // capabilities.cc
+// seccomp.cc: installs the SIGSYS handler, then loads the filter with TSYNC.
+std::optional<std::string> install_seccomp(const SeccompSpec& spec, int* listener_fd);
 
 std::string errno_message(const char* what, int err);
 

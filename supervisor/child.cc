@@ -24,6 +24,14 @@ void write_all(int fd, const std::string& data) {
   }
 }
 
+// Runs in the SIGSYS handler: async-signal-safe (a stack buffer and one write).
+void report_violation(int32_t nr, uint32_t arch) {
+  char buf[wire::kViolationFrameSize];
+  wire::encode_violation(buf, nr, arch);
+  ssize_t n = write(kChildRecord, buf, sizeof buf);
+  (void)n;
+}
+
 [[noreturn]] void report_and_exit(const RunOutcome& o) {
   write_all(kChildRecord, wire::encode_outcome(o));
   _exit(0);
@@ -72,16 +80,37 @@ void child_main(const ChildSetup& s) {
 
   RunOutcome setup_failed;
   setup_failed.kind = OutcomeKind::kSetupError;
+  // The supervisor's pidfd must survive arrange_fds: move it above every target fd.
+  int parent_pidfd = -1;
+  if (s.clone.parent_pidfd >= 0) {
+    parent_pidfd = fcntl(s.clone.parent_pidfd, F_DUPFD_CLOEXEC,
+                         kChildFirstPreopen + static_cast<int>(s.preopen_fds.size()) + 64);
+    close(s.clone.parent_pidfd);
+    if (parent_pidfd < 0) _exit(127);
+  }
   if (!arrange_fds(s)) {
     // Without the record pipe in place we cannot report; the supervisor sees no record.
     _exit(127);
   }
   sandbox::LockdownSpec spec;
   spec.supervisor_pid = s.supervisor_pid;
+  spec.supervisor_pidfd = parent_pidfd;
   spec.keep_fds = {0, kChildStdout, kChildStderr, kChildRecord};
-  for (size_t i = 0; i < s.preopen_fds.size(); ++i) spec.keep_fds.push_back(kChildFirstPreopen + static_cast<int>(i));
-  std::vector<std::string> applied;
-  if (auto err = sandbox::lock_down(spec, &applied)) {
+  for (size_t i = 0; i < s.preopen_fds.size(); ++i) {
+    spec.keep_fds.push_back(kChildFirstPreopen + static_cast<int>(i));
+    spec.preopen_fds.push_back(kChildFirstPreopen + static_cast<int>(i));
+  }
+  spec.sandbox = s.sandbox;
+  spec.clone = s.clone;
+  // V8 draws its hash seeds and ASLR hints from getrandom, set before it initializes;
+  // the filter allows getrandom but no path reaches /dev/urandom.
+  set_entropy_source();
+  sandbox::g_report_violation = report_violation;
+  sandbox::LockdownReport rep;
+  auto announce = [](const sandbox::LockdownReport& r) {
+    write_all(kChildRecord, wire::encode_sandbox({r.applied, r.skipped, r.seccomp_listener_fd}));
+  };
+  if (auto err = sandbox::lock_down(spec, announce, &rep)) {
     setup_failed.message = "sandbox setup failed: " + *err;
     report_and_exit(setup_failed);
   }
@@ -115,7 +144,9 @@ void child_main(const ChildSetup& s) {
   cfg.cached_code = s.cached_code;
   if (s.offer_code)
     cfg.on_compiled = [](const uint8_t* data, size_t size) {
-      if (size <= wire::kMaxCompiledCode) write_all(kChildRecord, wire::encode_compiled_code(data, size));
+      // Always one frame (empty when there is nothing to store or it is too large).
+      if (size > wire::kMaxCompiledCode) size = 0;
+      write_all(kChildRecord, wire::encode_compiled_code(data, size));
     };
   // RLIMIT_CPU's soft limit raises SIGXCPU: the watchdog then stops the guest cleanly.
   signal(SIGXCPU, on_sigxcpu);

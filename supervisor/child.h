@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "policies/job.h"
+#include "sandbox/lockdown.h"
 
 namespace wj {
 
@@ -30,6 +31,8 @@ struct ChildSetup {
   const std::vector<std::string>* v8_flags;  // validated by the policy parser
   const std::vector<uint8_t>* cached_code;   // from the code cache, or null
   bool offer_code;                           // send freshly compiled code (first frame)
+  const sandbox::SandboxSpec* sandbox = nullptr;  // nullptr: the defaults (a strong policy)
+  sandbox::CloneResult clone;                      // how this child was created (namespaces)
 };
 
 [[noreturn]] void child_main(const ChildSetup& setup);

@@ -48,6 +48,7 @@ nlohmann::ordered_json to_json(const Result& r) {
   if (r.trap) j["trap"] = {{"message", r.trap->message}, {"backtrace", r.trap->backtrace}};
   if (r.violation)
     j["violation"] = {{"syscall", r.violation->syscall}, {"number", r.violation->number}};
+  if (r.sandbox) j["sandbox"] = {{"applied", r.sandbox->applied}, {"skipped", r.sandbox->skipped}};
   j["timing_ms"] = {{"total", r.timing.total},     {"queue", r.timing.queue},
                     {"startup", r.timing.startup}, {"compile", r.timing.compile},
                     {"run", r.timing.run}};

@@ -46,6 +46,13 @@ struct ViolationInfo {
   int64_t number = -1;
 };
 
+// Which sandbox mechanisms this job ran under (names as in sandbox::mechanism_name), and
+// the best_effort ones this kernel or these privileges refused.
+struct SandboxInfo {
+  std::vector<std::string> applied;
+  std::vector<std::string> skipped;
+};
+
 struct Timings {  // milliseconds
   double total = 0, queue = 0, startup = 0, compile = 0, run = 0;
 };
@@ -63,6 +70,7 @@ struct Result {
   CapturedStream out, err;
   std::optional<TrapInfo> trap;
   std::optional<ViolationInfo> violation;
+  std::optional<SandboxInfo> sandbox;  // set once the child reported its lock-down
   Timings timing;
   Usage usage;
   std::string code_cache;  // "hit", "miss" (compiled; code stored), or "" (no cache)

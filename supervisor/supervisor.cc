@@ -17,6 +17,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "sandbox/lockdown.h"
 #include "supervisor/child.h"
 #include "supervisor/code_cache.h"
 #include "supervisor/storage.h"
@@ -78,14 +79,22 @@ struct Running {
   int open_handles = 0;
 
   wire::FrameReader frames;
-  size_t frames_seen = 0;
+  bool code_frame_seen = false, other_frames_seen = false;
   std::unique_ptr<CodeCache> cache;  // set when this job may read and fill the cache
   std::string cache_key;
   std::vector<uint8_t> cached_code;
   std::optional<RunOutcome> outcome;
   std::optional<wire::ViolationRecord> violation;
   std::optional<std::string> protocol_error;
+  std::optional<std::string> setup_error;  // the sandbox could not be completed
   size_t record_bytes = 0;
+  bool sandbox_reported = false;
+
+  // The child's seccomp listener: dangerous syscalls wait here until we kill the child.
+  int listener = -1;
+  uv_poll_t listener_poll;
+  bool listener_open = false;
+  bool handshake_done = false;
   bool finished = false;
 
   void fail_now(Status st, std::string msg) {
@@ -120,22 +129,28 @@ struct Running {
       }
       if (!protocol_error) {
         for (auto& f : frames.frames()) {
-          const bool first = frames_seen++ == 0;
+          // Compiled code is accepted once, and only before anything but the sandbox record:
+          // the child sends it before any guest code ran, so a child compromised later
+          // cannot plant native code for other jobs.
+          const bool code_in_turn = f.type == wire::FrameType::kCompiledCode && !code_frame_seen && !other_frames_seen;
+          if (f.type == wire::FrameType::kCompiledCode) code_frame_seen = true;
+          else if (f.type != wire::FrameType::kSandbox) other_frames_seen = true;
           if (outcome) {
             protocol_error = "child sent a record after its final outcome";
             break;
           }
           if (f.type == wire::FrameType::kCompiledCode) {
-            // Only before any guest code ran (the first frame) may code reach the cache: a
-            // child compromised later cannot plant native code for other jobs.
-            if (!first || !cache) {
+            if (!code_in_turn || !cache) {
               protocol_error = "child sent compiled code out of turn";
               break;
             }
-            cache->put(cache_key, f.payload);
+            if (!f.payload.empty()) cache->put(cache_key, f.payload);
           } else if (f.type == wire::FrameType::kViolation) {
             violation = wire::decode_violation(f.payload);
             if (!violation) protocol_error = "malformed violation record";
+          } else if (f.type == wire::FrameType::kSandbox) {
+            on_sandbox_record(f.payload);
+            if (protocol_error || setup_error) break;
           } else {
             std::string err;
             outcome = wire::decode_outcome(f.payload, &err);
@@ -144,7 +159,7 @@ struct Running {
         }
         frames.frames().clear();
       }
-      if (protocol_error) kill_child();  // a child that lies is not trusted with more time
+      if (protocol_error || setup_error) kill_child();  // a child that lies is not trusted with more time
       return;
     }
     CapturedStream& cs = which == 1 ? result.out : result.err;
@@ -163,6 +178,93 @@ struct Running {
       }
     }
     if (opts.on_output) opts.on_output(which == 1 ? Stream::kStdout : Stream::kStderr, data, n);
+  }
+
+  void on_sandbox_record(const std::string& payload) {
+    auto rec = wire::decode_sandbox(payload, sandbox::kMechanismCount);
+    if (!rec || sandbox_reported) {
+      protocol_error = sandbox_reported ? "child sent a second sandbox record" : "malformed sandbox record";
+      return;
+    }
+    sandbox_reported = true;
+    SandboxInfo info;
+    for (unsigned i = 0; i < sandbox::kMechanismCount; ++i) {
+      const char* name = sandbox::mechanism_name(static_cast<sandbox::Mechanism>(i));
+      if (rec->applied & (1u << i)) info.applied.push_back(name);
+      if (rec->skipped & (1u << i)) info.skipped.push_back(name);
+    }
+    result.sandbox = std::move(info);
+    if (rec->listener_fd < 0) return;
+    if (!(rec->applied & sandbox::bit(sandbox::Mechanism::kSeccomp))) {
+      protocol_error = "sandbox record names a seccomp listener without seccomp";
+      return;
+    }
+    int fd = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, rec->listener_fd, 0));
+    if (fd < 0) {
+      setup_error = "cannot take the child's seccomp listener: " + strerr(errno);
+      return;
+    }
+    // It must really be a seccomp listener, not whatever the child put at that number.
+    char link[64] = {};
+    std::string self = "/proc/self/fd/" + std::to_string(fd);
+    ssize_t n = readlink(self.c_str(), link, sizeof link - 1);
+    if (n <= 0 || std::string(link, static_cast<size_t>(n)) != "anon_inode:seccomp notify") {
+      close(fd);
+      protocol_error = "the child's seccomp listener fd is not a seccomp listener";
+      return;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    listener = fd;
+    uv_poll_init(loop, &listener_poll, listener);
+    listener_poll.data = this;
+    listener_open = true;
+    open_handles++;
+    uv_poll_start(&listener_poll, UV_READABLE | UV_DISCONNECT, [](uv_poll_t* h, int status, int events) {
+      static_cast<Running*>(h->data)->on_notification(status, events);
+    });
+  }
+
+  // A syscall from the dangerous set is held by the kernel: the first one may be the
+  // child's readiness handshake; any other means the child is killed, the call never runs.
+  void on_notification(int status, int events) {
+    // Hung up: the filter has no task left (the child is gone).
+    if (status < 0 || (events & UV_DISCONNECT) || !(events & UV_READABLE)) {
+      close_listener();
+      return;
+    }
+    seccomp_notif* req = nullptr;
+    seccomp_notif_resp* resp = nullptr;
+    if (seccomp_notify_alloc(&req, &resp) != 0) return;
+    if (seccomp_notify_receive(listener, req) == 0) {
+      const bool handshake = !handshake_done && !violation &&
+                             req->data.nr == seccomp_syscall_resolve_name("personality") &&
+                             req->data.args[0] == sandbox::kHandshakePersona;
+      if (handshake) {
+        handshake_done = true;
+        resp->id = req->id;
+        resp->val = 0;
+        resp->error = 0;
+        resp->flags = 0;
+        seccomp_notify_respond(listener, resp);
+      } else if (!violation) {
+        violation = wire::ViolationRecord{req->data.nr, req->data.arch};
+        kill_child();
+      }
+    }
+    // A failed receive is a notification that vanished (its thread was interrupted).
+    seccomp_notify_free(req, resp);
+  }
+
+  void close_listener() {
+    if (!listener_open) return;
+    listener_open = false;
+    uv_poll_stop(&listener_poll);
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_poll), [](uv_handle_t* h) {
+      auto* run = static_cast<Running*>(h->data);
+      close(run->listener);
+      run->listener = -1;
+      run->handle_closed();
+    });
   }
 
   void handle_closed() {
@@ -228,9 +330,16 @@ struct Running {
     } else if (signaled && limits.cpu_time_ms && result.usage.cpu_ms >= *limits.cpu_time_ms &&
                (sig == SIGKILL || sig == SIGXCPU) && !outcome) {
       set_cpu_limit();  // RLIMIT_CPU's hard limit
+    } else if (setup_error) {
+      result.status = Status::kSetupError;
+      result.error = *setup_error;
     } else if (protocol_error) {
       result.status = Status::kCrashed;
       result.error = "child sent a malformed record and was killed: " + *protocol_error;
+    } else if (outcome && outcome->kind != OutcomeKind::kSetupError && !sandbox_reported) {
+      // Every outcome but a setup error comes after the lock-down's sandbox record.
+      result.status = Status::kCrashed;
+      result.error = "child reported a result without reporting its sandbox";
     } else if (signaled) {
       result.status = Status::kCrashed;
       result.error = "child killed by " + signal_name(sig) + (outcome ? " after reporting" : " before reporting a result");
@@ -309,6 +418,14 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   r->t_start = Clock::now();
   r->result.exit_code = -1;
 
+  // The sandbox's view of the job's trees; a test may declare mechanisms unavailable.
+  r->opts.sandbox.preopens.clear();
+  for (const DirMount& d : job.dirs) r->opts.sandbox.preopens.push_back({d.host_path, d.guest_path, d.read_only});
+  if (auto err = sandbox::apply_test_unavailable(getenv("WASMJAIL_TEST_UNAVAILABLE"), &r->opts.sandbox)) {
+    r->fail_now(Status::kSetupError, *err);
+    return control;
+  }
+
   // Everything that can fail because of the job happens here, before a child exists.
   if (r->opts.policy) {
     if (auto over = check_job_limits(r->opts.job_limits, r->opts.policy->limits)) {
@@ -359,7 +476,8 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     if (auto hit = r->cache->get(r->cache_key)) r->cached_code = std::move(*hit);
   }
   ChildSetup setup{&job,  &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}, 0, 0, 0, 0, 0,
-                   &r->opts.v8_flags, r->cached_code.empty() ? nullptr : &r->cached_code, r->cache != nullptr};
+                   &r->opts.v8_flags, r->cached_code.empty() ? nullptr : &r->cached_code, r->cache != nullptr,
+                   &r->opts.sandbox, {}};
   for (int i = 0; i < 3; ++i) setup.stdio_is_tty[i] = r->opts.stdio_is_tty[i];
   const Limits& lim = r->limits;
   if (lim.wall_time_ms) {
@@ -375,14 +493,17 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   setup.wasm_memory_bytes = lim.wasm_memory.value_or(0);
   setup.output_bytes = lim.output_bytes.value_or(0);
 
-  pid_t pid = fork();
+  // The job process is created in its namespaces (a clone that behaves like fork).
+  setup.clone = sandbox::clone_job_process(r->opts.sandbox);
+  pid_t pid = setup.clone.pid;
   if (pid == 0) child_main(setup);
-  int fork_errno = errno;
   for (auto& p : fds) close(p[1]);
   close_dirs();
   if (pid < 0) {
     for (auto& p : fds) close(p[0]);
-    { r->fail_now(Status::kInternalError, "fork: " + strerr(fork_errno)); return control; }
+    bool refused = setup.clone.err == 0 || setup.clone.error.find("required") != std::string::npos;
+    r->fail_now(refused ? Status::kSetupError : Status::kInternalError, setup.clone.error);
+    return control;
   }
   r->pid = pid;
   r->pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
@@ -449,6 +570,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     if (got != run->pid) return;  // spurious wake-up
     run->reaped = true;
     run->stop_timer();
+    run->close_listener();
     uv_poll_stop(h);
     run->pid_poll_open = false;
     uv_close(reinterpret_cast<uv_handle_t*>(h), close_cb);

@@ -14,6 +14,7 @@
 
 #include "policies/job.h"
 #include "policies/policy.h"
+#include "sandbox/sandbox_spec.h"
 #include "supervisor/result.h"
 
 namespace wj {
@@ -35,6 +36,9 @@ struct RunOptions {
   std::shared_ptr<const Policy> policy;
   // What the job itself asks for; more than the policy allows fails it as invalid_job.
   Limits job_limits;
+  // How the child is locked down (namespaces, Landlock, rlimits, seccomp). Its `preopens`
+  // are filled from the job's dirs by the supervisor.
+  sandbox::SandboxSpec sandbox;
   // Called for each chunk of guest output as it arrives (before the job ends).
   std::function<void(Stream, const char*, size_t)> on_output;
   // Compiled-code cache folder (empty: no cache). Used for the TurboFan tier, whose code is

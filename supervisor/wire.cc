@@ -67,7 +67,7 @@ std::optional<std::string> FrameReader::feed(const char* data, size_t len) {
     std::memcpy(&h, buf_.data(), sizeof h);
     if (h.magic != kMagic) return error_ = "bad frame magic";
     if (h.type != static_cast<uint16_t>(FrameType::kOutcome) &&
-        h.type != static_cast<uint16_t>(FrameType::kViolation) &&
+        h.type != static_cast<uint16_t>(FrameType::kViolation) && h.type != static_cast<uint16_t>(FrameType::kSandbox) &&
         h.type != static_cast<uint16_t>(FrameType::kCompiledCode))
       return error_ = "unknown frame type " + std::to_string(h.type);
     const uint32_t max = h.type == static_cast<uint16_t>(FrameType::kCompiledCode) ? kMaxCompiledCode : kMaxPayload;
@@ -131,6 +131,27 @@ std::optional<ViolationRecord> decode_violation(std::string_view payload) {
   std::memcpy(&v.arch, payload.data() + 4, 4);
   if (v.nr < 0 || v.nr > 4096) return std::nullopt;
   return v;
+}
+
+std::string encode_sandbox(const SandboxRecord& r) {
+  char p[12];
+  std::memcpy(p, &r.applied, 4);
+  std::memcpy(p + 4, &r.skipped, 4);
+  std::memcpy(p + 8, &r.listener_fd, 4);
+  return frame(FrameType::kSandbox, std::string_view(p, sizeof p));
+}
+
+std::optional<SandboxRecord> decode_sandbox(std::string_view payload, unsigned mechanism_count) {
+  if (payload.size() != 12) return std::nullopt;
+  SandboxRecord r;
+  std::memcpy(&r.applied, payload.data(), 4);
+  std::memcpy(&r.skipped, payload.data() + 4, 4);
+  std::memcpy(&r.listener_fd, payload.data() + 8, 4);
+  const uint32_t known = mechanism_count >= 32 ? ~0u : (1u << mechanism_count) - 1;
+  if ((r.applied | r.skipped) & ~known) return std::nullopt;
+  if (r.applied & r.skipped) return std::nullopt;
+  if (r.listener_fd < -1 || r.listener_fd > 65535) return std::nullopt;
+  return r;
 }
 
 }  // namespace wj::wire

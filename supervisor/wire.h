@@ -26,7 +26,10 @@ constexpr size_t kMaxFrameName = 1024;
 enum class FrameType : uint16_t {
   kOutcome = 1,    // payload: JSON-encoded RunOutcome; the last frame a child sends
   kViolation = 2,  // payload: int32 syscall number, uint32 audit arch (from SIGSYS)
-  kCompiledCode = 3,  // payload: V8-serialized code of the entry module; only as the first frame
+  kSandbox = 3,    // payload: SandboxRecord (sent once, after lock-down, before the guest runs)
+  // payload: V8-serialized code of the entry module (empty: nothing to store). Sent once,
+  // right after the entry module is compiled and before any guest code ran.
+  kCompiledCode = 4,
 };
 constexpr uint32_t kMaxCompiledCode = 256u << 20;
 
@@ -71,5 +74,16 @@ struct ViolationRecord {
   uint32_t arch;
 };
 std::optional<ViolationRecord> decode_violation(std::string_view payload);
+
+// What the child's lock-down applied (sandbox::Mechanism bits) and the fd number of its
+// seccomp listener (-1: none), which the supervisor takes with pidfd_getfd.
+struct SandboxRecord {
+  uint32_t applied = 0;
+  uint32_t skipped = 0;
+  int32_t listener_fd = -1;
+};
+std::string encode_sandbox(const SandboxRecord& r);
+// Unknown bits, a mechanism both applied and skipped, or an fd out of range: nullopt.
+std::optional<SandboxRecord> decode_sandbox(std::string_view payload, unsigned mechanism_count);
 
 }  // namespace wj::wire

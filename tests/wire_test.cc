@@ -88,3 +88,28 @@ BOOST_AUTO_TEST_CASE(compiled_code_frames_have_their_own_bound) {
   FrameReader rd2;
   BOOST_TEST(rd2.feed(reinterpret_cast<const char*>(&h), sizeof h).value().find("too large") != std::string::npos);
 }
+
+BOOST_AUTO_TEST_CASE(sandbox_record_round_trips_and_rejects_lies) {
+  std::string bytes = encode_sandbox({0x3ff, 0, 7});
+  FrameReader rd;
+  BOOST_TEST(!rd.feed(bytes.data(), bytes.size()));
+  BOOST_REQUIRE(rd.frames().size() == 1);
+  BOOST_TEST(static_cast<int>(rd.frames()[0].type) == static_cast<int>(FrameType::kSandbox));
+  auto back = decode_sandbox(rd.frames()[0].payload, 10);
+  BOOST_REQUIRE(back);
+  BOOST_TEST(back->applied == 0x3ffu);
+  BOOST_TEST(back->listener_fd == 7);
+  auto payload = [](uint32_t applied, uint32_t skipped, int32_t fd) {
+    std::string p(12, '\0');
+    std::memcpy(p.data(), &applied, 4);
+    std::memcpy(p.data() + 4, &skipped, 4);
+    std::memcpy(p.data() + 8, &fd, 4);
+    return p;
+  };
+  BOOST_TEST(!decode_sandbox(payload(1u << 10, 0, -1), 10));  // unknown mechanism
+  BOOST_TEST(!decode_sandbox(payload(1, 1, -1), 10));         // applied and skipped
+  BOOST_TEST(!decode_sandbox(payload(1, 0, -2), 10));         // bad fd
+  BOOST_TEST(!decode_sandbox(payload(1, 0, 70000), 10));
+  BOOST_TEST(!decode_sandbox(payload(1, 0, -1).substr(0, 11), 10));  // short
+  BOOST_TEST(decode_sandbox(payload(1, 2, -1), 10).has_value());
+}

@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <sys/random.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cctype>
 #include <cmath>
@@ -17,9 +20,12 @@
 #include <map>
 #include <memory>
 #include <sstream>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "v8host/module_info.h"
+#include "v8host/probe.h"
 #include "v8host/wasi.h"
 
 namespace wj {
@@ -29,8 +35,9 @@ std::unique_ptr<v8::Platform> g_platform;
 constexpr const char* kWasiModule = "wasi_snapshot_preview1";
 constexpr uint64_t kWasmPageSize = 65536;
 
-// The watchdog's wake-up pipe; written from a SIGXCPU handler, so it is a plain global.
-int g_watchdog_pipe[2] = {-1, -1};
+// Set from a SIGXCPU handler (RLIMIT_CPU's soft limit): lock-free, so async-signal-safe.
+std::atomic<bool> g_cpu_signal{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
 void (*g_on_fatal)(bool) = nullptr;
 
 // What WebAssembly.compileStreaming hands to V8: the wire bytes and the cached code. V8
@@ -76,6 +83,8 @@ std::string mib(uint64_t bytes) {
 
 // Stops the guest at a limit with Isolate::TerminateExecution, from its own thread.
 // TerminateExecution unwinds pure wasm loops too (V8 checks for it at loop back-edges).
+// It holds no fd: it sleeps on a condition variable (futex) until the wall deadline, or in
+// 10 ms steps when CPU time is limited.
 class Watchdog {
  public:
   enum class Reason { kNone, kTimeout, kCpu, kMemory };
@@ -83,17 +92,17 @@ class Watchdog {
   Watchdog(v8::Isolate* iso, uint64_t deadline_ns, double cpu_limit_ms)
       : iso_(iso), deadline_ns_(deadline_ns), cpu_limit_ms_(cpu_limit_ms) {
     if (!deadline_ns_ && cpu_limit_ms_ <= 0) return;  // nothing to watch: no thread
-    if (pipe2(g_watchdog_pipe, O_CLOEXEC) != 0) return;
     thread_ = std::thread([this] { loop(); });
   }
   ~Watchdog() {
     if (thread_.joinable()) {
-      char q = 'q';
-      (void)!write(g_watchdog_pipe[1], &q, 1);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_ = true;
+      }
+      cv_.notify_one();
       thread_.join();
     }
-    for (int& fd : g_watchdog_pipe)
-      if (fd >= 0) close(fd), fd = -1;
   }
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
@@ -106,22 +115,19 @@ class Watchdog {
 
  private:
   void loop() {
-    for (;;) {
-      int timeout_ms = -1;
-      if (cpu_limit_ms_ > 0) timeout_ms = 10;  // CPU time has no deadline to sleep until
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      auto wait = std::chrono::nanoseconds::max();
+      if (cpu_limit_ms_ > 0) wait = std::chrono::milliseconds(10);  // CPU time has no deadline to sleep until
       if (deadline_ns_) {
         uint64_t now = monotonic_ns();
-        int left = now >= deadline_ns_ ? 0 : static_cast<int>((deadline_ns_ - now + 999999) / 1000000);
-        timeout_ms = timeout_ms < 0 ? left : std::min(timeout_ms, left);
+        wait = std::min<std::chrono::nanoseconds>(
+            wait, std::chrono::nanoseconds(now >= deadline_ns_ ? 0 : deadline_ns_ - now));
       }
-      pollfd p{g_watchdog_pipe[0], POLLIN, 0};
-      if (poll(&p, 1, timeout_ms) > 0) {
-        char c = 0;
-        if (read(g_watchdog_pipe[0], &c, 1) == 1) {
-          if (c == 'q') return;
-          if (c == 'c') trip(Reason::kCpu);
-        }
-      }
+      if (wait == std::chrono::nanoseconds::max()) cv_.wait(lock);
+      else cv_.wait_for(lock, wait);
+      if (stop_) return;
+      if (g_cpu_signal.load()) trip(Reason::kCpu);
       if (deadline_ns_ && monotonic_ns() >= deadline_ns_) trip(Reason::kTimeout);
       if (cpu_limit_ms_ > 0 && process_cpu_ms() >= cpu_limit_ms_) trip(Reason::kCpu);
     }
@@ -131,6 +137,9 @@ class Watchdog {
   uint64_t deadline_ns_;
   double cpu_limit_ms_;
   std::atomic<Reason> reason_{Reason::kNone};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
   std::thread thread_;
 };
 
@@ -257,6 +266,10 @@ class Runner {
   }
 
   RunOutcome run() {
+    // The entry module is compiled before any library is instantiated: its code is offered
+    // to the cache before any guest code (a start function, an _initialize) has run.
+    v8::Local<v8::WasmModuleObject> entry_module;
+    if (!compile_entry(&entry_module)) return out_;
     for (const LibraryModule& lib : cfg_.libraries) {
       std::vector<std::string> names = {lib.name};
       names.insert(names.end(), lib.aliases.begin(), lib.aliases.end());
@@ -267,7 +280,7 @@ class Runner {
     }
     v8::Local<v8::Object> exports;
     ModuleInfo info;
-    if (!instantiate(cfg_.module, "", &exports, &info)) return out_;
+    if (!instantiate(cfg_.module, "", &exports, &info, entry_module)) return out_;
     if (!check_entry(info)) return out_;
     ctx_->Global()
         ->Get(ctx_, str(iso_, "Error"))
@@ -302,26 +315,40 @@ class Runner {
     return false;
   }
 
-  bool instantiate(const std::vector<uint8_t>& bytes, const std::string& who, v8::Local<v8::Object>* exports,
-                   ModuleInfo* info) {
+  // Compiles the entry module, from the cache when it has the code; offers fresh code.
+  bool compile_entry(v8::Local<v8::WasmModuleObject>* module) {
+    const std::vector<uint8_t>& bytes = cfg_.module;
     auto t0 = std::chrono::steady_clock::now();
-    v8::Local<v8::WasmModuleObject> module;
-    const bool is_entry = &bytes == &cfg_.module;
     bool compiled = false;
-    if (is_entry && cfg_.cached_code && compile_from_cache(bytes, &module)) {
+    if (cfg_.cached_code && compile_from_cache(bytes, module)) {
       compiled = true;
       out_.code_cache = g_stream.compiled_afresh ? "miss" : "hit";
     } else {
       compiled = v8::WasmModuleObject::Compile(iso_, v8::MemorySpan<const uint8_t>(bytes.data(), bytes.size()))
-                     .ToLocal(&module);
-      if (compiled && is_entry && cfg_.on_compiled) out_.code_cache = "miss";
+                     .ToLocal(module);
+      if (compiled && cfg_.on_compiled) out_.code_cache = "miss";
     }
-    // Offer freshly compiled code to the cache now: no guest code has run yet.
-    if (compiled && is_entry && cfg_.on_compiled && out_.code_cache == "miss") {
-      v8::OwnedBuffer buf = module->GetCompiledModule().Serialize();
-      if (buf.size) cfg_.on_compiled(buf.buffer.get(), buf.size);
+    if (compiled && cfg_.on_compiled) {
+      // Exactly one offer per job, now, before any guest code ran (empty on a hit).
+      v8::OwnedBuffer buf;
+      if (out_.code_cache == "miss") buf = (*module)->GetCompiledModule().Serialize();
+      cfg_.on_compiled(buf.buffer.get(), buf.size);
     }
     out_.compile_ms += ms_since(t0);
+    if (!compiled)
+      return fail(OutcomeKind::kInvalidModule,
+                  explain_invalid(v8_reason(tc_.HasCaught() ? to_std(iso_, tc_.Exception()) : "compilation failed")));
+    return true;
+  }
+
+  bool instantiate(const std::vector<uint8_t>& bytes, const std::string& who, v8::Local<v8::Object>* exports,
+                   ModuleInfo* info, v8::Local<v8::WasmModuleObject> precompiled = {}) {
+    auto t0 = std::chrono::steady_clock::now();
+    v8::Local<v8::WasmModuleObject> module = precompiled;
+    bool compiled = !module.IsEmpty() ||
+                    v8::WasmModuleObject::Compile(iso_, v8::MemorySpan<const uint8_t>(bytes.data(), bytes.size()))
+                        .ToLocal(&module);
+    if (precompiled.IsEmpty()) out_.compile_ms += ms_since(t0);
     if (!compiled)
       return fail(OutcomeKind::kInvalidModule,
                   who + explain_invalid(v8_reason(tc_.HasCaught() ? to_std(iso_, tc_.Exception()) : "compilation failed")));
@@ -369,6 +396,18 @@ class Runner {
                       who + what + ": type mismatch: expected " + im.type.str() + ", found " + want.str());
         continue;
       }
+#ifdef WASMJAIL_TEST_PROBE
+      if (im.module == probe::kModule) {
+        std::string params;
+        if (!probe::signature(im.name, &params))
+          return fail(OutcomeKind::kLinkError, who + what + ": no such probe function");
+        ExternType want = wasi_type(params, false);
+        want.func.results.push_back(0x7e);
+        if (!extern_matches(im.type, want))
+          return fail(OutcomeKind::kLinkError, who + what + ": type mismatch: expected " + want.str());
+        continue;
+      }
+#endif
       std::string linked;
       for (const auto& [n, _] : registry_) linked += n + ", ";
       return fail(OutcomeKind::kLinkError, who + what + ": no module named \"" + im.module + "\" is linked (linked: " +
@@ -376,6 +415,9 @@ class Runner {
     }
     for (const auto& [n, r] : registry_) imports->Set(ctx_, str(iso_, n), r.exports).Check();
     size_t slot = wasi_.install(iso_, ctx_, imports);
+#ifdef WASMJAIL_TEST_PROBE
+    imports->Set(ctx_, str(iso_, probe::kModule), probe::make_module(iso_, ctx_)).Check();
+#endif
 
     v8::Local<v8::Function> ctor = webassembly_->Get(ctx_, str(iso_, "Instance")).ToLocalChecked().As<v8::Function>();
     v8::Local<v8::Value> args[] = {module, imports};
@@ -508,6 +550,19 @@ class Runner {
 
 }  // namespace
 
+void set_entropy_source() {
+  v8::V8::SetEntropySource([](unsigned char* buffer, size_t length) {
+    size_t off = 0;
+    while (off < length) {
+      ssize_t n = getrandom(buffer + off, length - off, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      off += static_cast<size_t>(n);
+    }
+    return true;
+  });
+}
+
 void init_v8_once(const std::vector<std::string>& flags) {
   if (g_platform) return;
   for (const auto& f : flags) v8::V8::SetFlagsFromString(f.c_str(), f.size());
@@ -516,12 +571,7 @@ void init_v8_once(const std::vector<std::string>& flags) {
   v8::V8::Initialize();
 }
 
-void notify_cpu_limit_from_signal() {
-  if (g_watchdog_pipe[1] >= 0) {
-    char c = 'c';
-    (void)!write(g_watchdog_pipe[1], &c, 1);
-  }
-}
+void notify_cpu_limit_from_signal() { g_cpu_signal.store(true); }
 
 RunOutcome run_module(const RunConfig& cfg) {
   std::vector<std::string> flags = cfg.v8_flags;

@@ -73,4 +73,9 @@ void init_v8_once(const std::vector<std::string>& flags);
 
 RunOutcome run_module(const RunConfig& cfg);
 
+// Makes V8 draw its entropy (hash seeds, ASLR hints, Math.random seeds) from getrandom(2)
+// instead of opening /dev/urandom. Call before init_v8_once; the sandboxed child has no
+// /dev and its filter allows getrandom.
+void set_entropy_source();
+
 }  // namespace wj
