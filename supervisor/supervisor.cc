@@ -20,6 +20,7 @@
 #include "sandbox/lockdown.h"
 #include "supervisor/child.h"
 #include "supervisor/code_cache.h"
+#include "supervisor/policy_sandbox.h"
 #include "supervisor/storage.h"
 #include "supervisor/wire.h"
 
@@ -89,6 +90,7 @@ struct Running {
   std::optional<std::string> setup_error;  // the sandbox could not be completed
   size_t record_bytes = 0;
   bool sandbox_reported = false;
+  bool cgroup_skipped = false;  // best_effort cgroup that this machine cannot apply
 
   // The child's seccomp listener: dangerous syscalls wait here until we kill the child.
   int listener = -1;
@@ -193,6 +195,7 @@ struct Running {
       if (rec->applied & (1u << i)) info.applied.push_back(name);
       if (rec->skipped & (1u << i)) info.skipped.push_back(name);
     }
+    if (cgroup_skipped) info.skipped.push_back("cgroup");
     result.sandbox = std::move(info);
     if (rec->listener_fd < 0) return;
     if (!(rec->applied & sandbox::bit(sandbox::Mechanism::kSeccomp))) {
@@ -418,14 +421,6 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   r->t_start = Clock::now();
   r->result.exit_code = -1;
 
-  // The sandbox's view of the job's trees; a test may declare mechanisms unavailable.
-  r->opts.sandbox.preopens.clear();
-  for (const DirMount& d : job.dirs) r->opts.sandbox.preopens.push_back({d.host_path, d.guest_path, d.read_only});
-  if (auto err = sandbox::apply_test_unavailable(getenv("WASMJAIL_TEST_UNAVAILABLE"), &r->opts.sandbox)) {
-    r->fail_now(Status::kSetupError, *err);
-    return control;
-  }
-
   // Everything that can fail because of the job happens here, before a child exists.
   if (r->opts.policy) {
     if (auto over = check_job_limits(r->opts.job_limits, r->opts.policy->limits)) {
@@ -436,6 +431,29 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   } else {
     r->limits = r->opts.job_limits;
   }
+  // The sandbox the policy asks for, and its view of the job's trees; a test may declare
+  // mechanisms unavailable.
+  if (r->opts.policy) {
+    r->opts.sandbox = sandbox_spec_for(*r->opts.policy, r->limits);
+    // Fail closed: a required mechanism this machine cannot apply ends the job here.
+    const Isolation cg = r->opts.policy->isolation.get(Mechanism::kCgroup);
+    if (cg != Isolation::kOff) {
+      if (auto why = cgroup_unavailable_reason()) {
+        if (cg == Isolation::kRequired) {
+          r->fail_now(Status::kSetupError, "sandbox setup failed: " + *why + " (the policy requires cgroup)");
+          return control;
+        }
+        r->cgroup_skipped = true;
+      }
+    }
+  }
+  r->opts.sandbox.preopens.clear();
+  for (const DirMount& d : job.dirs) r->opts.sandbox.preopens.push_back({d.host_path, d.guest_path, d.read_only});
+  if (auto err = sandbox::apply_test_unavailable(getenv("WASMJAIL_TEST_UNAVAILABLE"), &r->opts.sandbox)) {
+    r->fail_now(Status::kSetupError, *err);
+    return control;
+  }
+
   if (r->limits.stdout_bytes) r->opts.stdout_cap = static_cast<size_t>(*r->limits.stdout_bytes);
   if (r->limits.stderr_bytes) r->opts.stderr_cap = static_cast<size_t>(*r->limits.stderr_bytes);
   if (r->limits.module_bytes) r->opts.module_bytes_max = static_cast<size_t>(*r->limits.module_bytes);

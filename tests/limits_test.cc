@@ -176,6 +176,7 @@ BOOST_AUTO_TEST_CASE(an_output_file_that_grows_without_end_stops_at_output_bytes
 
 BOOST_AUTO_TEST_CASE(output_over_the_cap_fails_when_truncation_is_off) {
   auto policy = std::make_shared<Policy>();
+  for (auto& level : policy->isolation.level) level = Isolation::kBestEffort;
   policy->output.truncate = false;
   policy->limits.stdout_bytes = 1u << 20;
   RunOptions o = with_wall(30000);

@@ -75,7 +75,7 @@ BOOST_AUTO_TEST_CASE(strict_extends_default_and_requires_everything) {
     BOOST_TEST(p->isolation.get(static_cast<Mechanism>(i)) == Isolation::kRequired);
   BOOST_TEST(p->wasm.tier.value() == Tier::kLiftoff);
   BOOST_TEST(*p->limits.memory == 512ull << 20);
-  BOOST_TEST(p->seccomp.action().str() == "kill");
+  BOOST_TEST(p->seccomp.action().str() == "trap");
   auto dev = load_policy("dev", {kShipped});
   BOOST_REQUIRE(dev.ok());
   BOOST_TEST(dev->seccomp.action().str() == "log");

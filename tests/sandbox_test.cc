@@ -233,14 +233,15 @@ BOOST_AUTO_TEST_CASE(result_lists_applied_mechanisms) {
       e.result["sandbox"]["applied"] ==
       json::parse(
           R"(["user_ns","pid_ns","net_ns","ipc_ns","uts_ns","mount_ns","landlock","seccomp","capabilities","rlimits"])"));
-  BOOST_TEST(e.result["sandbox"]["skipped"] == json::array());
+  // cgroup limits are best_effort in the default policy and not applied by this wasmjail.
+  BOOST_TEST(e.result["sandbox"]["skipped"] == json::parse(R"(["cgroup"])"));
 }
 
 BOOST_AUTO_TEST_CASE(best_effort_mechanisms_unavailable_are_skipped_and_listed) {
   Exec e = exec("hello", {"x"}, wjt::binary(), {"WASMJAIL_TEST_UNAVAILABLE=landlock,net_ns"});
   BOOST_TEST(e.result["status"] == "ok");
   BOOST_TEST(e.result["stdout"] == "Hello, x!\n");
-  BOOST_TEST(e.result["sandbox"]["skipped"] == json::parse(R"(["net_ns","landlock"])"));
+  BOOST_TEST(e.result["sandbox"]["skipped"] == json::parse(R"(["net_ns","landlock","cgroup"])"));
   BOOST_TEST(
       e.result["sandbox"]["applied"] ==
       json::parse(R"(["user_ns","pid_ns","ipc_ns","uts_ns","mount_ns","seccomp","capabilities","rlimits"])"));
@@ -290,8 +291,11 @@ BOOST_AUTO_TEST_CASE(live_child_is_locked_down) {
     return soft + " " + hard;
   };
   BOOST_TEST(limit_line("Max core file size") == "0 0");
-  BOOST_TEST(limit_line("Max open files") == "64 64");
-  BOOST_TEST(limit_line("Max file size") == "1073741824 1073741824");
+  // From the default policy: open_files 64 (+16 of wasmjail's own), output_bytes 64MiB.
+  BOOST_TEST(limit_line("Max open files") == "80 80");
+  BOOST_TEST(limit_line("Max file size") == "67108864 67108864");
+  BOOST_TEST(limit_line("Max data size") == "1073741824 1073741824");
+  BOOST_TEST(limit_line("Max cpu time") == "30 31");
   BOOST_TEST(limit_line("Max stack size") == "8388608 8388608");
   // Namespaces differ from ours.
   for (const char* ns : {"user", "pid", "net", "ipc", "uts", "mnt"})

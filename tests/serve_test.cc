@@ -139,9 +139,9 @@ BOOST_AUTO_TEST_CASE(submit_get_wait_logs_list_run_health_metrics) {
   r = s.req("GET", "/v1/jobs/" + id + "/logs");
   BOOST_TEST(r.code == 200);
   BOOST_TEST(r.body == "{\"stream\":\"stdout\",\"data\":\"Hello, api!\\n\"}\n{\"event\":\"done\",\"status\":\"ok\",\"exit_code\":0}\n");
-  r = s.req("POST", "/v1/run", R"({"job": )" + job("exit_code", R"(, "parameters": ["7"])") + R"(, "policy": "strict"})");
+  r = s.req("POST", "/v1/run", R"({"job": )" + job("exit_code", R"(, "parameters": ["7"])") + R"(, "policy": "default"})");
   BOOST_TEST(r.code == 200);
-  BOOST_TEST(r.j()["policy"] == "strict");
+  BOOST_TEST(r.j()["policy"] == "default");
   BOOST_TEST(r.j()["result"]["exit_code"] == 7);
   r = s.req("GET", "/v1/jobs");
   BOOST_TEST(r.j()["jobs"].size() == 2u);
