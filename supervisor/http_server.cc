@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -439,18 +440,24 @@ std::optional<std::string> HttpServer::listen_unix(const std::string& path, unsi
     }
     unlink(path.c_str());
   }
-  int rc = uv_pipe_bind(&l->h.pipe, path.c_str());
+  // Bound under a temporary name and renamed once listening: a client that sees the path
+  // can connect (no window between bind and listen where it would be refused).
+  const std::string tmp = path + ".binding";
+  unlink(tmp.c_str());
+  int rc = uv_pipe_bind(&l->h.pipe, tmp.c_str());
   if (rc == 0) rc = uv_listen(l->stream(), 128, [](uv_stream_t* s, int status) {
     if (status == 0) {
       auto* lh = static_cast<ListenerHandle*>(s->data);
       lh->server->on_connection(lh);
     }
   });
+  if (rc == 0 && chmod(tmp.c_str(), mode) != 0) rc = -errno;
+  if (rc == 0 && rename(tmp.c_str(), path.c_str()) != 0) rc = -errno;
   if (rc != 0) {
+    unlink(tmp.c_str());
     uv_close(reinterpret_cast<uv_handle_t*>(&l->h), [](uv_handle_t* h) { delete static_cast<ListenerHandle*>(h->data); });
     return "cannot listen on unix:" + path + ": " + uv_strerror(rc);
   }
-  chmod(path.c_str(), mode);
   listeners_.push_back(l);
   return std::nullopt;
 }

@@ -204,7 +204,10 @@ struct Running {
     }
     int fd = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, rec->listener_fd, 0));
     if (fd < 0) {
-      setup_error = "cannot take the child's seccomp listener: " + strerr(errno);
+      // ESRCH: the child is already gone (killed from outside, say); its death is classified
+      // from its wait status. Any other failure means the sandbox cannot be completed.
+      if (errno != ESRCH) setup_error = "cannot take the child's seccomp listener: " + strerr(errno);
+      else kill_child();
       return;
     }
     // It must really be a seccomp listener, not whatever the child put at that number.
