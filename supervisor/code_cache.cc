@@ -1,7 +1,7 @@
 #include "supervisor/code_cache.h"
+#include "supervisor/storage.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <v8-version.h>
@@ -18,15 +18,6 @@ namespace fs = std::filesystem;
 constexpr char kMagic[8] = {'W', 'J', 'C', 'O', 'D', 'E', '0', '1'};
 constexpr uint64_t kMaxEntry = 1ull << 30;
 
-std::string sha256_hex(const void* data, size_t n) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data, n, md, &len, EVP_sha256(), nullptr);
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  for (unsigned i = 0; i < len; ++i) s += hex[md[i] >> 4], s += hex[md[i] & 15];
-  return s;
-}
 
 }  // namespace
 

@@ -85,15 +85,17 @@ std::optional<std::string> decode_data_url(const std::string& url, uint64_t cap,
   return std::nullopt;
 }
 
-std::string sha256_pin(const std::vector<uint8_t>& bytes) {
+std::string sha256_hex(const void* data, size_t size) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
+  EVP_Digest(data, size, md, &len, EVP_sha256(), nullptr);
   static const char* hex = "0123456789abcdef";
-  std::string s = "sha256:";
+  std::string s;
   for (unsigned i = 0; i < len; ++i) s += hex[md[i] >> 4], s += hex[md[i] & 15];
   return s;
 }
+
+std::string sha256_pin(const std::vector<uint8_t>& bytes) { return "sha256:" + sha256_hex(bytes.data(), bytes.size()); }
 
 namespace {
 

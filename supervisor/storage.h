@@ -41,7 +41,8 @@ std::optional<std::string> read_file_capped(const std::string& path, uint64_t ca
 // RFC 2397 data: URL -> bytes (base64 or percent-encoded).
 std::optional<std::string> decode_data_url(const std::string& url, uint64_t cap, std::vector<uint8_t>* out);
 
-// "sha256:<hex>" of bytes.
+// Lower-case hex sha256 of bytes, and the "sha256:<hex>" pin form.
+std::string sha256_hex(const void* data, size_t size);
 std::string sha256_pin(const std::vector<uint8_t>& bytes);
 
 // Whether the URL's host (and port) matches one of the policy's allowed_hosts patterns:

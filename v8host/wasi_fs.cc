@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -240,82 +241,50 @@ uint32_t snapshot_dir(int dirfd, std::vector<Wasi::DirListing>* out) {
 
 // ---- descriptors -------------------------------------------------------------------------
 
-uint32_t fd_write(Wasi& w, const uint64_t* a) {
-  Wasi::FdEntry* e;
-  if (uint32_t r = get_fd(w, a[0], right::kFdWrite, &e)) return r;
-  GuestMemory m = w.memory();
-  if (!m.ok(a[3], 4)) return kFault;
-  std::vector<iovec> iov;
-  if (uint32_t r = gather_iovecs(m, a[1], a[2], &iov)) return r;
-  if (e->host_fd < 0) return kBadf;
-  uint64_t asked = 0;
-  if (!w.charge_output(*e, &iov)) return kFbig;
-  for (auto& v : iov) asked += v.iov_len;
-  ssize_t n;
-  do n = writev(e->host_fd, iov.data(), static_cast<int>(iov.size()));
-  while (n < 0 && errno == EINTR);
-  w.uncharge_output(*e, n < 0 ? asked : asked - static_cast<uint64_t>(n));
-  if (n < 0) return errno_to_wasi(errno);
-  wr32(m, a[3], static_cast<uint32_t>(n));
-  return kSuccess;
-}
+namespace {
 
-uint32_t fd_read(Wasi& w, const uint64_t* a) {
+// One readv/writev (at the fd's position) or preadv/pwritev (at `at`) between a guest fd and
+// the guest's iovecs. The checks run in the order the conformance corpus expects: the fd and
+// its rights, the offset, the result pointer, the iovecs, then the fd's kind.
+uint32_t transfer(Wasi& w, uint64_t fdn, uint64_t iovs, uint64_t niov, std::optional<uint64_t> at,
+                  uint64_t nptr, bool write) {
   Wasi::FdEntry* e;
-  if (uint32_t r = get_fd(w, a[0], right::kFdRead, &e)) return r;
+  uint64_t need = (write ? right::kFdWrite : right::kFdRead) | (at ? right::kFdSeek : 0);
+  if (uint32_t r = get_fd(w, fdn, need, &e)) return r;
+  off_t off = 0;
+  if (at && !to_off(*at, &off)) return kInval;
   GuestMemory m = w.memory();
-  if (!m.ok(a[3], 4)) return kFault;
+  if (!m.ok(nptr, 4)) return kFault;
   std::vector<iovec> iov;
-  if (uint32_t r = gather_iovecs(m, a[1], a[2], &iov)) return r;
-  ssize_t n = 0;
-  if (e->host_fd >= 0) {  // no host fd: the empty stdin, always at end of file
-    do n = readv(e->host_fd, iov.data(), static_cast<int>(iov.size()));
-    while (n < 0 && errno == EINTR);
-    if (n < 0) return errno_to_wasi(errno);
+  if (uint32_t r = gather_iovecs(m, iovs, niov, &iov)) return r;
+  if (e->host_fd < 0) {
+    if (at) return kSpipe;
+    if (write) return kBadf;
+    wr32(m, nptr, 0);  // no host fd: the empty stdin, always at end of file
+    return kSuccess;
   }
-  wr32(m, a[3], static_cast<uint32_t>(n));
-  return kSuccess;
-}
-
-uint32_t fd_pread(Wasi& w, const uint64_t* a) {
-  Wasi::FdEntry* e;
-  if (uint32_t r = get_fd(w, a[0], right::kFdRead | right::kFdSeek, &e)) return r;
-  off_t off;
-  if (!to_off(a[3], &off)) return kInval;
-  GuestMemory m = w.memory();
-  if (!m.ok(a[4], 4)) return kFault;
-  std::vector<iovec> iov;
-  if (uint32_t r = gather_iovecs(m, a[1], a[2], &iov)) return r;
-  if (e->host_fd < 0) return kSpipe;
-  ssize_t n;
-  do n = preadv(e->host_fd, iov.data(), static_cast<int>(iov.size()), off);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) return errno_to_wasi(errno);
-  wr32(m, a[4], static_cast<uint32_t>(n));
-  return kSuccess;
-}
-
-uint32_t fd_pwrite(Wasi& w, const uint64_t* a) {
-  Wasi::FdEntry* e;
-  if (uint32_t r = get_fd(w, a[0], right::kFdWrite | right::kFdSeek, &e)) return r;
-  off_t off;
-  if (!to_off(a[3], &off)) return kInval;
-  GuestMemory m = w.memory();
-  if (!m.ok(a[4], 4)) return kFault;
-  std::vector<iovec> iov;
-  if (uint32_t r = gather_iovecs(m, a[1], a[2], &iov)) return r;
-  if (e->host_fd < 0) return kSpipe;
   uint64_t asked = 0;
-  if (!w.charge_output(*e, &iov)) return kFbig;
-  for (auto& v : iov) asked += v.iov_len;
+  if (write) {
+    if (!w.charge_output(*e, &iov)) return kFbig;
+    for (auto& v : iov) asked += v.iov_len;
+  }
+  const int cnt = static_cast<int>(iov.size());
   ssize_t n;
-  do n = pwritev(e->host_fd, iov.data(), static_cast<int>(iov.size()), off);
+  do n = write ? (at ? pwritev(e->host_fd, iov.data(), cnt, off) : writev(e->host_fd, iov.data(), cnt))
+               : (at ? preadv(e->host_fd, iov.data(), cnt, off) : readv(e->host_fd, iov.data(), cnt));
   while (n < 0 && errno == EINTR);
-  w.uncharge_output(*e, n < 0 ? asked : asked - static_cast<uint64_t>(n));
+  if (write) w.uncharge_output(*e, n < 0 ? asked : asked - static_cast<uint64_t>(n));
   if (n < 0) return errno_to_wasi(errno);
-  wr32(m, a[4], static_cast<uint32_t>(n));
+  wr32(m, nptr, static_cast<uint32_t>(n));
   return kSuccess;
 }
+
+}  // namespace
+
+uint32_t fd_write(Wasi& w, const uint64_t* a) { return transfer(w, a[0], a[1], a[2], std::nullopt, a[3], true); }
+uint32_t fd_read(Wasi& w, const uint64_t* a) { return transfer(w, a[0], a[1], a[2], std::nullopt, a[3], false); }
+uint32_t fd_pread(Wasi& w, const uint64_t* a) { return transfer(w, a[0], a[1], a[2], a[3], a[4], false); }
+uint32_t fd_pwrite(Wasi& w, const uint64_t* a) { return transfer(w, a[0], a[1], a[2], a[3], a[4], true); }
 
 uint32_t fd_close(Wasi& w, const uint64_t* a) {
   uint32_t n = static_cast<uint32_t>(a[0]);
