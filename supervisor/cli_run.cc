@@ -122,9 +122,9 @@ int run(int argc, char** argv) {
   }
   opts.stdio_is_tty[1] = isatty(1);
   opts.stdio_is_tty[2] = isatty(2);
-  // Output is streamed as it arrives; the Result keeps what the policy's caps allow (a
-  // little when the policy sets none).
-  opts.stdout_cap = opts.stderr_cap = 64 * 1024;
+  // Output is streamed to our stdout/stderr as it arrives: the Result needs only a little
+  // of it (the policy's caps still apply, e.g. output.truncate: false).
+  opts.keep_max = 64 * 1024;
   opts.v8_flags = v8_flags_for(policy->wasm);
   opts.cache_dir = CodeCache::default_dir();
   opts.policy = std::make_shared<const Policy>(std::move(policy.value()));

@@ -165,12 +165,14 @@ struct Running {
       return;
     }
     CapturedStream& cs = which == 1 ? result.out : result.err;
-    size_t cap = which == 1 ? opts.stdout_cap : opts.stderr_cap;
+    const size_t cap = which == 1 ? opts.stdout_cap : opts.stderr_cap;  // what the policy allows
+    const size_t keep_cap = std::min(cap, opts.keep_max);             // what this frontend keeps
+    const uint64_t before = cs.total_bytes;
     cs.total_bytes += n;
-    size_t keep = cs.data.size() < cap ? std::min(n, cap - cs.data.size()) : 0;
+    size_t keep = cs.data.size() < keep_cap ? std::min(n, keep_cap - cs.data.size()) : 0;
     cs.data.append(data, keep);
-    if (keep < n) {
-      cs.truncated = true;
+    if (keep < n) cs.truncated = true;
+    if (cs.total_bytes > cap && before <= cap) {
       // The policy forbids cutting output: the job fails at the cap instead.
       if (opts.policy && !opts.policy->output.truncate.value_or(true) && !output_over) {
         output_over = std::string(which == 1 ? "stdout" : "stderr") + " passed limits." +

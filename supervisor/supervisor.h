@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -28,6 +29,9 @@ struct RunOptions {
   // read, when the effective limits (policy, then job) set none.
   size_t stdout_cap = 1u << 20;
   size_t stderr_cap = 1u << 20;
+  // At most this much of each stream is kept in memory, whatever the caps (a frontend that
+  // streams output to its consumer, like `run`, needs only a little in the Result).
+  size_t keep_max = SIZE_MAX;
   size_t module_bytes_max = 256u << 20;
   bool stdio_is_tty[3] = {false, false, false};
   // Set before V8 starts in the child (from the policy: v8_flags_for(policy->wasm)).
