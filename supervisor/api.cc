@@ -2,6 +2,7 @@
 
 #include <sys/time.h>
 
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -138,7 +139,7 @@ void Api::handle(const std::shared_ptr<HttpExchange>& ex) {
       if (auto t = rq.query.find("timeout_ms"); t != rq.query.end()) {
         char* end = nullptr;
         double v = std::strtod(t->second.c_str(), &end);
-        if (t->second.empty() || *end || v < 0 || v > cfg_.max_wait_ms)
+        if (t->second.empty() || *end || !std::isfinite(v) || v < 0 || v > cfg_.max_wait_ms)
           return send_error(ex, 400, "bad_request",
                             "timeout_ms must be a number of milliseconds from 0 to " +
                                 std::to_string(static_cast<long>(cfg_.max_wait_ms)));

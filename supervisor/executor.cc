@@ -140,6 +140,14 @@ bool Executor::cancel(const std::string& id) {
     finish(job, std::move(r));
     return true;
   }
+  if (auto r = std::find(ready_.begin(), ready_.end(), job); r != ready_.end()) {
+    ready_.erase(r);
+    Result res;
+    res.status = Status::kCancelled;
+    res.error = "cancelled before it started";
+    finish(job, std::move(res));
+    return true;
+  }
   if (job->control) job->control->cancel();  // running; a job still being prepared checks the flag
   return true;
 }
@@ -163,6 +171,7 @@ void Executor::pump() {
                            : !cfg_.output_root.empty()       ? cfg_.output_root + "/" + job->id
                                                              : "";
     }
+    ++preparing_;
     uv_queue_work(
         loop_, &w->req,
         [](uv_work_t* req) {
@@ -173,6 +182,7 @@ void Executor::pump() {
           std::unique_ptr<PrepareWork> pw(static_cast<PrepareWork*>(req->data));
           if (pw->alive.expired()) return;
           Executor* ex = pw->executor;
+          --ex->preparing_;
           if (pw->job->cancel_requested) {
             Result r;
             r.status = Status::kCancelled;
@@ -184,9 +194,22 @@ void Executor::pump() {
             r.error = *pw->error;
             ex->finish(pw->job, std::move(r));
           } else {
-            ex->start_prepared(pw->job);
+            ex->ready_.push_back(pw->job);
           }
+          ex->launch_ready();
         });
+  }
+}
+
+// The job process is created with a raw clone (for its namespaces), which skips glibc's
+// fork handlers: a thread-pool worker inside malloc at that moment would leave the child
+// deadlocked. So children are only spawned while no preparation runs on the pool.
+void Executor::launch_ready() {
+  if (preparing_ > 0) return;
+  while (!ready_.empty()) {
+    auto job = ready_.front();
+    ready_.pop_front();
+    if (job->state != JobState::kDone) start_prepared(job);
   }
 }
 
@@ -213,9 +236,10 @@ void Executor::start_prepared(const std::shared_ptr<JobRecord>& job) {
     emit(j, JobEvent{JobEvent::kOutput, s, data, n});
   };
   if (cfg_.on_event) cfg_.on_event(*job, "started");
-  job->control = supervisor_.start(job->prepared.job, std::move(opts), [this, weak](Result r) {
+  auto control = supervisor_.start(job->prepared.job, std::move(opts), [this, weak](Result r) {
     if (auto j = weak.lock()) finish(j, std::move(r));
   });
+  if (job->state != JobState::kDone) job->control = std::move(control);  // it may have failed at once
 }
 
 void Executor::finish(const std::shared_ptr<JobRecord>& job, Result r) {

@@ -123,6 +123,7 @@ class Executor {
  private:
   void pump();
   void start_prepared(const std::shared_ptr<JobRecord>& job);
+  void launch_ready();
   void finish(const std::shared_ptr<JobRecord>& job, Result r);
   void emit(const std::shared_ptr<JobRecord>& job, const JobEvent& e);
   void retain(const std::shared_ptr<JobRecord>& job);
@@ -136,6 +137,8 @@ class Executor {
   std::deque<std::string> done_order_;
   uint64_t retained_bytes_ = 0;
   size_t running_ = 0;
+  size_t preparing_ = 0;                           // preparations on the thread pool
+  std::deque<std::shared_ptr<JobRecord>> ready_;   // prepared, waiting for the pool to be idle
   uint64_t next_token_ = 1;
   bool draining_ = false;
   std::function<void()> drained_cb_;

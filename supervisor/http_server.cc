@@ -151,6 +151,7 @@ class HttpConnection {
   // The current exchange is answered: go on with the next request, or close.
   void response_done() {
     current_.reset();
+    if (closing_ || lingering_) return;  // nothing more is parsed or answered here
     if (!keep_alive_) {
       shutdown_then_close();
       return;
@@ -188,6 +189,7 @@ class HttpConnection {
   static HttpConnection* self(http_parser* p) { return static_cast<HttpConnection*>(p->data); }
 
   void handle_closed() {
+    if (current_) current_->conn_ = nullptr;  // never leave an exchange pointing here
     server_->closing_handles_--;
     if (++closed_handles_ == 2) {
       server_->remove(this);
@@ -223,7 +225,7 @@ class HttpConnection {
           auto* c = static_cast<HttpConnection*>(t->data);
           if (c->current_) return;  // a request is being answered: not idle
           if (c->bytes_in_message_ > 0)
-            c->reply_error(408, "request_timeout", "the request headers did not arrive in time");
+            c->reply_error(408, "request_timeout", "the request did not arrive in time");
           else
             c->close();  // an idle keep-alive connection
         },
@@ -246,8 +248,8 @@ class HttpConnection {
     if (err != HPE_OK) {
       if (error_sent_) return;
       if (err == HPE_CB_header_field || err == HPE_CB_header_value || err == HPE_CB_body || err == HPE_CB_url ||
-          err == HPE_CB_headers_complete)
-        return;  // a callback refused and already answered
+          err == HPE_CB_headers_complete || err == HPE_CB_message_begin || err == HPE_CB_message_complete)
+        return;  // a callback refused (and answered, or the connection is going away)
       reply_error(400, "bad_request", std::string("malformed HTTP request: ") + http_errno_description(err));
     }
   }
@@ -263,6 +265,9 @@ class HttpConnection {
   }
 
   int on_begin() {
+    // A connection that is closing or lingering answers nothing more, even for requests
+    // already in the buffer (pipelined after `Connection: close`, or after a close).
+    if (closing_ || lingering_) return 1;
     req_ = HttpRequest{};
     url_.clear();
     field_.clear();
@@ -312,7 +317,7 @@ class HttpConnection {
   int on_headers_complete() {
     commit_header();
     in_value_ = false;
-    uv_timer_stop(&timer_);
+    // The timer keeps running: the body must arrive within the same timeout.
     if (parser_.content_length != ULLONG_MAX && parser_.content_length > server_->limits_.max_body_bytes) {
       reply_error(413, "payload_too_large",
                   "the request body is larger than " + std::to_string(server_->limits_.max_body_bytes) + " bytes");
@@ -330,6 +335,8 @@ class HttpConnection {
     return 0;
   }
   int on_complete() {
+    if (closing_ || lingering_) return 1;
+    uv_timer_stop(&timer_);  // the whole request arrived in time
     bytes_in_message_ = 0;
     keep_alive_ = http_should_keep_alive(&parser_);
     req_.method = http_method_str(static_cast<http_method>(parser_.method));
@@ -491,8 +498,8 @@ std::optional<std::string> HttpServer::listen_tcp(const std::string& host, int p
 void HttpServer::on_connection(ListenerHandle* l) {
   auto* c = new HttpConnection(this, l->is_tcp, l->token);
   c->init(loop_);
-  if (uv_accept(l->stream(), c->stream()) != 0) {
-    c->close();
+  if (uv_accept(l->stream(), c->stream()) != 0 || conns_.size() >= limits_.max_connections) {
+    c->close();  // over the cap: accepted and closed at once, so the backlog drains
     return;
   }
   conns_.push_back(c);

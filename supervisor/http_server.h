@@ -53,8 +53,9 @@ class HttpExchange {
 struct HttpLimits {
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 8u << 20;
-  double header_timeout_ms = 10000;
+  double header_timeout_ms = 10000;  // the whole request (headers and body) must arrive within this
   size_t max_pending_write_bytes = 8u << 20;  // a reader this far behind is dropped
+  size_t max_connections = 512;               // more are closed on accept
 };
 
 class HttpServer {

@@ -125,7 +125,7 @@ struct Running {
     if (which == 3) {
       record_bytes += n;
       if (!protocol_error) {
-        if (record_bytes > 2 * wire::kMaxPayload + wire::kMaxCompiledCode)
+        if (record_bytes > 2 * wire::kMaxPayload + (cache ? wire::kMaxCompiledCode : 0))
           protocol_error = "child sent too many record bytes";
         else protocol_error = frames.feed(data, n);
       }
@@ -497,6 +497,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     r->cache = std::make_unique<CodeCache>(r->opts.cache_dir, r->opts.cache_max_bytes);
     r->cache_key = CodeCache::key_for(module, fl);
     if (auto hit = r->cache->get(r->cache_key)) r->cached_code = std::move(*hit);
+    r->frames.allow_code_frame(true);
   }
   ChildSetup setup{&job,  &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}, 0, 0, 0, 0, 0,
                    &r->opts.v8_flags, r->cached_code.empty() ? nullptr : &r->cached_code, r->cache != nullptr,

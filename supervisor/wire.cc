@@ -62,20 +62,30 @@ void encode_violation(char* buf, int32_t syscall_nr, uint32_t arch) {
 std::optional<std::string> FrameReader::feed(const char* data, size_t len) {
   if (error_) return error_;
   buf_.append(data, len);
-  while (buf_.size() >= sizeof(FrameHeader)) {
+  size_t at = 0;  // frames are taken from here; the consumed prefix is erased once, at the end
+  while (buf_.size() - at >= sizeof(FrameHeader)) {
     FrameHeader h;
-    std::memcpy(&h, buf_.data(), sizeof h);
+    std::memcpy(&h, buf_.data() + at, sizeof h);
     if (h.magic != kMagic) return error_ = "bad frame magic";
-    if (h.type != static_cast<uint16_t>(FrameType::kOutcome) &&
-        h.type != static_cast<uint16_t>(FrameType::kViolation) && h.type != static_cast<uint16_t>(FrameType::kSandbox) &&
-        h.type != static_cast<uint16_t>(FrameType::kCompiledCode))
+    const auto type = static_cast<FrameType>(h.type);
+    if (type != FrameType::kOutcome && type != FrameType::kViolation && type != FrameType::kSandbox &&
+        type != FrameType::kCompiledCode)
       return error_ = "unknown frame type " + std::to_string(h.type);
-    const uint32_t max = h.type == static_cast<uint16_t>(FrameType::kCompiledCode) ? kMaxCompiledCode : kMaxPayload;
-    if (h.length > max) return error_ = "frame too large (" + std::to_string(h.length) + " bytes)";
-    if (buf_.size() < sizeof h + h.length) break;
-    frames_.push_back(Frame{static_cast<FrameType>(h.type), buf_.substr(sizeof h, h.length)});
-    buf_.erase(0, sizeof h + h.length);
+    if (type == FrameType::kCompiledCode) {
+      if (!code_allowed_) return error_ = "compiled code out of turn";
+      if (h.length > kMaxCompiledCode) return error_ = "frame too large (" + std::to_string(h.length) + " bytes)";
+    } else if (h.length > kMaxPayload) {
+      return error_ = "frame too large (" + std::to_string(h.length) + " bytes)";
+    }
+    if (type != FrameType::kSandbox) code_allowed_ = false;  // the code frame's turn has passed
+    if (buf_.size() - at < sizeof h + h.length) {
+      if (type == FrameType::kCompiledCode) code_allowed_ = true;  // still this frame's turn
+      break;
+    }
+    frames_.push_back(Frame{type, buf_.substr(at + sizeof h, h.length)});
+    at += sizeof h + h.length;
   }
+  buf_.erase(0, at);
   return std::nullopt;
 }
 

@@ -60,11 +60,16 @@ class FrameReader {
   std::optional<std::string> feed(const char* data, size_t len);
   std::vector<Frame>& frames() { return frames_; }
   bool has_partial() const { return !buf_.empty(); }
+  // Compiled-code frames are refused unless allowed (the code cache is on for this job); even
+  // then only one, and only before any frame but the sandbox record. Enforced here, from the
+  // header, so a hostile child cannot make the supervisor buffer a large frame it will refuse.
+  void allow_code_frame(bool allow) { code_allowed_ = allow; }
 
  private:
   std::string buf_;
   std::vector<Frame> frames_;
   std::optional<std::string> error_;
+  bool code_allowed_ = false;
 };
 
 // Validates and decodes an outcome payload; nullopt with `error` set when malformed.

@@ -81,12 +81,39 @@ BOOST_AUTO_TEST_CASE(compiled_code_frames_have_their_own_bound) {
   std::string code(3u << 20, 'c');  // over the 1 MiB bound of other frames
   std::string f = encode_compiled_code(reinterpret_cast<const uint8_t*>(code.data()), code.size());
   FrameReader rd;
-  BOOST_TEST(!rd.feed(f.data(), f.size()));
+  rd.allow_code_frame(true);
+  // Fed in pieces: the turn holds across a partially received code frame.
+  BOOST_TEST(!rd.feed(f.data(), 100));
+  BOOST_TEST(!rd.feed(f.data() + 100, f.size() - 100));
   BOOST_REQUIRE(rd.frames().size() == 1);
   BOOST_TEST(rd.frames()[0].payload.size() == code.size());
+  // Only one code frame per job.
+  BOOST_TEST(rd.feed(f.data(), f.size()).value() == "compiled code out of turn");
   FrameHeader h{kMagic, static_cast<uint16_t>(FrameType::kCompiledCode), 0, kMaxCompiledCode + 1};
   FrameReader rd2;
+  rd2.allow_code_frame(true);
   BOOST_TEST(rd2.feed(reinterpret_cast<const char*>(&h), sizeof h).value().find("too large") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(compiled_code_is_refused_from_the_header_out_of_turn) {
+  // Refused before its payload is buffered: when the cache is off, and after any frame but
+  // the sandbox record.
+  FrameHeader h{kMagic, static_cast<uint16_t>(FrameType::kCompiledCode), 0, 200u << 20};
+  FrameReader off;
+  BOOST_TEST(off.feed(reinterpret_cast<const char*>(&h), sizeof h).value() == "compiled code out of turn");
+  FrameReader late;
+  late.allow_code_frame(true);
+  char v[kViolationFrameSize];
+  encode_violation(v, 1, 0);
+  BOOST_TEST(!late.feed(v, sizeof v));
+  BOOST_TEST(late.feed(reinterpret_cast<const char*>(&h), sizeof h).value() == "compiled code out of turn");
+  FrameReader after_sandbox;
+  after_sandbox.allow_code_frame(true);
+  std::string sb = encode_sandbox({1, 0, -1});
+  BOOST_TEST(!after_sandbox.feed(sb.data(), sb.size()));
+  std::string empty = encode_compiled_code(nullptr, 0);
+  BOOST_TEST(!after_sandbox.feed(empty.data(), empty.size()));
+  BOOST_TEST(after_sandbox.frames().size() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(sandbox_record_round_trips_and_rejects_lies) {
