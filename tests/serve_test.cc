@@ -4,12 +4,16 @@
 
 #include <curl/curl.h>
 #include <dirent.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -315,4 +319,76 @@ BOOST_AUTO_TEST_CASE(the_shipped_server_config_loads) {
   text.erase(text.find("output_root:"), text.find('\n', text.find("output_root:")) - text.find("output_root:"));
   Server s(text);
   BOOST_TEST(s.req("GET", "/healthz").code == 200);
+}
+
+namespace {
+// Sends raw bytes on a new unix-socket connection and returns everything read until the
+// server closes it (or `timeout_ms` passes).
+std::string raw_exchange(const std::string& sock, const std::string& bytes, int timeout_ms) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return "connect failed";
+  }
+  (void)!write(fd, bytes.data(), bytes.size());
+  std::string out;
+  char buf[4096];
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return out;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_request_whose_body_never_comes_times_out) {
+  Server s("header_timeout: 300ms\n");
+  auto t0 = std::chrono::steady_clock::now();
+  std::string r = raw_exchange(s.sock, "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{", 5000);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  BOOST_TEST(r.rfind("HTTP/1.1 408 Request Timeout\r\n", 0) == 0);
+  BOOST_TEST(r.find("\"code\":\"request_timeout\"") != std::string::npos);
+  BOOST_TEST(ms < 3000);
+}
+
+BOOST_AUTO_TEST_CASE(nothing_is_answered_after_connection_close) {
+  Server s;
+  std::string body = job("returns");
+  std::string r = raw_exchange(s.sock,
+                               "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                               "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                                   std::to_string(body.size()) + "\r\n\r\n" + body,
+                               3000);
+  BOOST_TEST(r.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  BOOST_TEST(r.find("HTTP/1.1", 1) == std::string::npos);  // one response only
+  BOOST_TEST(s.req("GET", "/v1/jobs").j()["jobs"].size() == 0u);  // the pipelined POST never ran
+}
+
+BOOST_AUTO_TEST_CASE(pipelined_requests_are_answered_in_order) {
+  Server s;
+  std::string r = raw_exchange(s.sock,
+                               "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/nothing HTTP/1.1\r\nHost: x\r\n\r\n"
+                               "GET /v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                               3000);
+  size_t a = r.find("HTTP/1.1 200"), b = r.find("HTTP/1.1 404"), c = r.find("HTTP/1.1 200", a + 1);
+  BOOST_TEST(a == 0u);
+  BOOST_TEST(b != std::string::npos);
+  BOOST_TEST(c != std::string::npos);
+  BOOST_TEST((a < b && b < c));
+}
+
+BOOST_AUTO_TEST_CASE(a_wait_timeout_must_be_a_finite_number) {
+  Server s;
+  std::string id = s.req("POST", "/v1/jobs", job("returns")).j()["id"];
+  BOOST_TEST(s.req("GET", "/v1/jobs/" + id + "/wait?timeout_ms=nan").code == 400);
+  BOOST_TEST(s.req("GET", "/v1/jobs/" + id + "/wait?timeout_ms=-1").code == 400);
+  BOOST_TEST(s.req("GET", "/v1/jobs/" + id + "/wait?timeout_ms=10000").j()["state"] == "done");
 }
