@@ -155,3 +155,11 @@ BOOST_AUTO_TEST_CASE(output_streams_before_the_job_ends) {
   BOOST_TEST(WEXITSTATUS(status) == 0);
   BOOST_TEST(got == "first\nsecond\n");
 }
+
+BOOST_AUTO_TEST_CASE(out_of_bounds_memory_access_traps) {
+  // With V8's trap handler on, this is caught by a guard region and V8's SIGSEGV handler,
+  // inside the seccomp sandbox, and must still end as a clean trap.
+  auto r = run({binary(), "run", guest("oob_load")});
+  BOOST_TEST(r.exit_code == 134);
+  BOOST_TEST(r.err.find("wasm trap: RuntimeError: memory access out of bounds") != std::string::npos);
+}
