@@ -80,7 +80,6 @@ struct Running {
   int open_handles = 0;
 
   wire::FrameReader frames;
-  bool code_frame_seen = false, other_frames_seen = false;
   std::unique_ptr<CodeCache> cache;  // set when this job may read and fill the cache
   std::string cache_key;
   std::vector<uint8_t> cached_code;
@@ -131,21 +130,13 @@ struct Running {
       }
       if (!protocol_error) {
         for (auto& f : frames.frames()) {
-          // Compiled code is accepted once, and only before anything but the sandbox record:
-          // the child sends it before any guest code ran, so a child compromised later
-          // cannot plant native code for other jobs.
-          const bool code_in_turn = f.type == wire::FrameType::kCompiledCode && !code_frame_seen && !other_frames_seen;
-          if (f.type == wire::FrameType::kCompiledCode) code_frame_seen = true;
-          else if (f.type != wire::FrameType::kSandbox) other_frames_seen = true;
           if (outcome) {
             protocol_error = "child sent a record after its final outcome";
             break;
           }
           if (f.type == wire::FrameType::kCompiledCode) {
-            if (!code_in_turn || !cache) {
-              protocol_error = "child sent compiled code out of turn";
-              break;
-            }
+            // The reader let it through only in its turn (once, before any guest code ran,
+            // and only when this job has a cache: see allow_code_frame below).
             if (!f.payload.empty()) cache->put(cache_key, f.payload);
           } else if (f.type == wire::FrameType::kViolation) {
             violation = wire::decode_violation(f.payload);

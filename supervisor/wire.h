@@ -59,7 +59,6 @@ class FrameReader {
   // Appends bytes; returns an error message once the stream is malformed (sticky).
   std::optional<std::string> feed(const char* data, size_t len);
   std::vector<Frame>& frames() { return frames_; }
-  bool has_partial() const { return !buf_.empty(); }
   // Compiled-code frames are refused unless allowed (the code cache is on for this job); even
   // then only one, and only before any frame but the sandbox record. Enforced here, from the
   // header, so a hostile child cannot make the supervisor buffer a large frame it will refuse.

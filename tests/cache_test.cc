@@ -30,11 +30,6 @@ std::vector<fs::path> entries(const std::string& cache) {
   return out;
 }
 
-std::string read_all(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
 std::string sha256_hex(const std::string& s) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -67,7 +62,7 @@ BOOST_AUTO_TEST_CASE(a_corrupt_entry_is_dropped_and_recompiled) {
   std::string cache = wjt::temp_dir();
   exec_with_cache(cache, "hello");
   fs::path entry = entries(cache).at(0);
-  std::string bytes = read_all(entry);
+  std::string bytes = wjt::read_file(entry.string());
   bytes[bytes.size() / 2] ^= 0x5a;  // a flipped byte in the payload: the envelope's sha256 fails
   wjt::write_file(entry.string(), bytes);
   json r = exec_with_cache(cache, "hello");
@@ -81,7 +76,7 @@ BOOST_AUTO_TEST_CASE(a_hostile_entry_with_a_valid_envelope_costs_a_recompile) {
   std::string cache = wjt::temp_dir();
   exec_with_cache(cache, "hello");
   fs::path entry = entries(cache).at(0);
-  std::string bytes = read_all(entry);
+  std::string bytes = wjt::read_file(entry.string());
   // Keep magic, key and length; replace the payload with noise and fix up its sha256, as an
   // attacker with write access to the folder could. V8's own checks must refuse it.
   uint32_t key_len;

@@ -19,11 +19,6 @@ using wjt::guest;
 
 namespace {
 
-std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
 struct Exec {
   int code;
   json result;
@@ -131,10 +126,10 @@ BOOST_AUTO_TEST_CASE(bacalhau_format_and_output_dir) {
   BOOST_TEST(e.code == 0);
   BOOST_TEST(e.result == json::parse(R"({"Stdout": "Hello, x!\n", "StdoutTruncated": false, "stderr": "",
                                         "StderrTruncated": false, "ExitCode": 0, "ErrorMsg": ""})"));
-  BOOST_TEST(read_all(out + "/stdout") == "Hello, x!\n");
-  BOOST_TEST(read_all(out + "/stderr") == "");
-  BOOST_TEST(read_all(out + "/exitCode") == "0");
-  BOOST_TEST(json::parse(read_all(out + "/result.json"))["status"] == "ok");
+  BOOST_TEST(wjt::read_file(out + "/stdout") == "Hello, x!\n");
+  BOOST_TEST(wjt::read_file(out + "/stderr") == "");
+  BOOST_TEST(wjt::read_file(out + "/exitCode") == "0");
+  BOOST_TEST(json::parse(wjt::read_file(out + "/result.json"))["status"] == "ok");
 }
 
 BOOST_AUTO_TEST_CASE(entry_point_checks_list_function_exports) {

@@ -26,11 +26,6 @@ using wjt::guest;
 
 namespace {
 
-std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
 std::string probe_binary() {
   return WJ_PROBE_BINARY;
 }
@@ -86,7 +81,7 @@ pid_t child_of(pid_t pid) {
   std::string tasks = "/proc/" + std::to_string(pid) + "/task";
   std::error_code ec;
   for (const auto& t : fs::directory_iterator(tasks, ec)) {
-    std::istringstream in(read_all(t.path().string() + "/children"));
+    std::istringstream in(wjt::read_file(t.path().string() + "/children"));
     pid_t c;
     if (in >> c) return c;
   }
@@ -94,7 +89,7 @@ pid_t child_of(pid_t pid) {
 }
 
 bool gone(pid_t pid) {
-  std::string st = read_all("/proc/" + std::to_string(pid) + "/status");
+  std::string st = wjt::read_file("/proc/" + std::to_string(pid) + "/status");
   return st.empty() || status_field(st, "State").rfind("Z", 0) == 0;
 }
 
@@ -128,7 +123,7 @@ struct LiveJob {
     close(out_fd);
   }
   std::string proc(const std::string& what) const { return "/proc/" + std::to_string(child) + "/" + what; }
-  std::string status() const { return read_all(proc("status")); }
+  std::string status() const { return wjt::read_file(proc("status")); }
 };
 
 }  // namespace
@@ -137,8 +132,8 @@ BOOST_AUTO_TEST_CASE(probe_is_absent_from_the_released_binary) {
   auto r = wjt::run({wjt::binary(), "run", guest("probe"), "39"});
   BOOST_TEST(r.exit_code == 2);
   BOOST_TEST(r.err.find("no module named \"wasmjail_probe\" is linked") != std::string::npos, r.err);
-  BOOST_TEST(read_all(wjt::binary()).find("wasmjail_probe") == std::string::npos);
-  BOOST_TEST(read_all(probe_binary()).find("wasmjail_probe") != std::string::npos);  // the check can see it
+  BOOST_TEST(wjt::read_file(wjt::binary()).find("wasmjail_probe") == std::string::npos);
+  BOOST_TEST(wjt::read_file(probe_binary()).find("wasmjail_probe") != std::string::npos);  // the check can see it
 }
 
 BOOST_AUTO_TEST_CASE(probe_runs_allowed_syscalls) {
@@ -281,7 +276,7 @@ BOOST_AUTO_TEST_CASE(live_child_is_locked_down) {
   for (const char* fd : {"1", "2", "3"})
     BOOST_TEST(fs::read_symlink(job.proc("fd/") + fd).string().rfind("pipe:", 0) == 0u);
   // Limits.
-  std::string limits = read_all(job.proc("limits"));
+  std::string limits = wjt::read_file(job.proc("limits"));
   auto limit_line = [&](const std::string& name) {
     auto at = limits.find(name);
     if (at == std::string::npos) return std::string();
@@ -302,7 +297,7 @@ BOOST_AUTO_TEST_CASE(live_child_is_locked_down) {
     BOOST_TEST(fs::read_symlink(job.proc("ns/") + ns) != fs::read_symlink(std::string("/proc/self/ns/") + ns),
                ns);
   // Its mount table: the read-only tmpfs root, the read-only input, the writable output.
-  std::istringstream mounts(read_all(job.proc("mountinfo")));
+  std::istringstream mounts(wjt::read_file(job.proc("mountinfo")));
   std::vector<std::string> points;
   std::string line;
   while (std::getline(mounts, line)) {

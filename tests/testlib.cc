@@ -109,4 +109,9 @@ void write_file(const std::string& path, const std::string& data) {
   f << data;
 }
 
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
 }  // namespace wjt

@@ -26,5 +26,6 @@ pid_t spawn(const std::vector<std::string>& argv, int* out_fd);
 
 std::string temp_dir();  // a fresh directory under $TMPDIR
 void write_file(const std::string& path, const std::string& data);
+std::string read_file(const std::string& path);  // whole file, "" when unreadable
 
 }  // namespace wjt

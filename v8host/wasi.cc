@@ -352,11 +352,6 @@ void trampoline(const v8::FunctionCallbackInfo<v8::Value>& info) {
 
 }  // namespace
 
-bool Wasi::provides(const std::string& name) {
-  return std::any_of(std::begin(kFunctions), std::end(kFunctions),
-                     [&](const FnSpec& f) { return name == f.name; });
-}
-
 bool Wasi::signature(const std::string& name, std::string* params, bool* returns_errno) {
   for (const FnSpec& f : kFunctions) {
     if (name != f.name) continue;

@@ -69,7 +69,6 @@ class Wasi {
 
   // proc_exit was called: the guest's exit code. Execution is being terminated.
   std::optional<int32_t> exit_code() const { return exit_code_; }
-  static bool provides(const std::string& name);
   // The import signature of a WASI function: params as 'i' (i32) / 'I' (i64), and whether
   // it returns an i32 errno. False when there is no such function.
   static bool signature(const std::string& name, std::string* params, bool* returns_errno);
