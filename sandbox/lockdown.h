@@ -39,7 +39,9 @@ struct CloneResult {
 // both processes return. Namespaces come from `spec`; a best_effort one the kernel refuses
 // (EPERM, EINVAL, ENOSPC, EUSERS) is dropped and the clone retried; a required one that
 // is refused (or simulated unavailable) fails with `error` and no child.
-CloneResult clone_job_process(const SandboxSpec& spec);
+// `extra_flags` (CLONE_PARENT from the fork server) are added to the namespace flags;
+// `supervisor` is the process the child must die with (0: the caller).
+CloneResult clone_job_process(const SandboxSpec& spec, unsigned long extra_flags = 0, pid_t supervisor = 0);
 
 // --- child side -----------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ bool write_file(const char* path, const std::string& data, int* err) {
 
 }  // namespace
 
-CloneResult clone_job_process(const SandboxSpec& spec) {
+CloneResult clone_job_process(const SandboxSpec& spec, unsigned long extra_flags, pid_t supervisor) {
   CloneResult r;
   r.outer_uid = geteuid();
   r.outer_gid = getegid();
@@ -64,9 +64,9 @@ CloneResult clone_job_process(const SandboxSpec& spec) {
     flags |= ns.flag;
   }
   // A pidfd of ourselves lets the child check we are alive even from a new pid namespace.
-  int self_pidfd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
+  int self_pidfd = static_cast<int>(syscall(SYS_pidfd_open, supervisor > 0 ? supervisor : getpid(), 0));
   for (;;) {
-    long pid = syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+    long pid = syscall(SYS_clone, flags | extra_flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
     if (pid >= 0) {
       r.pid = static_cast<pid_t>(pid);
       for (const NsFlag& ns : kNamespaces)

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -72,7 +73,14 @@ bool arrange_fds(const ChildSetup& s) {
 void child_main(const ChildSetup& s) {
   // Default dispositions: the supervisor's handlers mean nothing here. A write to a pipe
   // the supervisor closed must fail with EPIPE (a WASI errno), not kill the job.
+  // The one exception: in a fork server's child, V8 (initialized there) already owns SIGSEGV
+  // for its wasm trap handler, which can be enabled only once per process.
+  // Named apart from the supervisor and the fork server (ps, /proc/PID/comm).
+  prctl(PR_SET_NAME, "wasmjail-job");
+  struct sigaction v8_segv {};
+  sigaction(SIGSEGV, nullptr, &v8_segv);
   for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
+  if (v8_preinitialized()) sigaction(SIGSEGV, &v8_segv, nullptr);
   signal(SIGPIPE, SIG_IGN);
   sigset_t none;
   sigemptyset(&none);
@@ -154,6 +162,7 @@ void child_main(const ChildSetup& s) {
   for (size_t i = 0; i < s.job->dirs.size(); ++i)
     cfg.preopens.push_back(Preopen{kChildFirstPreopen + static_cast<int>(i), s.job->dirs[i].guest_path,
                                    s.job->dirs[i].read_only});
+  cfg.on_outcome = [](const RunOutcome& o) { report_and_exit(o); };
   report_and_exit(run_module(cfg));
 }
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "supervisor/cli.h"
+#include "supervisor/zygote.h"
 
 namespace {
 
@@ -25,6 +26,8 @@ int main(int argc, char** argv) {
     return wj::cli::kExitUsage;
   }
   std::string cmd = argv[1];
+  // The fork server must be forked while this process has a single thread: now.
+  if (cmd == "run" || cmd == "exec" || cmd == "serve") wj::Zygote::start();
   if (cmd == "run") return wj::cli::run(argc - 2, argv + 2);
   if (cmd == "exec") return wj::cli::exec(argc - 2, argv + 2);
   if (cmd == "serve") return wj::cli::serve(argc - 2, argv + 2);

@@ -20,6 +20,7 @@
 #include "sandbox/lockdown.h"
 #include "supervisor/child.h"
 #include "supervisor/code_cache.h"
+#include "supervisor/zygote.h"
 #include "supervisor/policy_sandbox.h"
 #include "supervisor/storage.h"
 #include "supervisor/wire.h"
@@ -509,9 +510,17 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   setup.output_bytes = lim.output_bytes.value_or(0);
 
   // The job process is created in its namespaces (a clone that behaves like fork).
-  setup.clone = sandbox::clone_job_process(r->opts.sandbox);
+  // The fork server creates it when one runs (same child_main, V8 already initialized);
+  // otherwise a direct clone of this process.
+  std::optional<sandbox::CloneResult> forked;
+  if (Zygote* z = Zygote::get()) forked = z->spawn(setup);
+  if (forked) {
+    setup.clone = *forked;
+  } else {
+    setup.clone = sandbox::clone_job_process(r->opts.sandbox);
+    if (setup.clone.pid == 0) child_main(setup);
+  }
   pid_t pid = setup.clone.pid;
-  if (pid == 0) child_main(setup);
   for (auto& p : fds) close(p[1]);
   close_dirs();
   if (pid < 0) {

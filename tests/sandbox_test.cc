@@ -78,14 +78,8 @@ std::string status_field(const std::string& status, const std::string& key) {
 
 // The job child of wasmjail process `pid` (its only child), or -1.
 pid_t child_of(pid_t pid) {
-  std::string tasks = "/proc/" + std::to_string(pid) + "/task";
-  std::error_code ec;
-  for (const auto& t : fs::directory_iterator(tasks, ec)) {
-    std::istringstream in(wjt::read_file(t.path().string() + "/children"));
-    pid_t c;
-    if (in >> c) return c;
-  }
-  return -1;
+  std::vector<pid_t> c = wjt::job_children(pid);
+  return c.empty() ? -1 : c.front();
 }
 
 bool gone(pid_t pid) {
@@ -315,11 +309,90 @@ BOOST_AUTO_TEST_CASE(live_child_is_locked_down) {
 BOOST_AUTO_TEST_CASE(killing_the_supervisor_leaves_no_child) {
   LiveJob job;
   pid_t child = job.child;
+  pid_t zygote = wjt::zygote_of(job.wasmjail);
   BOOST_REQUIRE(!gone(child));
+  BOOST_REQUIRE(zygote > 0);
   kill(job.wasmjail, SIGKILL);
   waitpid(job.wasmjail, nullptr, 0);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!gone(child) && std::chrono::steady_clock::now() < deadline)
+  while ((!gone(child) || !gone(zygote)) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   BOOST_TEST(gone(child));
+  BOOST_TEST(gone(zygote));  // the fork server dies with the supervisor too
+}
+
+// The fork server: a single-threaded process beside the supervisor that creates the job
+// process as the supervisor's own child (CLONE_PARENT), locked down exactly the same.
+BOOST_AUTO_TEST_CASE(fork_server_creates_the_job_as_the_supervisors_child) {
+  LiveJob job;
+  pid_t zygote = wjt::zygote_of(job.wasmjail);
+  BOOST_REQUIRE(zygote > 0);
+  std::string zst = wjt::read_file("/proc/" + std::to_string(zygote) + "/status");
+  BOOST_TEST(status_field(zst, "Threads") == "1");  // fork-safe: never a second thread
+  BOOST_TEST(status_field(zst, "PPid") == std::to_string(job.wasmjail));
+  BOOST_TEST(status_field(job.status(), "PPid") == std::to_string(job.wasmjail));
+  BOOST_TEST(status_field(job.status(), "Seccomp") == "2");
+  // The fork server holds no job's fds: its socket to the supervisor and stdio only.
+  size_t zfds = 0;
+  for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(zygote) + "/fd")) (void)e, ++zfds;
+  BOOST_TEST(zfds == 4u);
+}
+
+// Each job draws its own V8 address hints: two jobs forked from the same fork server do not
+// share the layout of what V8 mapped for them.
+BOOST_AUTO_TEST_CASE(jobs_from_the_fork_server_do_not_share_v8_layout) {
+  auto v8_maps = [](const LiveJob& j) {
+    // Anonymous mappings other than the ones inherited from the fork server: compare the
+    // sets of start addresses of the child's mappings that its parent lacks.
+    std::set<std::string> mine, parent;
+    auto starts = [](const std::string& maps, std::set<std::string>* out) {
+      std::istringstream in(maps);
+      std::string line;
+      while (std::getline(in, line)) out->insert(line.substr(0, line.find('-')));
+    };
+    starts(wjt::read_file(j.proc("maps")), &mine);
+    starts(wjt::read_file("/proc/" + std::to_string(wjt::zygote_of(j.wasmjail)) + "/maps"), &parent);
+    std::set<std::string> fresh;
+    for (const auto& m : mine)
+      if (!parent.count(m)) fresh.insert(m);
+    return fresh;
+  };
+  // The guest is spinning once its worker threads exist; V8's mappings settle soon after.
+  auto settled_maps = [&](const LiveJob& j) {
+    std::set<std::string> m;
+    for (int i = 0; i < 300 && (m = v8_maps(j)).size() <= 10; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return m;
+  };
+  std::set<std::string> a, b;
+  {
+    LiveJob j1;
+    a = settled_maps(j1);
+  }
+  {
+    LiveJob j2;
+    b = settled_maps(j2);
+  }
+  BOOST_TEST_MESSAGE("new mappings: " << a.size() << " and " << b.size());
+  BOOST_REQUIRE(a.size() > 10u);
+  BOOST_REQUIRE(b.size() > 10u);
+  size_t shared = 0;
+  for (const auto& m : a) shared += b.count(m);
+  BOOST_TEST(shared * 4 < a.size(), shared << " of " << a.size() << " new mappings at the same address");
+}
+
+// WASMJAIL_ZYGOTE=off: no fork server; the supervisor clones the job itself, same lock-down.
+BOOST_AUTO_TEST_CASE(without_the_fork_server_the_job_is_locked_down_the_same) {
+  setenv("WASMJAIL_ZYGOTE", "off", 1);
+  LiveJob job;
+  unsetenv("WASMJAIL_ZYGOTE");
+  BOOST_TEST(wjt::zygote_of(job.wasmjail) == -1);
+  BOOST_TEST(status_field(job.status(), "Seccomp") == "2");
+  BOOST_TEST(status_field(job.status(), "CapEff") == "0000000000000000");
+  std::set<std::string> fds;
+  for (const auto& e : fs::directory_iterator(job.proc("fd"))) fds.insert(e.path().filename().string());
+  BOOST_TEST((fds == std::set<std::string>{"0", "1", "2", "3", "4", "5"}));
+  Exec e = exec("probe", {std::to_string(SYS_ptrace), "16", "1"}, probe_binary(), {"WASMJAIL_ZYGOTE=off"});
+  BOOST_TEST(e.result["status"] == "violation");
+  BOOST_TEST(e.result["violation"]["syscall"] == "ptrace");
 }

@@ -2,6 +2,8 @@
 // log stream, a child killed from outside, and shutdown with jobs in flight.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+
 #include <curl/curl.h>
 #include <dirent.h>
 #include <poll.h>
@@ -100,13 +102,7 @@ struct Server {
     return r;
   }
   // The job children of the server process.
-  std::vector<pid_t> children() const {
-    std::vector<pid_t> out;
-    std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
-    pid_t p;
-    while (f >> p) out.push_back(p);
-    return out;
-  }
+  std::vector<pid_t> children() const { return wjt::job_children(pid); }
 };
 
 std::string data_url(const std::string& guest) {
@@ -273,6 +269,26 @@ BOOST_AUTO_TEST_CASE(logs_stream_while_running_and_a_leaving_client_is_harmless)
              "{\"stream\":\"stdout\",\"data\":\"first\\n\"}\n{\"stream\":\"stdout\",\"data\":\"second\\n\"}\n"
              "{\"event\":\"done\",\"status\":\"ok\",\"exit_code\":0}\n");
   BOOST_TEST(s.req("GET", "/healthz").code == 200);
+}
+
+// The fork server is a speed-up only: when it dies, jobs are cloned by the supervisor
+// itself, under the same sandbox, and the dead fork server is reaped.
+BOOST_AUTO_TEST_CASE(a_dead_fork_server_costs_speed_not_jobs) {
+  Server s;
+  Resp r = s.req("POST", "/v1/run", job("hello"));
+  BOOST_REQUIRE(r.j()["result"]["status"] == "ok");
+  pid_t zygote = wjt::zygote_of(s.pid);
+  BOOST_REQUIRE(zygote > 0);
+  kill(zygote, SIGKILL);
+  for (int i = 0; i < 3; ++i) {
+    r = s.req("POST", "/v1/run", job("hello"));
+    BOOST_TEST(r.j()["result"]["status"] == "ok");
+    BOOST_TEST(r.j()["result"]["stdout"] == "Hello from wasmjail!\n");
+    json res = r.j();
+    const json& applied = res["result"]["sandbox"]["applied"];
+    BOOST_TEST((std::find(applied.begin(), applied.end(), json("seccomp")) != applied.end()));
+  }
+  BOOST_TEST(wjt::zygote_of(s.pid) == -1);  // reaped, not a zombie child
 }
 
 BOOST_AUTO_TEST_CASE(a_child_killed_from_outside_is_crashed) {

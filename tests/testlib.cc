@@ -97,6 +97,33 @@ pid_t spawn(const std::vector<std::string>& argv_in, int* out_fd) {
   return pid;
 }
 
+namespace {
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  pid_t p;
+  while (f >> p) out.push_back(p);
+  return out;
+}
+bool is_zygote(pid_t p) {
+  std::string comm = read_file("/proc/" + std::to_string(p) + "/comm");
+  return comm == "wasmjail-zygote\n";
+}
+}  // namespace
+
+std::vector<pid_t> job_children(pid_t pid) {
+  std::vector<pid_t> out;
+  for (pid_t p : children_of(pid))
+    if (!is_zygote(p)) out.push_back(p);
+  return out;
+}
+
+pid_t zygote_of(pid_t pid) {
+  for (pid_t p : children_of(pid))
+    if (is_zygote(p)) return p;
+  return -1;
+}
+
 std::string temp_dir() {
   const char* base = getenv("TMPDIR");
   std::string tmpl = std::string(base ? base : "/tmp") + "/wasmjail-test-XXXXXX";

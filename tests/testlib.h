@@ -24,6 +24,11 @@ ProcResult run(const std::vector<std::string>& argv, const std::vector<std::stri
 // Starts a process with its stdout on a pipe; returns pid and sets *out_fd.
 pid_t spawn(const std::vector<std::string>& argv, int* out_fd);
 
+// The job processes among the children of wasmjail process `pid` (its fork server, named
+// "wasmjail-zygote", is left out), and that fork server (-1 when none runs).
+std::vector<pid_t> job_children(pid_t pid);
+pid_t zygote_of(pid_t pid);
+
 std::string temp_dir();  // a fresh directory under $TMPDIR
 void write_file(const std::string& path, const std::string& data);
 std::string read_file(const std::string& path);  // whole file, "" when unreadable

@@ -25,13 +25,15 @@
 #include <thread>
 
 #include "v8host/module_info.h"
+#include "v8host/platform.h"
 #include "v8host/probe.h"
 #include "v8host/wasi.h"
 
 namespace wj {
 namespace {
 
-std::unique_ptr<v8::Platform> g_platform;
+std::unique_ptr<DeferredPlatform> g_platform;
+bool g_preinitialized = false;
 constexpr const char* kWasiModule = "wasi_snapshot_preview1";
 constexpr uint64_t kWasmPageSize = 65536;
 
@@ -467,7 +469,7 @@ class Runner {
     }
     v8::Local<v8::Promise> promise = p.As<v8::Promise>();
     while (promise->State() == v8::Promise::kPending) {
-      v8::platform::PumpMessageLoop(g_platform.get(), iso_, v8::platform::MessageLoopBehavior::kWaitForWork);
+      v8::platform::PumpMessageLoop(g_platform->message_loop_platform(), iso_, v8::platform::MessageLoopBehavior::kWaitForWork);
       iso_->PerformMicrotaskCheckpoint();
     }
     if (promise->State() != v8::Promise::kFulfilled || !promise->Result()->IsWasmModuleObject()) {
@@ -563,16 +565,34 @@ void set_entropy_source() {
   });
 }
 
-void init_v8_once(const std::vector<std::string>& flags) {
+void preinitialize_v8() {
   if (g_platform) return;
-  for (const auto& f : flags) v8::V8::SetFlagsFromString(f.c_str(), f.size());
-  g_platform = v8::platform::NewDefaultPlatform();
+  set_entropy_source();
+  g_platform = std::make_unique<DeferredPlatform>();  // no threads until start()
   v8::V8::InitializePlatform(g_platform.get());
   // Out-of-bounds wasm accesses are caught by guard regions and V8's SIGSEGV handler instead
   // of an explicit bounds check on every load and store (V8 then reserves ~10 GiB of address
   // space per memory: never RLIMIT_AS). If the platform refuses, V8 keeps explicit checks.
   v8::V8::EnableWebAssemblyTrapHandler(/*use_v8_signal_handler=*/true);
   v8::V8::Initialize();
+  g_preinitialized = true;
+}
+
+bool v8_preinitialized() { return g_preinitialized; }
+
+void init_v8_once(const std::vector<std::string>& flags) {
+  if (g_platform && g_platform->started()) return;
+  // Flags first; V8 re-derives their implications on every SetFlagsFromString, so after a
+  // preinitialization (in the fork server) they still take effect for this job's isolate.
+  for (const auto& f : flags) v8::V8::SetFlagsFromString(f.c_str(), f.size());
+  if (g_preinitialized) {
+    // A fork server's child: V8's address-hint generator was seeded in the fork server and
+    // would hand every job the same layout. Reseed it from getrandom before any mapping.
+    reseed_address_hints();
+  } else {
+    preinitialize_v8();
+  }
+  g_platform->start();
 }
 
 void notify_cpu_limit_from_signal() { g_cpu_signal.store(true); }
@@ -610,6 +630,8 @@ RunOutcome run_module(const RunConfig& cfg) {
     Runner runner(cfg, iso, ctx);
     out = runner.run();
     out.peak_wasm_memory_bytes = runner.peak_memory();
+    // A job process exits here: disposing an isolate it will never use again costs ~0.6 ms.
+    if (cfg.on_outcome) cfg.on_outcome(out);
   }
   iso->Dispose();
   return out;

@@ -61,15 +61,23 @@ struct RunConfig {
   // module, before any guest code runs.
   const std::vector<uint8_t>* cached_code = nullptr;
   std::function<void(const uint8_t* data, size_t size)> on_compiled;
+  // If set, receives the outcome before the isolate is torn down (a job process reports
+  // and exits in it; run_module then never returns).
+  std::function<void(const RunOutcome&)> on_outcome;
 };
 
 // Async-signal-safe: asks the running job's watchdog to stop the guest for CPU time
 // (for a SIGXCPU handler).
 void notify_cpu_limit_from_signal();
 
-// Initializes V8 once per process (platform, flags). Must run before any isolate exists;
-// in wasmjail that is in the job's child, after fork.
+// Initializes V8 once per process (platform, flags) and starts its worker threads. Must run
+// before any isolate exists; in wasmjail that is in the job's child, after fork.
 void init_v8_once(const std::vector<std::string>& flags);
+
+// V8::Initialize without any thread (DeferredPlatform): for the fork server, which forks
+// job children that then call init_v8_once (flags, fresh address hints, worker threads).
+void preinitialize_v8();
+bool v8_preinitialized();
 
 RunOutcome run_module(const RunConfig& cfg);
 

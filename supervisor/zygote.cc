@@ -1,0 +1,546 @@
+#include "supervisor/zygote.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+
+#include "v8host/engine.h"
+
+namespace wj {
+namespace {
+
+// ---- the setup's encoding: little-endian, length-prefixed; read with bounds checks ----
+
+class Writer {
+ public:
+  void u8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void u32(uint32_t v) { out_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  void u64(uint64_t v) { out_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  void f64(double v) { out_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  void bytes(const void* p, size_t n) {
+    u64(n);
+    out_.append(static_cast<const char*>(p), n);
+  }
+  void str(const std::string& s) { bytes(s.data(), s.size()); }
+  void blob(const std::vector<uint8_t>& b) { bytes(b.data(), b.size()); }
+  void strs(const std::vector<std::string>& v) {
+    u32(static_cast<uint32_t>(v.size()));
+    for (const auto& s : v) str(s);
+  }
+  void opt(const std::optional<uint64_t>& v) {
+    u8(v ? 1 : 0);
+    if (v) u64(*v);
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(const std::string& in) : in_(in) {}
+  bool ok() const { return ok_; }
+  bool done() const { return ok_ && pos_ == in_.size(); }
+  uint8_t u8() { return scalar<uint8_t>(); }
+  uint32_t u32() { return scalar<uint32_t>(); }
+  uint64_t u64() { return scalar<uint64_t>(); }
+  double f64() { return scalar<double>(); }
+  std::string str() {
+    uint64_t n = u64();
+    if (!need(n)) return {};
+    std::string s = in_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  std::vector<uint8_t> blob() {
+    uint64_t n = u64();
+    if (!need(n)) return {};
+    std::vector<uint8_t> b(in_.begin() + static_cast<long>(pos_), in_.begin() + static_cast<long>(pos_ + n));
+    pos_ += n;
+    return b;
+  }
+  std::vector<std::string> strs() {
+    std::vector<std::string> v;
+    uint32_t n = count();
+    for (uint32_t i = 0; i < n && ok_; ++i) v.push_back(str());
+    return v;
+  }
+  std::optional<uint64_t> opt() {
+    if (!u8()) return std::nullopt;
+    return u64();
+  }
+  // A count of items that each take at least one byte: bounded by what is left.
+  uint32_t count() {
+    uint32_t n = u32();
+    if (n > in_.size() - std::min(pos_, in_.size())) ok_ = false;
+    return ok_ ? n : 0;
+  }
+
+ private:
+  template <typename T>
+  T scalar() {
+    T v{};
+    if (!need(sizeof v)) return v;
+    std::memcpy(&v, in_.data() + pos_, sizeof v);
+    pos_ += sizeof v;
+    return v;
+  }
+  bool need(uint64_t n) {
+    if (!ok_ || n > in_.size() - pos_) return ok_ = false;
+    return true;
+  }
+  const std::string& in_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+constexpr uint32_t kSetupMagic = 0x575a5931;  // "WZY1"
+
+sandbox::Mode mode_from(uint8_t v, bool* ok) {
+  if (v > static_cast<uint8_t>(sandbox::Mode::kOff)) *ok = false;
+  return static_cast<sandbox::Mode>(v);
+}
+
+// ---- the request and the reply on the socket --------------------------------------------
+
+constexpr size_t kMaxFds = 250;  // SCM_RIGHTS carries at most 253
+
+struct ReplyHead {
+  int32_t pid;
+  int32_t err;
+  uint32_t applied;
+  uint32_t skipped;
+};
+constexpr size_t kMaxReply = 4096;
+
+bool send_with_fds(int sock, const void* data, size_t len, const std::vector<int>& fds) {
+  iovec iov{const_cast<void*>(data), len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  std::vector<char> ctrl(CMSG_SPACE(sizeof(int) * fds.size()));
+  if (!fds.empty()) {
+    msg.msg_control = ctrl.data();
+    msg.msg_controllen = ctrl.size();
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  for (;;) {
+    ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    return n == static_cast<ssize_t>(len);
+  }
+}
+
+// Receives one message; fds arrive close-on-exec. Returns the byte count (0 at EOF, -1 error).
+ssize_t recv_with_fds(int sock, void* buf, size_t len, std::vector<int>* fds) {
+  iovec iov{buf, len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  std::vector<char> ctrl(CMSG_SPACE(sizeof(int) * (kMaxFds + 3)));
+  msg.msg_control = ctrl.data();
+  msg.msg_controllen = ctrl.size();
+  ssize_t n;
+  do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return n;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const unsigned char* p = CMSG_DATA(c);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, p + i * sizeof(int), sizeof fd);
+      fds->push_back(fd);
+    }
+  }
+  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return -1;
+  return n;
+}
+
+std::optional<std::string> read_memfd(int fd, std::string* out) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return std::string("fstat: ") + std::strerror(errno);
+  out->resize(static_cast<size_t>(st.st_size));
+  size_t off = 0;
+  while (off < out->size()) {
+    ssize_t n = pread(fd, out->data() + off, out->size() - off, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::string("read: ") + (n < 0 ? std::strerror(errno) : "short");
+    off += static_cast<size_t>(n);
+  }
+  return std::nullopt;
+}
+
+int count_threads() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
+  return -1;
+}
+
+// The zygote's loop: one request, one clone, one reply. Never returns.
+[[noreturn]] void zygote_main(int sock, pid_t supervisor) {
+  // Live exactly as long as the supervisor: the death signal, and EOF on the socket.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != supervisor) _exit(0);
+  prctl(PR_SET_NAME, "wasmjail-zygote");
+  // The terminal's signals are the supervisor's to handle (serve drains its jobs first).
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);
+  // Nothing of the supervisor's but stderr (for a fatal message) and the socket, as fd 3.
+  if (sock != 3) {
+    if (dup2(sock, 3) < 0) _exit(1);
+    close(sock);
+    sock = 3;
+  }
+  syscall(SYS_close_range, 4u, ~0u, 0u);
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull >= 0) {
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    close(devnull);
+  }
+  // V8 without a thread: the job children start their own workers after lock-down.
+  preinitialize_v8();
+  if (count_threads() != 1) {
+    std::fprintf(stderr, "wasmjail-zygote: V8 started a thread during initialization; not serving\n");
+    _exit(1);
+  }
+  // A ready byte: the supervisor knows V8 initialized.
+  char ready = 'R';
+  if (!send_with_fds(sock, &ready, 1, {})) _exit(0);
+
+  for (;;) {
+    uint32_t head[2] = {0, 0};  // magic, number of preopen fds
+    std::vector<int> fds;
+    ssize_t n = recv_with_fds(sock, head, sizeof head, &fds);
+    if (n == 0) _exit(0);  // the supervisor is gone
+    auto reply = [&](const sandbox::CloneResult& r) {
+      std::string out(sizeof(ReplyHead), '\0');
+      ReplyHead h{r.pid, r.err, r.applied, r.skipped};
+      std::memcpy(out.data(), &h, sizeof h);
+      out += r.error.substr(0, kMaxReply - sizeof h);
+      for (int fd : fds) close(fd);
+      if (!send_with_fds(sock, out.data(), out.size(), {})) _exit(0);
+    };
+    sandbox::CloneResult refused;
+    refused.err = EINVAL;
+    if (n != static_cast<ssize_t>(sizeof head) || head[0] != kSetupMagic || fds.size() != 4 + head[1]) {
+      refused.error = "fork server: malformed request";
+      reply(refused);
+      continue;
+    }
+    std::string data;
+    if (auto e = read_memfd(fds[0], &data)) {
+      refused.error = "fork server: job setup: " + *e;
+      reply(refused);
+      continue;
+    }
+    auto d = std::make_unique<DecodedSetup>();
+    if (auto e = decode_child_setup(data, d.get())) {
+      refused.error = "fork server: job setup: " + *e;
+      reply(refused);
+      continue;
+    }
+    data.clear();
+    data.shrink_to_fit();
+    ChildSetup& s = d->setup;
+    s.stdout_w = fds[1];
+    s.stderr_w = fds[2];
+    s.record_w = fds[3];
+    s.preopen_fds.assign(fds.begin() + 4, fds.end());
+    if (s.preopen_fds.size() != s.job->dirs.size()) {
+      refused.error = "fork server: preopen count mismatch";
+      reply(refused);
+      continue;
+    }
+    s.clone = sandbox::clone_job_process(*s.sandbox, CLONE_PARENT, supervisor);
+    if (s.clone.pid == 0) child_main(s);
+    reply(s.clone);
+  }
+}
+
+}  // namespace
+
+// ---- encoding ---------------------------------------------------------------------------
+
+std::string encode_child_setup(const ChildSetup& s) {
+  Writer w;
+  w.u32(kSetupMagic);
+  const Job& j = *s.job;
+  w.str(j.module_path);
+  w.u32(static_cast<uint32_t>(j.libraries.size()));
+  for (const ModuleBlob& lib : j.libraries) {
+    w.str(lib.name);
+    w.strs(lib.aliases);
+    w.blob(lib.bytes);
+  }
+  w.str(j.entry_point);
+  w.strs(j.argv);
+  w.u32(static_cast<uint32_t>(j.env.size()));
+  for (const auto& [k, v] : j.env) w.str(k), w.str(v);
+  w.u32(static_cast<uint32_t>(j.dirs.size()));
+  for (const DirMount& d : j.dirs) w.str(d.host_path), w.str(d.guest_path), w.u8(d.read_only);
+  w.blob(*s.module);
+  w.u64(static_cast<uint64_t>(s.supervisor_pid));
+  for (bool t : s.stdio_is_tty) w.u8(t);
+  w.u64(s.wall_deadline_ns);
+  w.f64(s.cpu_limit_ms);
+  w.u64(s.memory_bytes);
+  w.u64(s.wasm_memory_bytes);
+  w.u64(s.output_bytes);
+  w.strs(*s.v8_flags);
+  w.u8(s.cached_code != nullptr);
+  if (s.cached_code) w.blob(*s.cached_code);
+  w.u8(s.offer_code);
+  static const sandbox::SandboxSpec kDefaults;
+  const sandbox::SandboxSpec& sb = s.sandbox ? *s.sandbox : kDefaults;
+  for (sandbox::Mode m : {sb.user_ns, sb.pid_ns, sb.net_ns, sb.ipc_ns, sb.uts_ns, sb.mount_ns, sb.landlock,
+                          sb.capabilities, sb.seccomp.mode})
+    w.u8(static_cast<uint8_t>(m));
+  w.u8(static_cast<uint8_t>(sb.seccomp.default_action));
+  w.u32(static_cast<uint32_t>(sb.seccomp.default_errno));
+  w.u32(static_cast<uint32_t>(sb.seccomp.allow.size()));
+  for (const auto& r : sb.seccomp.allow) {
+    w.str(r.name);
+    w.u32(static_cast<uint32_t>(r.conditions.size()));
+    for (const auto& c : r.conditions)
+      w.u32(c.index), w.u8(static_cast<uint8_t>(c.op)), w.u64(c.value), w.u64(c.mask);
+  }
+  w.strs(sb.seccomp.kill);
+  w.u32(static_cast<uint32_t>(sb.seccomp.errno_rules.size()));
+  for (const auto& r : sb.seccomp.errno_rules) w.str(r.name), w.u32(static_cast<uint32_t>(r.err));
+  const auto& rl = sb.rlimits;
+  for (const auto* o : {&rl.nofile, &rl.fsize, &rl.nproc, &rl.data, &rl.stack, &rl.cpu_seconds}) w.opt(*o);
+  w.u32(static_cast<uint32_t>(sb.preopens.size()));
+  for (const auto& p : sb.preopens) w.str(p.host_path), w.str(p.guest_path), w.u8(p.read_only);
+  w.u32(sb.simulate_unavailable);
+  return w.take();
+}
+
+std::optional<std::string> decode_child_setup(const std::string& data, DecodedSetup* out) {
+  Reader r(data);
+  if (r.u32() != kSetupMagic) return std::string("not a job setup");
+  Job& j = out->job;
+  j.module_path = r.str();
+  for (uint32_t i = 0, n = r.count(); i < n && r.ok(); ++i) {
+    ModuleBlob lib;
+    lib.name = r.str();
+    lib.aliases = r.strs();
+    lib.bytes = r.blob();
+    j.libraries.push_back(std::move(lib));
+  }
+  j.entry_point = r.str();
+  j.argv = r.strs();
+  for (uint32_t i = 0, n = r.count(); i < n && r.ok(); ++i) {
+    std::string k = r.str();
+    j.env.emplace_back(std::move(k), r.str());
+  }
+  for (uint32_t i = 0, n = r.count(); i < n && r.ok(); ++i) {
+    DirMount d;
+    d.host_path = r.str();
+    d.guest_path = r.str();
+    d.read_only = r.u8() != 0;
+    j.dirs.push_back(std::move(d));
+  }
+  out->module = r.blob();
+  ChildSetup& s = out->setup;
+  s.job = &out->job;
+  s.module = &out->module;
+  s.supervisor_pid = static_cast<pid_t>(r.u64());
+  s.stdout_w = s.stderr_w = s.record_w = -1;
+  for (bool& t : s.stdio_is_tty) t = r.u8() != 0;
+  s.wall_deadline_ns = r.u64();
+  s.cpu_limit_ms = r.f64();
+  s.memory_bytes = r.u64();
+  s.wasm_memory_bytes = r.u64();
+  s.output_bytes = r.u64();
+  out->v8_flags = r.strs();
+  s.v8_flags = &out->v8_flags;
+  out->has_cached_code = r.u8() != 0;
+  if (out->has_cached_code) out->cached_code = r.blob();
+  s.cached_code = out->has_cached_code ? &out->cached_code : nullptr;
+  s.offer_code = r.u8() != 0;
+  sandbox::SandboxSpec& sb = out->sandbox;
+  bool modes_ok = true;
+  for (sandbox::Mode* m : {&sb.user_ns, &sb.pid_ns, &sb.net_ns, &sb.ipc_ns, &sb.uts_ns, &sb.mount_ns,
+                           &sb.landlock, &sb.capabilities, &sb.seccomp.mode})
+    *m = mode_from(r.u8(), &modes_ok);
+  uint8_t action = r.u8();
+  if (action > static_cast<uint8_t>(sandbox::SeccompSpec::DefaultAction::kLog)) modes_ok = false;
+  sb.seccomp.default_action = static_cast<sandbox::SeccompSpec::DefaultAction>(action);
+  sb.seccomp.default_errno = static_cast<int>(r.u32());
+  for (uint32_t i = 0, n = r.count(); i < n && r.ok(); ++i) {
+    sandbox::SyscallRule rule;
+    rule.name = r.str();
+    for (uint32_t k = 0, m = r.count(); k < m && r.ok(); ++k) {
+      sandbox::ArgCondition c;
+      c.index = r.u32();
+      uint8_t op = r.u8();
+      if (op > static_cast<uint8_t>(sandbox::ArgCondition::Op::kMaskedEq)) modes_ok = false;
+      c.op = static_cast<sandbox::ArgCondition::Op>(op);
+      c.value = r.u64();
+      c.mask = r.u64();
+      rule.conditions.push_back(c);
+    }
+    sb.seccomp.allow.push_back(std::move(rule));
+  }
+  sb.seccomp.kill = r.strs();
+  for (uint32_t i = 0, n = r.count(); i < n && r.ok(); ++i) {
+    sandbox::ErrnoRule e;
+    e.name = r.str();
+    e.err = static_cast<int>(r.u32());
+    sb.seccomp.errno_rules.push_back(std::move(e));
+  }
+  auto& rl = sb.rlimits;
+  for (auto* o : {&rl.nofile, &rl.fsize, &rl.nproc, &rl.data, &rl.stack, &rl.cpu_seconds}) *o = r.opt();
+  sb.preopens.clear();
+  for (uint32_t i = 0, n = r.count(); i < n && r.ok(); ++i) {
+    sandbox::PreopenMount p;
+    p.host_path = r.str();
+    p.guest_path = r.str();
+    p.read_only = r.u8() != 0;
+    sb.preopens.push_back(std::move(p));
+  }
+  sb.simulate_unavailable = r.u32();
+  s.sandbox = &out->sandbox;
+  if (!r.done()) return std::string(r.ok() ? "trailing bytes" : "truncated");
+  if (!modes_ok) return std::string("a mode out of range");
+  return std::nullopt;
+}
+
+// ---- the supervisor's side --------------------------------------------------------------
+
+namespace {
+Zygote* g_zygote = nullptr;
+}
+
+bool Zygote::start() {
+  if (g_zygote) return true;
+  const char* env = getenv("WASMJAIL_ZYGOTE");
+  if (env && std::strcmp(env, "off") == 0) return false;
+  // fork() is only safe while we are the only thread.
+  if (count_threads() != 1) return false;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return false;
+  pid_t self = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return false;
+  }
+  if (pid == 0) {
+    close(sv[0]);
+    zygote_main(sv[1], self);
+  }
+  close(sv[1]);
+  g_zygote = new Zygote(pid, sv[0]);
+  return true;
+}
+
+Zygote* Zygote::get() {
+  return g_zygote;
+}
+
+void Zygote::stop() {
+  close(sock_);
+  kill(pid_, SIGKILL);
+  while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  if (g_zygote == this) g_zygote = nullptr;
+  delete this;
+}
+
+std::optional<sandbox::CloneResult> Zygote::spawn(const ChildSetup& s) {
+  sandbox::CloneResult r;
+  if (s.preopen_fds.size() > kMaxFds) {
+    r.err = E2BIG;
+    r.error = "too many preopened directories for the fork server (at most " + std::to_string(kMaxFds) + ")";
+    return r;
+  }
+  // Waits (bounded) for one message from the zygote; false if it is gone or stuck.
+  auto wait_reply = [&](void* buf, size_t len, ssize_t* got) {
+    pollfd p{sock_, POLLIN, 0};
+    int n;
+    do n = poll(&p, 1, 10000);
+    while (n < 0 && errno == EINTR);
+    if (n != 1) return false;
+    std::vector<int> fds;
+    *got = recv_with_fds(sock_, buf, len, &fds);
+    for (int fd : fds) close(fd);
+    return *got > 0;
+  };
+  if (!ready_) {
+    // The first request waits for V8's initialization in the zygote (started at main()).
+    char c = 0;
+    ssize_t got = 0;
+    if (!wait_reply(&c, 1, &got) || c != 'R') {
+      stop();
+      return std::nullopt;
+    }
+    ready_ = true;
+  }
+  std::string data = encode_child_setup(s);
+  int mfd = memfd_create("wasmjail-job", MFD_CLOEXEC);
+  if (mfd < 0) {
+    r.err = errno;
+    r.error = std::string("memfd_create: ") + std::strerror(errno);
+    return r;
+  }
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = write(mfd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      r.err = n < 0 ? errno : EIO;
+      r.error = std::string("write job setup: ") + std::strerror(r.err);
+      close(mfd);
+      return r;
+    }
+    off += static_cast<size_t>(n);
+  }
+  std::vector<int> fds = {mfd, s.stdout_w, s.stderr_w, s.record_w};
+  fds.insert(fds.end(), s.preopen_fds.begin(), s.preopen_fds.end());
+  uint32_t head[2] = {kSetupMagic, static_cast<uint32_t>(s.preopen_fds.size())};
+  bool sent = send_with_fds(sock_, head, sizeof head, fds);
+  close(mfd);
+  char buf[kMaxReply];
+  ssize_t got = 0;
+  if (!sent || !wait_reply(buf, sizeof buf, &got) || got < static_cast<ssize_t>(sizeof(ReplyHead))) {
+    stop();
+    return std::nullopt;
+  }
+  ReplyHead h;
+  std::memcpy(&h, buf, sizeof h);
+  r.pid = h.pid;
+  r.err = h.err;
+  r.applied = h.applied;
+  r.skipped = h.skipped;
+  r.error.assign(buf + sizeof h, static_cast<size_t>(got) - sizeof h);
+  return r;
+}
+
+}  // namespace wj

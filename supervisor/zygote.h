@@ -1,0 +1,67 @@
+// Zygote: the fork server. A single-threaded process forked from wasmjail's main() before
+// anything starts a thread, with libnode loaded and V8 initialized (no isolate, no worker
+// thread: v8host/platform.h). For each job the supervisor sends the child's setup (a
+// memfd) and its fds (SCM_RIGHTS); the zygote creates the job process with
+// clone(CLONE_PARENT | namespaces), so the job is the supervisor's own child (wait4,
+// rusage and pidfd work as for a direct clone), and replies with the pid.
+//
+// The job process runs exactly the same child_main and lock-down as a direct clone; what
+// it skips is V8::Initialize (about 1 ms) and a copy of the supervisor's larger address
+// space. V8's address-hint generator is reseeded in every child, and each child creates
+// its own isolate, so no two jobs share a heap layout or hash seed.
+//
+// If the zygote cannot be started or dies, the supervisor clones jobs directly (same
+// sandbox, slower start); WASMJAIL_ZYGOTE=off forces that.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+
+#include "sandbox/lockdown.h"
+#include "supervisor/child.h"
+
+namespace wj {
+
+class Zygote {
+ public:
+  // Forks the zygote. Call first thing in main(), while the process has one thread;
+  // does nothing (and the supervisor clones directly) if it has more, or when
+  // WASMJAIL_ZYGOTE=off. Returns whether a zygote is running.
+  static bool start();
+  // The running zygote, or null.
+  static Zygote* get();
+
+  // Creates the job process for `setup` (fds and all). Like clone_job_process: pid > 0 on
+  // success, else err/error. nullopt when the zygote is gone (it is then stopped for good
+  // and the caller should clone directly).
+  std::optional<sandbox::CloneResult> spawn(const ChildSetup& setup);
+
+  pid_t pid() const { return pid_; }
+
+ private:
+  Zygote(pid_t pid, int sock) : pid_(pid), sock_(sock) {}
+  void stop();
+
+  pid_t pid_;
+  int sock_;
+  bool ready_ = false;  // the zygote's "V8 initialized" byte has been read
+};
+
+// The setup's encoding (exposed for tests): everything child_main needs but the fds.
+std::string encode_child_setup(const ChildSetup& s);
+// Owns what a decoded ChildSetup points to.
+struct DecodedSetup {
+  Job job;
+  std::vector<uint8_t> module;
+  std::vector<std::string> v8_flags;
+  std::vector<uint8_t> cached_code;
+  bool has_cached_code = false;
+  sandbox::SandboxSpec sandbox;
+  ChildSetup setup{};  // fds left at -1; pointers into the members above
+};
+// Fails with a message on malformed input (the zygote then refuses the request).
+std::optional<std::string> decode_child_setup(const std::string& data, DecodedSetup* out);
+
+}  // namespace wj
