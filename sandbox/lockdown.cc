@@ -68,7 +68,7 @@ std::optional<std::string> lock_down(const LockdownSpec& spec, const Announce& a
   //     before V8 starts its worker threads, so every thread inherits it (TSYNC anyway).
   if (wanted(Mechanism::kSeccomp)) {
     std::optional<std::string> e = simulated(Mechanism::kSeccomp);
-    if (!e) e = install_seccomp(sb.seccomp, &rep.seccomp_listener_fd);
+    if (!e) e = install_seccomp(sb.seccomp, &rep.seccomp_listener_fd, spec.seccomp_program);
     if (auto f = outcome(Mechanism::kSeccomp, e)) return f;
   }
   // 11. Tell the supervisor, and wait until it holds the listener (pidfd_getfd needs the

@@ -12,8 +12,10 @@
 // The allowlist was derived by running the test guests with the `log` default action
 // (see README, "Sandbox and threat model").
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/futex.h>
 #include <linux/prctl.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -231,7 +233,7 @@ scmp_compare to_scmp(ArgCondition::Op op) {
   return SCMP_CMP_EQ;
 }
 
-std::optional<std::string> build(scmp_filter_ctx ctx, const SeccompSpec& spec, bool notify) {
+std::optional<std::string> build(scmp_filter_ctx ctx, const SeccompSpec& spec, bool notify, pid_t self) {
   Builder b{ctx, std::nullopt, {}};
   // Policy names are checked first: an unknown name is an error, never ignored.
   auto known = [&](const std::string& n) -> std::optional<std::string> {
@@ -272,7 +274,7 @@ std::optional<std::string> build(scmp_filter_ctx ctx, const SeccompSpec& spec, b
   for (const auto& [name, err] : errnos) b.skip.insert(name);
   for (const auto& name : spec.kill) b.skip.insert(name);
   allow_memory(b);
-  allow_threads(b, getpid());
+  allow_threads(b, self);
   allow_signals(b);
   allow_time(b);
   allow_files(b);
@@ -290,7 +292,65 @@ std::optional<std::string> build(scmp_filter_ctx ctx, const SeccompSpec& spec, b
 
 }  // namespace
 
-std::optional<std::string> install_seccomp(const SeccompSpec& spec, int* listener_fd) {
+namespace {
+
+// A filter context configured as every job's is: bad architecture killed, TSYNC.
+std::optional<std::string> make_filter(const SeccompSpec& spec, pid_t self, bool notify,
+                                       scmp_filter_ctx* out) {
+  scmp_filter_ctx ctx = seccomp_init(default_action(spec));
+  if (!ctx) return std::string("seccomp_init failed");
+  std::optional<std::string> err;
+  int rc;
+  if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)) != 0)
+    err = std::string("seccomp_attr_set(BADARCH): ") + std::strerror(-rc);
+  else if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) != 0)
+    err = std::string("seccomp_attr_set(TSYNC): ") + std::strerror(-rc);
+  if (!err) err = build(ctx, spec, notify, self);
+  if (err) {
+    seccomp_release(ctx);
+    return err;
+  }
+  *out = ctx;
+  return std::nullopt;
+}
+
+// Notification needs API level 6 (TSYNC together with a listener, kernel 5.7+).
+bool notify_supported() {
+  return seccomp_api_get() >= 6;
+}
+
+}  // namespace
+
+std::optional<std::string> compile_seccomp(const SeccompSpec& spec, pid_t for_pid, SeccompProgram* out) {
+  const bool notify = notify_supported();
+  scmp_filter_ctx ctx = nullptr;
+  if (auto e = make_filter(spec, for_pid, notify, &ctx)) return e;
+  // libseccomp 2.5 exports BPF only to an fd.
+  std::optional<std::string> err;
+  int fd = memfd_create("wasmjail-seccomp", MFD_CLOEXEC);
+  if (fd < 0) {
+    err = errno_message("memfd_create", errno);
+  } else if (int rc = seccomp_export_bpf(ctx, fd); rc != 0) {
+    err = std::string("seccomp_export_bpf: ") + std::strerror(-rc);
+  } else {
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size <= 0 || size % 8 != 0 || size > (1 << 20)) {
+      err = "seccomp_export_bpf: unexpected program size " + std::to_string(size);
+    } else {
+      out->code.resize(static_cast<size_t>(size) / 8);
+      if (pread(fd, out->code.data(), static_cast<size_t>(size), 0) != size)
+        err = "seccomp_export_bpf: short read";
+    }
+  }
+  if (fd >= 0) close(fd);
+  seccomp_release(ctx);
+  out->for_pid = for_pid;
+  out->notify = notify;
+  return err;
+}
+
+std::optional<std::string> install_seccomp(const SeccompSpec& spec, int* listener_fd,
+                                           const SeccompProgram* precompiled) {
   *listener_fd = -1;
   // The handler first (on its own stack: the fault may be a stack overflow attempt), the
   // filter after: from then on nothing may change SIGSYS.
@@ -304,18 +364,31 @@ std::optional<std::string> install_seccomp(const SeccompSpec& spec, int* listene
   sigfillset(&sa.sa_mask);
   if (sigaction(SIGSYS, &sa, nullptr) != 0) return errno_message("sigaction(SIGSYS)", errno);
 
-  // Notification needs API level 6 (TSYNC together with a listener, kernel 5.7+).
-  const bool notify = seccomp_api_get() >= 6;
-  scmp_filter_ctx ctx = seccomp_init(default_action(spec));
-  if (!ctx) return std::string("seccomp_init failed");
+  const bool notify = notify_supported();
+  if (precompiled && precompiled->for_pid == getpid() && precompiled->notify == notify &&
+      !precompiled->code.empty()) {
+    // The same program libseccomp would load here, with the flags seccomp_load uses for
+    // TSYNC (+ a listener). no_new_privs is already set (lockdown step 5).
+    sock_fprog prog{static_cast<unsigned short>(precompiled->code.size()),
+                    reinterpret_cast<sock_filter*>(const_cast<uint64_t*>(precompiled->code.data()))};
+    if (precompiled->code.size() > 0xffff) return std::string("seccomp: precompiled program too long");
+    unsigned flags = SECCOMP_FILTER_FLAG_TSYNC;
+    if (notify) flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+    long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+    if (rc < 0) return errno_message("seccomp(SECCOMP_SET_MODE_FILTER)", errno);
+    if (notify) {
+      *listener_fd = static_cast<int>(rc);
+    } else if (rc != 0) {
+      return "seccomp: TSYNC failed for thread " + std::to_string(rc);
+    }
+    return std::nullopt;
+  }
+
+  scmp_filter_ctx ctx = nullptr;
+  if (auto e = make_filter(spec, getpid(), notify, &ctx)) return e;
   std::optional<std::string> err;
   int rc;
-  if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)) != 0)
-    err = std::string("seccomp_attr_set(BADARCH): ") + std::strerror(-rc);
-  else if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) != 0)
-    err = std::string("seccomp_attr_set(TSYNC): ") + std::strerror(-rc);
-  if (!err) err = build(ctx, spec, notify);
-  if (!err && (rc = seccomp_load(ctx)) != 0) err = std::string("seccomp_load: ") + std::strerror(-rc);
+  if ((rc = seccomp_load(ctx)) != 0) err = std::string("seccomp_load: ") + std::strerror(-rc);
   if (!err && notify) {
     *listener_fd = seccomp_notify_fd(ctx);
     if (*listener_fd < 0) err = "seccomp_notify_fd: no listener";

@@ -33,6 +33,7 @@ struct ChildSetup {
   bool offer_code;                           // send freshly compiled code (first frame)
   const sandbox::SandboxSpec* sandbox = nullptr;  // nullptr: the defaults (a strong policy)
   sandbox::CloneResult clone;                      // how this child was created (namespaces)
+  const sandbox::SeccompProgram* seccomp_program = nullptr;  // compiled ahead by the fork server
 };
 
 [[noreturn]] void child_main(const ChildSetup& setup);

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 
 #include "v8host/engine.h"
@@ -52,7 +53,7 @@ class Writer {
 
 class Reader {
  public:
-  explicit Reader(const std::string& in) : in_(in) {}
+  explicit Reader(std::string_view in) : in_(in) {}
   bool ok() const { return ok_; }
   bool done() const { return ok_ && pos_ == in_.size(); }
   uint8_t u8() { return scalar<uint8_t>(); }
@@ -62,7 +63,7 @@ class Reader {
   std::string str() {
     uint64_t n = u64();
     if (!need(n)) return {};
-    std::string s = in_.substr(pos_, n);
+    std::string s(in_.substr(pos_, n));
     pos_ += n;
     return s;
   }
@@ -103,12 +104,47 @@ class Reader {
     if (!ok_ || n > in_.size() - pos_) return ok_ = false;
     return true;
   }
-  const std::string& in_;
+  std::string_view in_;
   size_t pos_ = 0;
   bool ok_ = true;
 };
 
 constexpr uint32_t kSetupMagic = 0x575a5931;  // "WZY1"
+
+void put_seccomp(Writer& w, const sandbox::SeccompSpec& sc) {
+  w.u8(static_cast<uint8_t>(sc.default_action));
+  w.u32(static_cast<uint32_t>(sc.default_errno));
+  w.u32(static_cast<uint32_t>(sc.allow.size()));
+  for (const auto& r : sc.allow) {
+    w.str(r.name);
+    w.u32(static_cast<uint32_t>(r.conditions.size()));
+    for (const auto& c : r.conditions)
+      w.u32(c.index), w.u8(static_cast<uint8_t>(c.op)), w.u64(c.value), w.u64(c.mask);
+  }
+  w.strs(sc.kill);
+  w.u32(static_cast<uint32_t>(sc.errno_rules.size()));
+  for (const auto& r : sc.errno_rules) w.str(r.name), w.u32(static_cast<uint32_t>(r.err));
+}
+
+// The fork server's compiled filters, one per distinct seccomp section (policies are few).
+// Compiled for pid 1: a job in its own pid namespace. A job without one builds its own.
+const sandbox::SeccompProgram* precompiled_filter(const sandbox::SandboxSpec& sb) {
+  static std::map<std::string, sandbox::SeccompProgram> cache;
+  if (sb.seccomp.mode == sandbox::Mode::kOff || sb.pid_ns == sandbox::Mode::kOff) return nullptr;
+  Writer w;
+  put_seccomp(w, sb.seccomp);
+  std::string key = w.take();
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    if (cache.size() >= 64) cache.clear();
+    sandbox::SeccompProgram prog;
+    // A spec that does not compile (an unknown syscall name) is left to the child, which
+    // reports the error as the job's setup failure.
+    if (sandbox::compile_seccomp(sb.seccomp, 1, &prog)) return nullptr;
+    it = cache.emplace(std::move(key), std::move(prog)).first;
+  }
+  return &it->second;
+}
 
 sandbox::Mode mode_from(uint8_t v, bool* ok) {
   if (v > static_cast<uint8_t>(sandbox::Mode::kOff)) *ok = false;
@@ -176,19 +212,28 @@ ssize_t recv_with_fds(int sock, void* buf, size_t len, std::vector<int>* fds) {
   return n;
 }
 
-std::optional<std::string> read_memfd(int fd, std::string* out) {
-  struct stat st {};
-  if (fstat(fd, &st) != 0) return std::string("fstat: ") + std::strerror(errno);
-  out->resize(static_cast<size_t>(st.st_size));
-  size_t off = 0;
-  while (off < out->size()) {
-    ssize_t n = pread(fd, out->data() + off, out->size() - off, static_cast<off_t>(off));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return std::string("read: ") + (n < 0 ? std::strerror(errno) : "short");
-    off += static_cast<size_t>(n);
+// The setup's bytes, mapped read-only (no copy; unmapped by the destructor).
+class MappedSetup {
+ public:
+  std::optional<std::string> map(int fd) {
+    struct stat st {};
+    if (fstat(fd, &st) != 0) return std::string("fstat: ") + std::strerror(errno);
+    if (st.st_size <= 0) return std::string("empty");
+    void* p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) return std::string("mmap: ") + std::strerror(errno);
+    data_ = static_cast<const char*>(p);
+    size_ = static_cast<size_t>(st.st_size);
+    return std::nullopt;
   }
-  return std::nullopt;
-}
+  std::string_view view() const { return {data_, size_}; }
+  ~MappedSetup() {
+    if (data_) munmap(const_cast<char*>(data_), size_);
+  }
+
+ private:
+  const char* data_ = nullptr;
+  size_t size_ = 0;
+};
 
 int count_threads() {
   std::ifstream f("/proc/self/status");
@@ -252,20 +297,17 @@ int count_threads() {
       reply(refused);
       continue;
     }
-    std::string data;
-    if (auto e = read_memfd(fds[0], &data)) {
-      refused.error = "fork server: job setup: " + *e;
-      reply(refused);
-      continue;
-    }
     auto d = std::make_unique<DecodedSetup>();
-    if (auto e = decode_child_setup(data, d.get())) {
-      refused.error = "fork server: job setup: " + *e;
-      reply(refused);
-      continue;
+    {
+      MappedSetup data;
+      std::optional<std::string> e = data.map(fds[0]);
+      if (!e) e = decode_child_setup(data.view(), d.get());
+      if (e) {
+        refused.error = "fork server: job setup: " + *e;
+        reply(refused);
+        continue;
+      }
     }
-    data.clear();
-    data.shrink_to_fit();
     ChildSetup& s = d->setup;
     s.stdout_w = fds[1];
     s.stderr_w = fds[2];
@@ -276,6 +318,7 @@ int count_threads() {
       reply(refused);
       continue;
     }
+    s.seccomp_program = precompiled_filter(*s.sandbox);
     s.clone = sandbox::clone_job_process(*s.sandbox, CLONE_PARENT, supervisor);
     if (s.clone.pid == 0) child_main(s);
     reply(s.clone);
@@ -320,18 +363,7 @@ std::string encode_child_setup(const ChildSetup& s) {
   for (sandbox::Mode m : {sb.user_ns, sb.pid_ns, sb.net_ns, sb.ipc_ns, sb.uts_ns, sb.mount_ns, sb.landlock,
                           sb.capabilities, sb.seccomp.mode})
     w.u8(static_cast<uint8_t>(m));
-  w.u8(static_cast<uint8_t>(sb.seccomp.default_action));
-  w.u32(static_cast<uint32_t>(sb.seccomp.default_errno));
-  w.u32(static_cast<uint32_t>(sb.seccomp.allow.size()));
-  for (const auto& r : sb.seccomp.allow) {
-    w.str(r.name);
-    w.u32(static_cast<uint32_t>(r.conditions.size()));
-    for (const auto& c : r.conditions)
-      w.u32(c.index), w.u8(static_cast<uint8_t>(c.op)), w.u64(c.value), w.u64(c.mask);
-  }
-  w.strs(sb.seccomp.kill);
-  w.u32(static_cast<uint32_t>(sb.seccomp.errno_rules.size()));
-  for (const auto& r : sb.seccomp.errno_rules) w.str(r.name), w.u32(static_cast<uint32_t>(r.err));
+  put_seccomp(w, sb.seccomp);
   const auto& rl = sb.rlimits;
   for (const auto* o : {&rl.nofile, &rl.fsize, &rl.nproc, &rl.data, &rl.stack, &rl.cpu_seconds}) w.opt(*o);
   w.u32(static_cast<uint32_t>(sb.preopens.size()));
@@ -340,7 +372,7 @@ std::string encode_child_setup(const ChildSetup& s) {
   return w.take();
 }
 
-std::optional<std::string> decode_child_setup(const std::string& data, DecodedSetup* out) {
+std::optional<std::string> decode_child_setup(std::string_view data, DecodedSetup* out) {
   Reader r(data);
   if (r.u32() != kSetupMagic) return std::string("not a job setup");
   Job& j = out->job;

@@ -18,6 +18,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "sandbox/lockdown.h"
 #include "supervisor/child.h"
@@ -62,6 +63,6 @@ struct DecodedSetup {
   ChildSetup setup{};  // fds left at -1; pointers into the members above
 };
 // Fails with a message on malformed input (the zygote then refuses the request).
-std::optional<std::string> decode_child_setup(const std::string& data, DecodedSetup* out);
+std::optional<std::string> decode_child_setup(std::string_view data, DecodedSetup* out);
 
 }  // namespace wj

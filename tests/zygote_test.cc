@@ -145,3 +145,27 @@ BOOST_AUTO_TEST_CASE(huge_counts_and_bad_modes_are_refused_without_allocating) {
   BOOST_REQUIRE(err.has_value());
   BOOST_TEST(*err == "not a job setup");
 }
+
+// The fork server compiles each policy's filter once and the job installs it as is: the
+// program must depend only on the spec and the pid it is built for.
+BOOST_AUTO_TEST_CASE(a_compiled_filter_depends_only_on_spec_and_pid) {
+  wj::sandbox::SeccompSpec spec;
+  wj::sandbox::SeccompProgram a, b, other_pid, other_spec;
+  BOOST_REQUIRE(!wj::sandbox::compile_seccomp(spec, 1, &a));
+  BOOST_REQUIRE(!wj::sandbox::compile_seccomp(spec, 1, &b));
+  BOOST_REQUIRE(!wj::sandbox::compile_seccomp(spec, 4242, &other_pid));
+  spec.errno_rules.push_back({"uname", 38});
+  BOOST_REQUIRE(!wj::sandbox::compile_seccomp(spec, 1, &other_spec));
+  BOOST_TEST(a.code.size() > 50u);
+  BOOST_TEST(a.for_pid == 1);
+  BOOST_TEST((a.code == b.code));
+  BOOST_TEST((a.code != other_pid.code));  // kill/tgkill are allowed towards itself only
+  BOOST_TEST((a.code != other_spec.code));
+  // A spec that cannot compile is an error, not an empty filter.
+  wj::sandbox::SeccompSpec bad;
+  bad.kill = {"no_such_syscall"};
+  wj::sandbox::SeccompProgram none;
+  auto err = wj::sandbox::compile_seccomp(bad, 1, &none);
+  BOOST_REQUIRE(err.has_value());
+  BOOST_TEST(err->find("no_such_syscall") != std::string::npos);
+}
