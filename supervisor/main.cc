@@ -1,5 +1,6 @@
 // wasmjail: a hardened executor for untrusted WebAssembly jobs.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -26,8 +27,13 @@ int main(int argc, char** argv) {
     return wj::cli::kExitUsage;
   }
   std::string cmd = argv[1];
-  // The fork server must be forked while this process has a single thread: now.
-  if (cmd == "run" || cmd == "exec" || cmd == "serve") wj::Zygote::start();
+  // The fork server must be forked while this process has a single thread: now. It pays
+  // off over many jobs (serve); for one job (run, exec) forking it costs more than it saves
+  // (measured, BENCHMARKS.md). WASMJAIL_ZYGOTE=on|off overrides.
+  const char* z = std::getenv("WASMJAIL_ZYGOTE");
+  std::string zygote = z ? z : "";
+  if (zygote == "on" ? (cmd == "run" || cmd == "exec" || cmd == "serve") : (zygote != "off" && cmd == "serve"))
+    wj::Zygote::start();
   if (cmd == "run") return wj::cli::run(argc - 2, argv + 2);
   if (cmd == "exec") return wj::cli::exec(argc - 2, argv + 2);
   if (cmd == "serve") return wj::cli::serve(argc - 2, argv + 2);

@@ -471,8 +471,6 @@ Zygote* g_zygote = nullptr;
 
 bool Zygote::start() {
   if (g_zygote) return true;
-  const char* env = getenv("WASMJAIL_ZYGOTE");
-  if (env && std::strcmp(env, "off") == 0) return false;
   // fork() is only safe while we are the only thread.
   if (count_threads() != 1) return false;
   int sv[2];

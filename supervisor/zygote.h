@@ -11,7 +11,8 @@
 // its own isolate, so no two jobs share a heap layout or hash seed.
 //
 // If the zygote cannot be started or dies, the supervisor clones jobs directly (same
-// sandbox, slower start); WASMJAIL_ZYGOTE=off forces that.
+// sandbox, slower start). One-shot commands (run, exec) clone directly by default: for a
+// single job, forking the zygote costs more than it saves.
 #pragma once
 
 #include <sys/types.h>
@@ -28,8 +29,9 @@ namespace wj {
 class Zygote {
  public:
   // Forks the zygote. Call first thing in main(), while the process has one thread;
-  // does nothing (and the supervisor clones directly) if it has more, or when
-  // WASMJAIL_ZYGOTE=off. Returns whether a zygote is running.
+  // does nothing (and the supervisor clones directly) if it has more. Returns whether a
+  // zygote is running. main() starts it for `serve` (WASMJAIL_ZYGOTE=on: also for run and
+  // exec; =off: never).
   static bool start();
   // The running zygote, or null.
   static Zygote* get();
