@@ -32,6 +32,10 @@ int main(int argc, char** argv) {
   // (measured, BENCHMARKS.md). WASMJAIL_ZYGOTE=on|off overrides.
   const char* z = std::getenv("WASMJAIL_ZYGOTE");
   std::string zygote = z ? z : "";
+  if (!zygote.empty() && zygote != "on" && zygote != "off") {
+    std::fprintf(stderr, "wasmjail: WASMJAIL_ZYGOTE must be \"on\" or \"off\", got \"%s\"\n", zygote.c_str());
+    return wj::cli::kExitUsage;
+  }
   if (zygote == "on" ? (cmd == "run" || cmd == "exec" || cmd == "serve") : (zygote != "off" && cmd == "serve"))
     wj::Zygote::start();
   if (cmd == "run") return wj::cli::run(argc - 2, argv + 2);

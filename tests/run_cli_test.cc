@@ -163,3 +163,16 @@ BOOST_AUTO_TEST_CASE(out_of_bounds_memory_access_traps) {
   BOOST_TEST(r.exit_code == 134);
   BOOST_TEST(r.err.find("wasm trap: RuntimeError: memory access out of bounds") != std::string::npos);
 }
+
+// The fork server switch is checked like any other input; either setting runs the job.
+BOOST_AUTO_TEST_CASE(fork_server_switch_is_validated_and_both_settings_work) {
+  auto r = wjt::run({wjt::binary(), "run", wjt::guest("hello"), "z"}, {"WASMJAIL_ZYGOTE=yes"});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.err == "wasmjail: WASMJAIL_ZYGOTE must be \"on\" or \"off\", got \"yes\"\n");
+  BOOST_TEST(r.out == "");
+  for (const char* v : {"WASMJAIL_ZYGOTE=on", "WASMJAIL_ZYGOTE=off"}) {
+    r = wjt::run({wjt::binary(), "run", wjt::guest("hello"), "z"}, {v});
+    BOOST_TEST(r.exit_code == 0, v);
+    BOOST_TEST(r.out == "Hello, z!\n", v);
+  }
+}
