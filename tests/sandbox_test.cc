@@ -93,7 +93,7 @@ struct LiveJob {
   int out_fd = -1;
   std::string data_dir, out_dir;
   // `zygote`: run it through the fork server (WASMJAIL_ZYGOTE=on), as `serve` does; else
-  // the supervisor clones it directly, as `run` does by default.
+  // `run`'s default: the supervisor clones it directly.
   explicit LiveJob(bool zygote = false, std::vector<std::string> extra = {}) {
     data_dir = wjt::temp_dir();
     out_dir = wjt::temp_dir();
@@ -101,9 +101,13 @@ struct LiveJob {
                                      data_dir + "::/data:ro", "--dir", out_dir + "::/out"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(guest("spin"));
+    const char* was = getenv("WASMJAIL_ZYGOTE");
+    std::string saved = was ? was : "";
     if (zygote) setenv("WASMJAIL_ZYGOTE", "on", 1);
+    else unsetenv("WASMJAIL_ZYGOTE");
     wasmjail = wjt::spawn(argv, &out_fd);
-    unsetenv("WASMJAIL_ZYGOTE");
+    if (was) setenv("WASMJAIL_ZYGOTE", saved.c_str(), 1);
+    else unsetenv("WASMJAIL_ZYGOTE");
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (std::chrono::steady_clock::now() < deadline) {
       child = child_of(wasmjail);

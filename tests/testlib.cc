@@ -30,7 +30,15 @@ std::vector<char*> cvec(std::vector<std::string>& v) {
 ProcResult run(const std::vector<std::string>& argv_in, const std::vector<std::string>& extra_env, int timeout_s) {
   std::vector<std::string> argv = argv_in;
   std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  // extra_env overrides: a variable it names is dropped from this process's environment.
+  auto named = [&](const std::string& entry) {
+    std::string key = entry.substr(0, entry.find('='));
+    for (const auto& x : extra_env)
+      if (x.substr(0, x.find('=')) == key) return true;
+    return false;
+  };
+  for (char** e = environ; *e; ++e)
+    if (!named(*e)) env.emplace_back(*e);
   env.insert(env.end(), extra_env.begin(), extra_env.end());
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) throw std::runtime_error("pipe");
