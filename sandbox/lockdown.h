@@ -40,7 +40,8 @@ struct CloneResult {
 // kill/tgkill of itself only). Building it costs a job about 1 ms.
 struct SeccompProgram {
   pid_t for_pid = 0;
-  bool notify = false;           // dangerous calls go to a listener (else KILL_PROCESS)
+  bool notify = false;    // compiled for a kernel with user notification (else KILL_PROCESS)
+  bool listener = false;  // some call is routed to the listener: ask for one when loading
   std::vector<uint64_t> code;    // struct sock_filter, 8 bytes each
 };
 // Creates the job process with a raw clone(flags|SIGCHLD), which behaves like fork():

@@ -233,7 +233,8 @@ scmp_compare to_scmp(ArgCondition::Op op) {
   return SCMP_CMP_EQ;
 }
 
-std::optional<std::string> build(scmp_filter_ctx ctx, const SeccompSpec& spec, bool notify, pid_t self) {
+std::optional<std::string> build(scmp_filter_ctx ctx, const SeccompSpec& spec, bool notify, pid_t self,
+                                 bool* listener) {
   Builder b{ctx, std::nullopt, {}};
   // Policy names are checked first: an unknown name is an error, never ignored.
   auto known = [&](const std::string& n) -> std::optional<std::string> {
@@ -286,7 +287,13 @@ std::optional<std::string> build(scmp_filter_ctx ctx, const SeccompSpec& spec, b
     if (rc != 0 && rc != -EEXIST) return "seccomp_rule_add(" + name + ", errno): " + std::strerror(-rc);
   }
   b.skip.clear();
-  for (const auto& name : kill) b.add(notify ? SCMP_ACT_NOTIFY : SCMP_ACT_KILL_PROCESS, name.c_str());
+  // A listener exists only if some call is routed to it (a policy may turn every dangerous
+  // call into an errno rule).
+  *listener = false;
+  for (const auto& name : kill) {
+    if (notify && b.nr(name.c_str()) != __NR_SCMP_ERROR) *listener = true;
+    b.add(notify ? SCMP_ACT_NOTIFY : SCMP_ACT_KILL_PROCESS, name.c_str());
+  }
   return b.error;
 }
 
@@ -295,7 +302,7 @@ std::optional<std::string> build(scmp_filter_ctx ctx, const SeccompSpec& spec, b
 namespace {
 
 // A filter context configured as every job's is: bad architecture killed, TSYNC.
-std::optional<std::string> make_filter(const SeccompSpec& spec, pid_t self, bool notify,
+std::optional<std::string> make_filter(const SeccompSpec& spec, pid_t self, bool notify, bool* listener,
                                        scmp_filter_ctx* out) {
   scmp_filter_ctx ctx = seccomp_init(default_action(spec));
   if (!ctx) return std::string("seccomp_init failed");
@@ -305,7 +312,7 @@ std::optional<std::string> make_filter(const SeccompSpec& spec, pid_t self, bool
     err = std::string("seccomp_attr_set(BADARCH): ") + std::strerror(-rc);
   else if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) != 0)
     err = std::string("seccomp_attr_set(TSYNC): ") + std::strerror(-rc);
-  if (!err) err = build(ctx, spec, notify, self);
+  if (!err) err = build(ctx, spec, notify, self, listener);
   if (err) {
     seccomp_release(ctx);
     return err;
@@ -324,7 +331,8 @@ bool notify_supported() {
 std::optional<std::string> compile_seccomp(const SeccompSpec& spec, pid_t for_pid, SeccompProgram* out) {
   const bool notify = notify_supported();
   scmp_filter_ctx ctx = nullptr;
-  if (auto e = make_filter(spec, for_pid, notify, &ctx)) return e;
+  bool listener = false;
+  if (auto e = make_filter(spec, for_pid, notify, &listener, &ctx)) return e;
   // libseccomp 2.5 exports BPF only to an fd.
   std::optional<std::string> err;
   int fd = memfd_create("wasmjail-seccomp", MFD_CLOEXEC);
@@ -346,6 +354,7 @@ std::optional<std::string> compile_seccomp(const SeccompSpec& spec, pid_t for_pi
   seccomp_release(ctx);
   out->for_pid = for_pid;
   out->notify = notify;
+  out->listener = listener;
   return err;
 }
 
@@ -373,10 +382,10 @@ std::optional<std::string> install_seccomp(const SeccompSpec& spec, int* listene
                     reinterpret_cast<sock_filter*>(const_cast<uint64_t*>(precompiled->code.data()))};
     if (precompiled->code.size() > 0xffff) return std::string("seccomp: precompiled program too long");
     unsigned flags = SECCOMP_FILTER_FLAG_TSYNC;
-    if (notify) flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+    if (precompiled->listener) flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
     long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
     if (rc < 0) return errno_message("seccomp(SECCOMP_SET_MODE_FILTER)", errno);
-    if (notify) {
+    if (precompiled->listener) {
       *listener_fd = static_cast<int>(rc);
     } else if (rc != 0) {
       return "seccomp: TSYNC failed for thread " + std::to_string(rc);
@@ -385,11 +394,12 @@ std::optional<std::string> install_seccomp(const SeccompSpec& spec, int* listene
   }
 
   scmp_filter_ctx ctx = nullptr;
-  if (auto e = make_filter(spec, getpid(), notify, &ctx)) return e;
+  bool listener = false;
+  if (auto e = make_filter(spec, getpid(), notify, &listener, &ctx)) return e;
   std::optional<std::string> err;
   int rc;
   if ((rc = seccomp_load(ctx)) != 0) err = std::string("seccomp_load: ") + std::strerror(-rc);
-  if (!err && notify) {
+  if (!err && listener) {
     *listener_fd = seccomp_notify_fd(ctx);
     if (*listener_fd < 0) err = "seccomp_notify_fd: no listener";
   }

@@ -444,6 +444,12 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       }
     }
   }
+  // Each preopened directory is an open file of the guest's from the start.
+  if (r->limits.open_files && job.dirs.size() > *r->limits.open_files) {
+    r->fail_now(Status::kInvalidJob, std::to_string(job.dirs.size()) + " directories are mounted but the open_files limit is " +
+                                         std::to_string(*r->limits.open_files) + " (each is an open file of the guest)");
+    return control;
+  }
   r->opts.sandbox.preopens.clear();
   for (const DirMount& d : job.dirs) r->opts.sandbox.preopens.push_back({d.host_path, d.guest_path, d.read_only});
   if (auto err = sandbox::apply_test_unavailable(getenv("WASMJAIL_TEST_UNAVAILABLE"), &r->opts.sandbox)) {

@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -153,9 +155,18 @@ sandbox::Mode mode_from(uint8_t v, bool* ok) {
 
 // ---- the request and the reply on the socket --------------------------------------------
 
-constexpr size_t kMaxFds = 250;  // SCM_RIGHTS carries at most 253
+// SCM_RIGHTS carries at most 253 fds; a request has the memfd, 3 pipes and the preopens.
+constexpr size_t kMaxPreopens = 249;
+constexpr size_t kMaxFds = kMaxPreopens + 4;
+
+struct RequestHead {
+  uint32_t magic;
+  uint32_t seq;       // echoed in the reply
+  uint32_t preopens;  // fds after the memfd and the 3 pipes
+};
 
 struct ReplyHead {
+  uint32_t seq;
   int32_t pid;
   int32_t err;
   uint32_t applied;
@@ -163,6 +174,7 @@ struct ReplyHead {
 };
 constexpr size_t kMaxReply = 4096;
 
+// Sends one message; false with errno set on failure (nothing was sent then).
 bool send_with_fds(int sock, const void* data, size_t len, const std::vector<int>& fds) {
   iovec iov{const_cast<void*>(data), len};
   msghdr msg{};
@@ -191,7 +203,7 @@ ssize_t recv_with_fds(int sock, void* buf, size_t len, std::vector<int>* fds) {
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  std::vector<char> ctrl(CMSG_SPACE(sizeof(int) * (kMaxFds + 3)));
+  std::vector<char> ctrl(CMSG_SPACE(sizeof(int) * (kMaxFds + 3)));  // room to see excess
   msg.msg_control = ctrl.data();
   msg.msg_controllen = ctrl.size();
   ssize_t n;
@@ -267,6 +279,7 @@ int count_threads() {
     dup2(devnull, 1);
     close(devnull);
   }
+  const bool stall_for_tests = getenv("WASMJAIL_TEST_ZYGOTE_STALL") != nullptr;
   // V8 without a thread: the job children start their own workers after lock-down.
   preinitialize_v8();
   if (count_threads() != 1) {
@@ -278,21 +291,30 @@ int count_threads() {
   if (!send_with_fds(sock, &ready, 1, {})) _exit(0);
 
   for (;;) {
-    uint32_t head[2] = {0, 0};  // magic, number of preopen fds
+    RequestHead head{};
     std::vector<int> fds;
-    ssize_t n = recv_with_fds(sock, head, sizeof head, &fds);
+    ssize_t n = recv_with_fds(sock, &head, sizeof head, &fds);
     if (n == 0) _exit(0);  // the supervisor is gone
+    // The job process waits for this pipe's byte (sent once the supervisor has the reply) and
+    // exits at EOF: if we die before replying, no job process runs unknown to the supervisor.
+    int go[2] = {-1, -1};
     auto reply = [&](const sandbox::CloneResult& r) {
       std::string out(sizeof(ReplyHead), '\0');
-      ReplyHead h{r.pid, r.err, r.applied, r.skipped};
+      ReplyHead h{head.seq, r.pid, r.err, r.applied, r.skipped};
       std::memcpy(out.data(), &h, sizeof h);
       out += r.error.substr(0, kMaxReply - sizeof h);
       for (int fd : fds) close(fd);
-      if (!send_with_fds(sock, out.data(), out.size(), {})) _exit(0);
+      if (go[0] >= 0) close(go[0]);
+      if (!send_with_fds(sock, out.data(), out.size(), {})) _exit(0);  // go[1] closes with us
+      if (go[1] >= 0) {
+        (void)!write(go[1], "g", 1);
+        close(go[1]);
+      }
     };
     sandbox::CloneResult refused;
     refused.err = EINVAL;
-    if (n != static_cast<ssize_t>(sizeof head) || head[0] != kSetupMagic || fds.size() != 4 + head[1]) {
+    if (n != static_cast<ssize_t>(sizeof head) || head.magic != kSetupMagic || head.preopens > kMaxPreopens ||
+        fds.size() != 4 + static_cast<size_t>(head.preopens)) {
       refused.error = "fork server: malformed request";
       reply(refused);
       continue;
@@ -318,9 +340,28 @@ int count_threads() {
       reply(refused);
       continue;
     }
+    if (pipe2(go, O_CLOEXEC) != 0) {
+      refused.err = errno;
+      refused.error = std::string("fork server: pipe2: ") + std::strerror(errno);
+      go[0] = go[1] = -1;
+      reply(refused);
+      continue;
+    }
     s.seccomp_program = precompiled_filter(*s.sandbox);
     s.clone = sandbox::clone_job_process(*s.sandbox, CLONE_PARENT, supervisor);
-    if (s.clone.pid == 0) child_main(s);
+    if (s.clone.pid == 0) {
+      prctl(PR_SET_NAME, "wasmjail-job");  // not the fork server, from its first instant
+      close(go[1]);
+      char c = 0;
+      ssize_t got;
+      do got = read(go[0], &c, 1);
+      while (got < 0 && errno == EINTR);
+      if (got != 1) _exit(0);
+      close(go[0]);
+      child_main(s);
+    }
+    // Tests only: a fork server that hangs after creating the job, before answering.
+    if (stall_for_tests && s.clone.pid > 0) pause();
     reply(s.clone);
   }
 }
@@ -458,6 +499,8 @@ std::optional<std::string> decode_child_setup(std::string_view data, DecodedSetu
   }
   sb.simulate_unavailable = r.u32();
   s.sandbox = &out->sandbox;
+  if (r.ok() && sb.preopens.size() != j.dirs.size())
+    return std::string("preopens and directories differ in number");
   if (!r.done()) return std::string(r.ok() ? "trailing bytes" : "truncated");
   if (!modes_ok) return std::string("a mode out of range");
   return std::nullopt;
@@ -498,73 +541,91 @@ Zygote* Zygote::get() {
 void Zygote::stop() {
   close(sock_);
   kill(pid_, SIGKILL);
-  while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  // Reaped if it goes within a moment; a fork server stuck in the kernel stays a zombie
+  // rather than stall the event loop.
+  for (int i = 0; i < 100; ++i) {
+    pid_t got = waitpid(pid_, nullptr, WNOHANG);
+    if (got == pid_ || (got < 0 && errno != EINTR)) break;
+    usleep(1000);
   }
   if (g_zygote == this) g_zygote = nullptr;
   delete this;
 }
 
 std::optional<sandbox::CloneResult> Zygote::spawn(const ChildSetup& s) {
-  sandbox::CloneResult r;
-  if (s.preopen_fds.size() > kMaxFds) {
-    r.err = E2BIG;
-    r.error = "too many preopened directories for the fork server (at most " + std::to_string(kMaxFds) + ")";
-    return r;
-  }
-  // Waits (bounded) for one message from the zygote; false if it is gone or stuck.
-  auto wait_reply = [&](void* buf, size_t len, ssize_t* got) {
-    pollfd p{sock_, POLLIN, 0};
-    int n;
-    do n = poll(&p, 1, 10000);
-    while (n < 0 && errno == EINTR);
-    if (n != 1) return false;
+  // More fds than one message carries: this job is cloned directly (the fork server stays).
+  if (s.preopen_fds.size() > kMaxPreopens) return std::nullopt;
+  // Waits until `deadline` for one message from the zygote; false if it is gone or stuck.
+  auto wait_reply = [&](void* buf, size_t len, ssize_t* got, std::chrono::steady_clock::time_point deadline) {
+    for (;;) {
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd p{sock_, POLLIN, 0};
+      int n = poll(&p, 1, static_cast<int>(std::max<long>(0, left.count())));
+      if (n < 0 && errno == EINTR) continue;
+      if (n != 1) return false;
+      break;
+    }
     std::vector<int> fds;
     *got = recv_with_fds(sock_, buf, len, &fds);
     for (int fd : fds) close(fd);
     return *got > 0;
   };
+  using std::chrono::seconds;
   if (!ready_) {
-    // The first request waits for V8's initialization in the zygote (started at main()).
+    // The first request waits for V8's initialization in the zygote (forked at main()).
     char c = 0;
     ssize_t got = 0;
-    if (!wait_reply(&c, 1, &got) || c != 'R') {
+    if (!wait_reply(&c, 1, &got, std::chrono::steady_clock::now() + seconds(10)) || c != 'R') {
       stop();
-      return std::nullopt;
+      return std::nullopt;  // nothing was sent: clone directly
     }
     ready_ = true;
   }
+  sandbox::CloneResult r;
   std::string data = encode_child_setup(s);
   int mfd = memfd_create("wasmjail-job", MFD_CLOEXEC);
-  if (mfd < 0) {
-    r.err = errno;
-    r.error = std::string("memfd_create: ") + std::strerror(errno);
-    return r;
-  }
+  if (mfd < 0) return std::nullopt;
   size_t off = 0;
   while (off < data.size()) {
     ssize_t n = write(mfd, data.data() + off, data.size() - off);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      r.err = n < 0 ? errno : EIO;
-      r.error = std::string("write job setup: ") + std::strerror(r.err);
       close(mfd);
-      return r;
+      return std::nullopt;
     }
     off += static_cast<size_t>(n);
   }
   std::vector<int> fds = {mfd, s.stdout_w, s.stderr_w, s.record_w};
   fds.insert(fds.end(), s.preopen_fds.begin(), s.preopen_fds.end());
-  uint32_t head[2] = {kSetupMagic, static_cast<uint32_t>(s.preopen_fds.size())};
-  bool sent = send_with_fds(sock_, head, sizeof head, fds);
+  RequestHead head{kSetupMagic, ++seq_, static_cast<uint32_t>(s.preopen_fds.size())};
+  bool sent = send_with_fds(sock_, &head, sizeof head, fds);
+  int send_err = errno;
   close(mfd);
-  char buf[kMaxReply];
-  ssize_t got = 0;
-  if (!sent || !wait_reply(buf, sizeof buf, &got) || got < static_cast<ssize_t>(sizeof(ReplyHead))) {
-    stop();
+  if (!sent) {
+    // Nothing reached the zygote: this job is cloned directly; a dead zygote is stopped.
+    if (send_err == EPIPE || send_err == ECONNRESET || send_err == ENOTCONN) stop();
     return std::nullopt;
   }
-  ReplyHead h;
-  std::memcpy(&h, buf, sizeof h);
+  // From here the job process may exist: never clone a second one for this setup. It waits
+  // for the zygote's go-ahead, which comes only after the reply below, so on any failure
+  // stopping the zygote makes it exit before running anything.
+  char buf[kMaxReply];
+  ssize_t got = 0;
+  bool ok = wait_reply(buf, sizeof buf, &got, std::chrono::steady_clock::now() + seconds(5)) &&
+            got >= static_cast<ssize_t>(sizeof(ReplyHead));
+  ReplyHead h{};
+  if (ok) {
+    std::memcpy(&h, buf, sizeof h);
+    // A reply for this request: a pid, or a refusal with its reason.
+    ok = h.seq == seq_ && (h.pid > 0 || (h.pid < 0 && (h.err != 0 || got > static_cast<ssize_t>(sizeof h))));
+  }
+  if (!ok) {
+    stop();
+    r.err = EIO;
+    r.error = "the fork server did not answer for this job (it is stopped; later jobs are cloned directly)";
+    return r;
+  }
   r.pid = h.pid;
   r.err = h.err;
   r.applied = h.applied;

@@ -17,6 +17,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,8 +39,10 @@ class Zygote {
   static Zygote* get();
 
   // Creates the job process for `setup` (fds and all). Like clone_job_process: pid > 0 on
-  // success, else err/error. nullopt when the zygote is gone (it is then stopped for good
-  // and the caller should clone directly).
+  // success, else err/error (also when the zygote failed after the request was sent: the
+  // job fails rather than risk two processes on its pipes). nullopt when nothing was sent
+  // (the zygote is gone, or the job has more preopens than one message carries): the caller
+  // clones directly.
   std::optional<sandbox::CloneResult> spawn(const ChildSetup& setup);
 
   pid_t pid() const { return pid_; }
@@ -50,6 +54,7 @@ class Zygote {
   pid_t pid_;
   int sock_;
   bool ready_ = false;  // the zygote's "V8 initialized" byte has been read
+  uint32_t seq_ = 0;    // request number, echoed in the reply
 };
 
 // The setup's encoding (exposed for tests): everything child_main needs but the fds.

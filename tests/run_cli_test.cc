@@ -1,6 +1,7 @@
 // End-to-end: `wasmjail run` through supervisor -> forked child -> V8 -> pipes -> result.
 #include <boost/test/unit_test.hpp>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -174,5 +175,38 @@ BOOST_AUTO_TEST_CASE(fork_server_switch_is_validated_and_both_settings_work) {
     r = wjt::run({wjt::binary(), "run", wjt::guest("hello"), "z"}, {v});
     BOOST_TEST(r.exit_code == 0, v);
     BOOST_TEST(r.out == "Hello, z!\n", v);
+  }
+}
+
+// Preopened directories are open files of the guest: more than the policy's open_files is
+// refused up front. With a larger limit, 249 of them still travel through the fork server
+// in one message, and 250 (more than SCM_RIGHTS carries with the pipes) are cloned
+// directly; the job runs either way.
+BOOST_AUTO_TEST_CASE(many_preopened_directories) {
+  std::string dir = wjt::temp_dir();
+  std::vector<std::string> args;
+  for (int i = 0; i < 250; ++i) {
+    std::string d = dir + "/d" + std::to_string(i);
+    mkdir(d.c_str(), 0755);
+    args.push_back("--dir");
+    args.push_back(d + "::/d" + std::to_string(i) + ":ro");
+  }
+  auto argv = [&](size_t n, const std::vector<std::string>& extra) {
+    std::vector<std::string> v = {binary(), "run"};
+    v.insert(v.end(), extra.begin(), extra.end());
+    v.insert(v.end(), args.begin(), args.begin() + static_cast<long>(2 * n));
+    v.push_back(guest("hello"));
+    v.push_back("dirs");
+    return v;
+  };
+  auto r = run(argv(65, {}));
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.err == "wasmjail: error: 65 directories are mounted but the open_files limit is 64 (each is an "
+                      "open file of the guest)\n");
+  wjt::write_file(dir + "/many.yaml", "name: many\nextends: default\nlimits:\n  open_files: 400\n");
+  for (size_t n : {249u, 250u}) {
+    r = run(argv(n, {"--policy", dir + "/many.yaml"}), {"WASMJAIL_ZYGOTE=on"});
+    BOOST_TEST(r.exit_code == 0, n << " dirs: " << r.err);
+    BOOST_TEST(r.out == "Hello, dirs!\n");
   }
 }

@@ -291,6 +291,33 @@ BOOST_AUTO_TEST_CASE(a_dead_fork_server_costs_speed_not_jobs) {
   BOOST_TEST(wjt::zygote_of(s.pid) == -1);  // reaped, not a zombie child
 }
 
+// A fork server that creates the job process but never answers: the job fails after the
+// reply timeout (5 s), the job process never runs the guest (it exits when the stopped fork
+// server's go-ahead pipe closes), and later jobs are cloned directly.
+BOOST_AUTO_TEST_CASE(a_fork_server_that_stops_answering_fails_one_job_and_no_more) {
+  setenv("WASMJAIL_TEST_ZYGOTE_STALL", "1", 1);
+  Server s;
+  unsetenv("WASMJAIL_TEST_ZYGOTE_STALL");
+  BOOST_REQUIRE(wjt::zygote_of(s.pid) > 0);
+  json res = s.req("POST", "/v1/run", job("hello")).j();
+  BOOST_TEST(res["result"]["status"] == "internal_error");
+  BOOST_TEST(res["result"]["error"] ==
+             "the fork server did not answer for this job (it is stopped; later jobs are cloned directly)");
+  BOOST_TEST(res["result"]["stdout"] == "");
+  res = s.req("POST", "/v1/run", job("hello")).j();
+  BOOST_TEST(res["result"]["status"] == "ok");
+  BOOST_TEST(res["result"]["stdout"] == "Hello from wasmjail!\n");
+  BOOST_TEST(wjt::zygote_of(s.pid) == -1);
+  // What is left of the stray job process is at most a zombie: nothing runs.
+  BOOST_TEST(wait_for([&] {
+    for (pid_t c : s.children()) {
+      std::string st = wjt::read_file("/proc/" + std::to_string(c) + "/stat");
+      if (!st.empty() && st.find(") Z ") == std::string::npos) return false;
+    }
+    return true;
+  }));
+}
+
 BOOST_AUTO_TEST_CASE(a_child_killed_from_outside_is_crashed) {
   Server s;
   std::string id = s.req("POST", "/v1/jobs", job("loop")).j()["id"];
