@@ -151,6 +151,7 @@ void child_main(const ChildSetup& s) {
   g_fatal_record = wire::encode_outcome(fatal);
   cfg.on_fatal = on_v8_fatal;
   cfg.cached_code = s.cached_code;
+  cfg.compile_only = s.compile_only;
   if (s.offer_code)
     cfg.on_compiled = [](const uint8_t* data, size_t size) {
       // Always one frame (empty when there is nothing to store or it is too large).

@@ -34,6 +34,7 @@ struct ChildSetup {
   const sandbox::SandboxSpec* sandbox = nullptr;  // nullptr: the defaults (a strong policy)
   sandbox::CloneResult clone;                      // how this child was created (namespaces)
   const sandbox::SeccompProgram* seccomp_program = nullptr;  // compiled ahead by the fork server
+  bool compile_only = false;  // compile the entry module for the cache; run no guest code
 };
 
 [[noreturn]] void child_main(const ChildSetup& setup);

@@ -319,6 +319,8 @@ void Executor::maybe_drained() {
     uv_timer_stop(&drain_timer_);
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
   }
+  // Background compiles for the code cache must not keep a stopping server alive.
+  supervisor_.cancel_background();
   auto cb = std::move(drained_cb_);
   drained_cb_ = nullptr;
   cb();

@@ -73,7 +73,9 @@ struct Result {
   std::optional<SandboxInfo> sandbox;  // set once the child reported its lock-down
   Timings timing;
   Usage usage;
-  std::string code_cache;  // "hit", "miss" (compiled; code stored), or "" (no cache)
+  // "hit", "miss" (compiled; code stored), "compiling" (a cold module of 256 KiB or more:
+  // ran on Liftoff with tier-up while a second child compiles its code), or "" (no cache)
+  std::string code_cache;
 };
 
 nlohmann::ordered_json to_json(const Result& r);

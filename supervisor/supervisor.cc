@@ -84,6 +84,7 @@ struct Running {
   std::unique_ptr<CodeCache> cache;  // set when this job may read and fill the cache
   std::string cache_key;
   std::vector<uint8_t> cached_code;
+  bool compiling_in_background = false;  // cold, large module: ran tiered; a sibling compiles
   std::optional<RunOutcome> outcome;
   std::optional<wire::ViolationRecord> violation;
   std::optional<std::string> protocol_error;
@@ -304,6 +305,7 @@ struct Running {
       result.usage.peak_wasm_memory_bytes = outcome->peak_wasm_memory_bytes;
       result.code_cache = outcome->code_cache;
     }
+    if (compiling_in_background) result.code_cache = "compiling";
     const bool signaled = WIFSIGNALED(wait_status);
     const int sig = signaled ? WTERMSIG(wait_status) : 0;
     if (violation || (signaled && sig == SIGSYS)) {
@@ -407,6 +409,13 @@ void JobControl::cancel() {
 Supervisor::Supervisor(uv_loop_t* loop) : loop_(loop) {}
 Supervisor::~Supervisor() = default;
 
+void Supervisor::cancel_background() {
+  std::vector<std::shared_ptr<JobControl>> controls;
+  for (auto& [key, c] : *compiling_)
+    if (c) controls.push_back(c);
+  for (auto& c : controls) c->cancel();
+}
+
 std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, std::function<void(Result)> done) {
   auto* r = new Running{};
   std::shared_ptr<JobControl> control = r->control;
@@ -494,13 +503,56 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   if (!r->opts.cache_dir.empty() && std::find(fl.begin(), fl.end(), "--no-liftoff") != fl.end()) {
     r->cache = std::make_unique<CodeCache>(r->opts.cache_dir, r->opts.cache_max_bytes);
     r->cache_key = CodeCache::key_for(module, fl);
-    if (auto hit = r->cache->get(r->cache_key)) r->cached_code = std::move(*hit);
-    r->frames.allow_code_frame(true);
+    if (auto hit = r->cache->get(r->cache_key)) {
+      r->cached_code = std::move(*hit);
+    } else if (!r->opts.compile_only && r->opts.background_compile_min_bytes &&
+               module.size() >= r->opts.background_compile_min_bytes) {
+      // Cold and large: TurboFan code for the cache comes from a second child that runs no
+      // guest code (at most one per module at a time); this job runs on Liftoff with
+      // dynamic tier-up now, offering no code.
+      if (!compiling_->count(r->cache_key)) {
+        Job cj;
+        cj.module_path = job.module_path;
+        cj.module_bytes = module;
+        cj.entry_point = job.entry_point;
+        cj.argv = {job.argv.empty() ? job.module_path : job.argv[0]};
+        RunOptions co;
+        co.v8_flags = fl;
+        co.policy = r->opts.policy;
+        co.job_limits = r->opts.job_limits;
+        co.sandbox = r->opts.sandbox;
+        co.cache_dir = r->opts.cache_dir;
+        co.cache_max_bytes = r->opts.cache_max_bytes;
+        co.module_bytes_max = r->opts.module_bytes_max;
+        co.compile_only = true;
+        std::weak_ptr<Compiling> inflight = compiling_;
+        std::string key = r->cache_key;
+        (*compiling_)[key] = nullptr;  // in flight from here (start may finish synchronously)
+        auto compile = start(cj, std::move(co), [inflight, key](Result) {
+          if (auto m = inflight.lock()) m->erase(key);
+        });
+        if (auto it = compiling_->find(key); it != compiling_->end()) it->second = compile;
+      }
+      std::vector<std::string> tiered;
+      for (const std::string& f : fl) {
+        if (f == "--no-liftoff") {
+          tiered.push_back("--liftoff");
+          tiered.push_back("--wasm-dynamic-tiering");
+        } else {
+          tiered.push_back(f);
+        }
+      }
+      r->opts.v8_flags = std::move(tiered);
+      r->cache.reset();
+      r->compiling_in_background = true;
+    }
+    if (r->cache) r->frames.allow_code_frame(true);
   }
   ChildSetup setup{&job,  &module, getpid(), fds[0][1], fds[1][1], fds[2][1], dir_fds, {}, 0, 0, 0, 0, 0,
                    &r->opts.v8_flags, r->cached_code.empty() ? nullptr : &r->cached_code, r->cache != nullptr,
                    &r->opts.sandbox, {}};
   for (int i = 0; i < 3; ++i) setup.stdio_is_tty[i] = r->opts.stdio_is_tty[i];
+  setup.compile_only = r->opts.compile_only;
   const Limits& lim = r->limits;
   if (lim.wall_time_ms) {
     // The child's watchdog stops the guest a little before the supervisor's SIGKILL.

@@ -10,6 +10,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,6 +51,13 @@ struct RunOptions {
   // complete at compile time; see supervisor/code_cache.h.
   std::string cache_dir;
   uint64_t cache_max_bytes = 1ull << 30;
+  // A cache miss for an entry module of at least this many bytes (0: never): the job runs
+  // on Liftoff with dynamic tier-up at once, and a second child, which never runs guest
+  // code, compiles the TurboFan code for the cache (eager TurboFan of a large module takes
+  // seconds; Liftoff a fraction). Later jobs get the TurboFan code from the cache.
+  size_t background_compile_min_bytes = 256u << 10;
+  // Internal: this job is that second child (compile the entry module, run nothing).
+  bool compile_only = false;
   // Called once the child exists, with its pid (for monitoring and tests).
   std::function<void(pid_t)> on_spawn;
 };
@@ -75,9 +84,14 @@ class Supervisor {
 
   // Starts `job`; `done` runs on the loop exactly once, with the final Result.
   std::shared_ptr<JobControl> start(const Job& job, RunOptions opts, std::function<void(Result)> done);
+  // Kills the background compiles in flight (a server shutting down); their code is lost.
+  void cancel_background();
 
  private:
   uv_loop_t* loop_;
+  // Background compiles in flight, by cache key (shared with their done callbacks).
+  using Compiling = std::map<std::string, std::shared_ptr<JobControl>>;
+  std::shared_ptr<Compiling> compiling_ = std::make_shared<Compiling>();
 };
 
 // Convenience for one-shot frontends: runs `job` on a private loop until it ends.

@@ -399,6 +399,7 @@ std::string encode_child_setup(const ChildSetup& s) {
   w.u8(s.cached_code != nullptr);
   if (s.cached_code) w.blob(*s.cached_code);
   w.u8(s.offer_code);
+  w.u8(s.compile_only);
   static const sandbox::SandboxSpec kDefaults;
   const sandbox::SandboxSpec& sb = s.sandbox ? *s.sandbox : kDefaults;
   for (sandbox::Mode m : {sb.user_ns, sb.pid_ns, sb.net_ns, sb.ipc_ns, sb.uts_ns, sb.mount_ns, sb.landlock,
@@ -456,6 +457,7 @@ std::optional<std::string> decode_child_setup(std::string_view data, DecodedSetu
   if (out->has_cached_code) out->cached_code = r.blob();
   s.cached_code = out->has_cached_code ? &out->cached_code : nullptr;
   s.offer_code = r.u8() != 0;
+  s.compile_only = r.u8() != 0;
   sandbox::SandboxSpec& sb = out->sandbox;
   bool modes_ok = true;
   for (sandbox::Mode* m : {&sb.user_ns, &sb.pid_ns, &sb.net_ns, &sb.ipc_ns, &sb.uts_ns, &sb.mount_ns,

@@ -112,3 +112,23 @@ BOOST_AUTO_TEST_CASE(no_cache_for_dynamic_tiering_or_when_off) {
   r = wjt::run({wjt::binary(), "exec", dir + "/job.yaml"}, {"WASMJAIL_CACHE_DIR=" + cache});
   BOOST_TEST(json::parse(r.out)["code_cache"] == "hit");
 }
+
+// A cold module of 256 KiB or more runs at once on Liftoff with dynamic tier-up
+// ("compiling"), while a second child that runs no guest code compiles its TurboFan code for
+// the cache; the next job gets that code. Same output both ways.
+BOOST_AUTO_TEST_CASE(a_large_cold_module_runs_tiered_while_its_code_is_compiled) {
+  std::string cache = wjt::temp_dir();
+  BOOST_REQUIRE(fs::file_size(wjt::guest("cxx_program")) >= (256u << 10));
+  json a = exec_with_cache(cache, "cxx_program");
+  BOOST_TEST(a["status"] == "ok");
+  BOOST_TEST(a["code_cache"] == "compiling");
+  // exec returns once the background compile ended: the entry is there.
+  BOOST_REQUIRE(entries(cache).size() == 1u);
+  json b = exec_with_cache(cache, "cxx_program");
+  BOOST_TEST(b["status"] == "ok");
+  BOOST_TEST(b["code_cache"] == "hit");
+  BOOST_TEST(b["stdout"] == a["stdout"]);
+  BOOST_TEST(!a["stdout"].get<std::string>().empty());
+  // Below the threshold nothing changes: eager TurboFan, code offered by the job itself.
+  BOOST_TEST(exec_with_cache(cache, "hello")["code_cache"] == "miss");
+}

@@ -44,6 +44,7 @@ struct Sample {
     setup.v8_flags = &flags;
     setup.cached_code = &code;
     setup.offer_code = true;
+    setup.compile_only = true;
     setup.sandbox = &sb;
   }
 };
@@ -81,6 +82,7 @@ BOOST_AUTO_TEST_CASE(every_field_round_trips) {
   BOOST_REQUIRE(c.cached_code != nullptr);
   BOOST_TEST((*c.cached_code == s.code));
   BOOST_TEST(c.offer_code);
+  BOOST_TEST(c.compile_only);
   BOOST_TEST(c.stdout_w == -1);  // fds travel beside the setup, never in it
   const wj::sandbox::SandboxSpec& sb = *c.sandbox;
   BOOST_TEST((sb.user_ns == wj::sandbox::Mode::kRequired));

@@ -272,6 +272,10 @@ class Runner {
     // to the cache before any guest code (a start function, an _initialize) has run.
     v8::Local<v8::WasmModuleObject> entry_module;
     if (!compile_entry(&entry_module)) return out_;
+    if (cfg_.compile_only) {
+      out_.kind = OutcomeKind::kReturned;
+      return out_;
+    }
     for (const LibraryModule& lib : cfg_.libraries) {
       std::vector<std::string> names = {lib.name};
       names.insert(names.end(), lib.aliases.begin(), lib.aliases.end());

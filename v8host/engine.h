@@ -61,6 +61,9 @@ struct RunConfig {
   // module, before any guest code runs.
   const std::vector<uint8_t>* cached_code = nullptr;
   std::function<void(const uint8_t* data, size_t size)> on_compiled;
+  // Compile the entry module, offer its code (on_compiled) and stop: no library, no
+  // instantiation, no guest code (a background compile for the code cache).
+  bool compile_only = false;
   // If set, receives the outcome before the isolate is torn down (a job process reports
   // and exits in it; run_module then never returns).
   std::function<void(const RunOutcome&)> on_outcome;
