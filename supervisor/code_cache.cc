@@ -21,6 +21,11 @@ constexpr uint64_t kMaxEntry = 1ull << 30;
 
 }  // namespace
 
+size_t CodeCache::background_compile_min() {
+  const char* v = getenv("WASMJAIL_BACKGROUND_COMPILE");  // on|off, checked by main()
+  return v && std::string(v) == "off" ? 0 : 256u << 10;
+}
+
 std::string CodeCache::default_dir() {
   if (const char* d = getenv("WASMJAIL_CACHE_DIR"); d && *d) return std::string(d) == "off" ? "" : d;
   if (const char* x = getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/wasmjail";

@@ -28,6 +28,9 @@ class CodeCache {
   // The default folder: $WASMJAIL_CACHE_DIR ("off" disables), else $XDG_CACHE_HOME/wasmjail,
   // else $HOME/.cache/wasmjail.
   static std::string default_dir();
+  // The smallest entry module compiled in the background on a miss (RunOptions::
+  // background_compile_min_bytes): 256 KiB, or 0 with WASMJAIL_BACKGROUND_COMPILE=off.
+  static size_t background_compile_min();
 
  private:
   std::string path_for(const std::string& key) const;

@@ -30,12 +30,15 @@ int main(int argc, char** argv) {
   // The fork server must be forked while this process has a single thread: now. It pays
   // off over many jobs (serve); for one job (run, exec) forking it costs more than it saves
   // (measured, BENCHMARKS.md). WASMJAIL_ZYGOTE=on|off overrides.
+  for (const char* name : {"WASMJAIL_ZYGOTE", "WASMJAIL_BACKGROUND_COMPILE"}) {
+    const char* v = std::getenv(name);
+    if (v && *v && std::strcmp(v, "on") != 0 && std::strcmp(v, "off") != 0) {
+      std::fprintf(stderr, "wasmjail: %s must be \"on\" or \"off\", got \"%s\"\n", name, v);
+      return wj::cli::kExitUsage;
+    }
+  }
   const char* z = std::getenv("WASMJAIL_ZYGOTE");
   std::string zygote = z ? z : "";
-  if (!zygote.empty() && zygote != "on" && zygote != "off") {
-    std::fprintf(stderr, "wasmjail: WASMJAIL_ZYGOTE must be \"on\" or \"off\", got \"%s\"\n", zygote.c_str());
-    return wj::cli::kExitUsage;
-  }
   if (zygote == "on" ? (cmd == "run" || cmd == "exec" || cmd == "serve") : (zygote != "off" && cmd == "serve"))
     wj::Zygote::start();
   if (cmd == "run") return wj::cli::run(argc - 2, argv + 2);

@@ -16,11 +16,11 @@ using nlohmann::json;
 
 namespace {
 
-json exec_with_cache(const std::string& cache, const std::string& guest) {
+json exec_with_cache(const std::string& cache, const std::string& guest, const std::string& background = "on") {
   std::string dir = wjt::temp_dir();
   wjt::write_file(dir + "/job.yaml", "entry_module: {source_path: '" + wjt::guest(guest) + "'}\nparameters: [cache]\n");
   auto r = wjt::run({wjt::binary(), "exec", dir + "/job.yaml", "--policy", WJ_SOURCE_DIR "/tests/policies/turbofan.yaml"},
-                    {"WASMJAIL_CACHE_DIR=" + cache});
+                    {"WASMJAIL_CACHE_DIR=" + cache, "WASMJAIL_BACKGROUND_COMPILE=" + background});
   return json::parse(r.out);
 }
 
@@ -131,4 +131,10 @@ BOOST_AUTO_TEST_CASE(a_large_cold_module_runs_tiered_while_its_code_is_compiled)
   BOOST_TEST(!a["stdout"].get<std::string>().empty());
   // Below the threshold nothing changes: eager TurboFan, code offered by the job itself.
   BOOST_TEST(exec_with_cache(cache, "hello")["code_cache"] == "miss");
+  // Switched off: eager TurboFan for the large module too.
+  std::string eager = wjt::temp_dir();
+  json c = exec_with_cache(eager, "cxx_program", "off");
+  BOOST_TEST(c["code_cache"] == "miss");
+  BOOST_TEST(c["stdout"] == a["stdout"]);
+  BOOST_TEST(entries(eager).size() == 1u);
 }
