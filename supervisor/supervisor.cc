@@ -506,11 +506,12 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     if (auto hit = r->cache->get(r->cache_key)) {
       r->cached_code = std::move(*hit);
     } else if (!r->opts.compile_only && r->opts.background_compile_min_bytes &&
-               module.size() >= r->opts.background_compile_min_bytes) {
+               module.size() >= r->opts.background_compile_min_bytes &&
+               (compiling_->count(r->cache_key) || compiling_->size() < kMaxBackgroundCompiles)) {
       // Cold and large: TurboFan code for the cache comes from a second child that runs no
       // guest code (at most one per module at a time); this job runs on Liftoff with
       // dynamic tier-up now, offering no code.
-      if (!compiling_->count(r->cache_key)) {
+      if (!compiling_->count(r->cache_key) && !compile_failed_->count(r->cache_key)) {
         Job cj;
         cj.module_path = job.module_path;
         cj.module_bytes = module;
@@ -526,10 +527,17 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
         co.module_bytes_max = r->opts.module_bytes_max;
         co.compile_only = true;
         std::weak_ptr<Compiling> inflight = compiling_;
+        std::weak_ptr<std::set<std::string>> failed = compile_failed_;
         std::string key = r->cache_key;
         (*compiling_)[key] = nullptr;  // in flight from here (start may finish synchronously)
-        auto compile = start(cj, std::move(co), [inflight, key](Result) {
+        auto compile = start(cj, std::move(co), [inflight, failed, key](Result res) {
           if (auto m = inflight.lock()) m->erase(key);
+          // A compile that failed (over the policy's time or memory, say) is not retried for
+          // every later job of this module: they keep running tiered.
+          if (auto f = failed.lock(); f && res.status != Status::kOk && res.status != Status::kCancelled) {
+            if (f->size() >= 1024) f->clear();
+            f->insert(key);
+          }
         });
         if (auto it = compiling_->find(key); it != compiling_->end()) it->second = compile;
       }

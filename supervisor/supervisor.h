@@ -88,10 +88,15 @@ class Supervisor {
   void cancel_background();
 
  private:
+  // Background compiles run beside the jobs, outside any concurrency limit: at most this
+  // many at once (further distinct cold modules are compiled eagerly by their own jobs).
+  static constexpr size_t kMaxBackgroundCompiles = 2;
   uv_loop_t* loop_;
   // Background compiles in flight, by cache key (shared with their done callbacks).
   using Compiling = std::map<std::string, std::shared_ptr<JobControl>>;
   std::shared_ptr<Compiling> compiling_ = std::make_shared<Compiling>();
+  // Cache keys whose background compile failed: not tried again by this supervisor.
+  std::shared_ptr<std::set<std::string>> compile_failed_ = std::make_shared<std::set<std::string>>();
 };
 
 // Convenience for one-shot frontends: runs `job` on a private loop until it ends.
