@@ -127,7 +127,8 @@ int run(int argc, char** argv) {
   opts.keep_max = 64 * 1024;
   opts.v8_flags = v8_flags_for(policy->wasm);
   opts.cache_dir = CodeCache::default_dir();
-  opts.background_compile_min_bytes = CodeCache::background_compile_min();
+  // One job: compile eagerly (a background compile would only delay the exit).
+  opts.background_compile_min_bytes = 0;
   opts.policy = std::make_shared<const Policy>(std::move(policy.value()));
   opts.on_output = [](Stream s, const char* data, size_t n) {
     write_fd(s == Stream::kStdout ? 1 : 2, data, n);

@@ -21,6 +21,11 @@ constexpr uint64_t kMaxEntry = 1ull << 30;
 
 }  // namespace
 
+bool CodeCache::has(const std::string& key) const {
+  struct stat st {};
+  return enabled() && stat(path_for(key).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
 size_t CodeCache::background_compile_min() {
   const char* v = getenv("WASMJAIL_BACKGROUND_COMPILE");  // on|off, checked by main()
   return v && std::string(v) == "off" ? 0 : 256u << 10;

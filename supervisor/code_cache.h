@@ -22,13 +22,15 @@ class CodeCache {
 
   static std::string key_for(const std::vector<uint8_t>& module, const std::vector<std::string>& v8_flags);
   std::optional<std::vector<uint8_t>> get(const std::string& key) const;
+  // Whether an entry for `key` exists (not verified: get() does that).
+  bool has(const std::string& key) const;
   // Stores an entry, then evicts the least recently used entries over max_bytes.
   void put(const std::string& key, const std::string& payload) const;
 
   // The default folder: $WASMJAIL_CACHE_DIR ("off" disables), else $XDG_CACHE_HOME/wasmjail,
   // else $HOME/.cache/wasmjail.
   static std::string default_dir();
-  // The smallest entry module compiled in the background on a miss (RunOptions::
+  // The smallest entry module `serve` compiles in the background on a miss (RunOptions::
   // background_compile_min_bytes): 256 KiB, or 0 with WASMJAIL_BACKGROUND_COMPILE=off.
   static size_t background_compile_min();
 

@@ -7,7 +7,6 @@
 #include <cstring>
 #include <thread>
 
-#include "supervisor/code_cache.h"
 
 namespace wj {
 namespace {
@@ -219,7 +218,7 @@ void Executor::start_prepared(const std::shared_ptr<JobRecord>& job) {
   RunOptions opts = job->run_options;
   opts.cache_dir = cfg_.cache_dir;
   opts.cache_max_bytes = cfg_.cache_max_bytes;
-  opts.background_compile_min_bytes = CodeCache::background_compile_min();
+  opts.background_compile_min_bytes = cfg_.background_compile_min_bytes;
   for (int i = 0; i < 3; ++i) opts.stdio_is_tty[i] = job->submission.stdio_is_tty[i];
   const Limits lim = effective_limits(job->submission.spec.limits, job->submission.policy->limits);
   const uint64_t caps[3] = {0, lim.stdout_bytes.value_or(opts.stdout_cap), lim.stderr_bytes.value_or(opts.stderr_cap)};

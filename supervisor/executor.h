@@ -35,6 +35,9 @@ struct ExecutorConfig {
   std::string output_root;          // outputs of jobs without an output dir: ROOT/<id>/<name>
   std::string cache_dir;            // compiled-code cache (empty: none)
   uint64_t cache_max_bytes = 1ull << 30;
+  // RunOptions::background_compile_min_bytes for every job (serve: 256 KiB unless
+  // WASMJAIL_BACKGROUND_COMPILE=off; 0 for a one-shot exec, which waits for the end anyway).
+  size_t background_compile_min_bytes = 0;
   // Life-cycle events for logs: "queued", "started", "finished".
   std::function<void(const struct JobRecord&, const char* event)> on_event;
 };

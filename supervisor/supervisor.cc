@@ -506,12 +506,12 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     if (auto hit = r->cache->get(r->cache_key)) {
       r->cached_code = std::move(*hit);
     } else if (!r->opts.compile_only && r->opts.background_compile_min_bytes &&
-               module.size() >= r->opts.background_compile_min_bytes &&
+               module.size() >= r->opts.background_compile_min_bytes && !compile_failed_->count(r->cache_key) &&
                (compiling_->count(r->cache_key) || compiling_->size() < kMaxBackgroundCompiles)) {
       // Cold and large: TurboFan code for the cache comes from a second child that runs no
       // guest code (at most one per module at a time); this job runs on Liftoff with
       // dynamic tier-up now, offering no code.
-      if (!compiling_->count(r->cache_key) && !compile_failed_->count(r->cache_key)) {
+      if (!compiling_->count(r->cache_key)) {
         Job cj;
         cj.module_path = job.module_path;
         cj.module_bytes = module;
@@ -520,7 +520,8 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
         RunOptions co;
         co.v8_flags = fl;
         co.policy = r->opts.policy;
-        co.job_limits = r->opts.job_limits;
+        // The policy's limits, not this job's own (smaller) ones: one client must not be able
+        // to make the compile every later job of the module relies on fail.
         co.sandbox = r->opts.sandbox;
         co.cache_dir = r->opts.cache_dir;
         co.cache_max_bytes = r->opts.cache_max_bytes;
@@ -529,12 +530,15 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
         std::weak_ptr<Compiling> inflight = compiling_;
         std::weak_ptr<std::set<std::string>> failed = compile_failed_;
         std::string key = r->cache_key;
+        auto stored = std::make_shared<CodeCache>(r->opts.cache_dir, r->opts.cache_max_bytes);
         (*compiling_)[key] = nullptr;  // in flight from here (start may finish synchronously)
-        auto compile = start(cj, std::move(co), [inflight, failed, key](Result res) {
+        auto compile = start(cj, std::move(co), [inflight, failed, key, stored](Result res) {
           if (auto m = inflight.lock()) m->erase(key);
-          // A compile that failed (over the policy's time or memory, say) is not retried for
-          // every later job of this module: they keep running tiered.
-          if (auto f = failed.lock(); f && res.status != Status::kOk && res.status != Status::kCancelled) {
+          // A compile that failed (over the policy's time or memory, say) or whose code the
+          // cache did not keep (too large, folder not writable) is not started again for this
+          // module: its later jobs compile eagerly and offer the code themselves.
+          bool ok = res.status == Status::kOk && stored->has(key);
+          if (auto f = failed.lock(); f && !ok && res.status != Status::kCancelled) {
             if (f->size() >= 1024) f->clear();
             f->insert(key);
           }

@@ -51,11 +51,12 @@ struct RunOptions {
   // complete at compile time; see supervisor/code_cache.h.
   std::string cache_dir;
   uint64_t cache_max_bytes = 1ull << 30;
-  // A cache miss for an entry module of at least this many bytes (0: never): the job runs
+  // A cache miss for an entry module of at least this many bytes (0: never; serve sets
+  // 256 KiB, see CodeCache::background_compile_min): the job runs
   // on Liftoff with dynamic tier-up at once, and a second child, which never runs guest
   // code, compiles the TurboFan code for the cache (eager TurboFan of a large module takes
   // seconds; Liftoff a fraction). Later jobs get the TurboFan code from the cache.
-  size_t background_compile_min_bytes = 256u << 10;
+  size_t background_compile_min_bytes = 0;
   // Internal: this job is that second child (compile the entry module, run nothing).
   bool compile_only = false;
   // Called once the child exists, with its pid (for monitoring and tests).

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <filesystem>
 
 #include <curl/curl.h>
 #include <dirent.h>
@@ -24,6 +25,7 @@
 #include "tests/testlib.h"
 
 using nlohmann::json;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -316,6 +318,36 @@ BOOST_AUTO_TEST_CASE(a_fork_server_that_stops_answering_fails_one_job_and_no_mor
     }
     return true;
   }));
+}
+
+// A cold module of 256 KiB or more: the job runs at once on Liftoff with dynamic tier-up
+// ("compiling") while a second child, which runs no guest code, compiles its TurboFan code
+// for the cache; once it is there, jobs get it ("hit"). Same output every time.
+// WASMJAIL_BACKGROUND_COMPILE=off: the first job compiles eagerly ("miss").
+BOOST_AUTO_TEST_CASE(a_large_cold_module_runs_tiered_while_its_code_is_compiled) {
+  BOOST_REQUIRE(fs::file_size(wjt::guest("cxx_program")) >= (256u << 10));
+  for (const char* mode : {"on", "off"}) {
+    BOOST_TEST_CONTEXT("WASMJAIL_BACKGROUND_COMPILE=" << mode) {
+      setenv("WASMJAIL_BACKGROUND_COMPILE", mode, 1);
+      std::string cache = wjt::temp_dir();
+      Server s("cache_dir: " + cache + "\n");
+      unsetenv("WASMJAIL_BACKGROUND_COMPILE");
+      json first = s.req("POST", "/v1/run", job("cxx_program")).j();
+      BOOST_TEST(first["result"]["status"] == "ok");
+      BOOST_TEST(first["result"]["code_cache"] == (std::string(mode) == "on" ? "compiling" : "miss"));
+      std::string out = first["result"]["stdout"];
+      BOOST_TEST(!out.empty());
+      json later;
+      BOOST_TEST(wait_for([&] {
+        later = s.req("POST", "/v1/run", job("cxx_program")).j();
+        return later["result"]["code_cache"] == "hit";
+      }));
+      BOOST_TEST(later["result"]["stdout"] == out);
+      size_t files = 0;
+      for (const auto& e : fs::directory_iterator(cache)) (void)e, ++files;
+      BOOST_TEST(files == 1u);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(a_child_killed_from_outside_is_crashed) {
