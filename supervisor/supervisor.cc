@@ -416,6 +416,41 @@ void Supervisor::cancel_background() {
   for (auto& c : controls) c->cancel();
 }
 
+void Supervisor::compile_in_background(const Job& job, const std::vector<uint8_t>& module, const RunOptions& opts,
+                                       const std::string& key) {
+  Job cj;
+  cj.module_path = job.module_path;
+  cj.module_bytes = module;
+  cj.entry_point = job.entry_point;
+  cj.argv = {job.argv.empty() ? job.module_path : job.argv[0]};
+  RunOptions co;
+  co.v8_flags = opts.v8_flags;
+  co.policy = opts.policy;
+  // The policy's limits, not the job's own (smaller) ones: one client must not be able to
+  // make the compile that every later job of the module relies on fail.
+  co.sandbox = opts.sandbox;
+  co.cache_dir = opts.cache_dir;
+  co.cache_max_bytes = opts.cache_max_bytes;
+  co.module_bytes_max = opts.module_bytes_max;
+  co.compile_only = true;
+  std::weak_ptr<Compiling> inflight = compiling_;
+  std::weak_ptr<std::set<std::string>> failed = compile_failed_;
+  auto stored = std::make_shared<CodeCache>(opts.cache_dir, opts.cache_max_bytes);
+  (*compiling_)[key] = nullptr;  // in flight from here (start may finish synchronously)
+  auto compile = start(cj, std::move(co), [inflight, failed, key, stored](Result res) {
+    if (auto m = inflight.lock()) m->erase(key);
+    // A compile that failed (over the policy's time or memory, say) or whose code the cache
+    // did not keep (too large, folder not writable) is not started again for this module:
+    // its later jobs compile eagerly and offer the code themselves.
+    bool ok = res.status == Status::kOk && stored->has(key);
+    if (auto f = failed.lock(); f && !ok && res.status != Status::kCancelled) {
+      if (f->size() >= 1024) f->clear();
+      f->insert(key);
+    }
+  });
+  if (auto it = compiling_->find(key); it != compiling_->end()) it->second = compile;
+}
+
 std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, std::function<void(Result)> done) {
   auto* r = new Running{};
   std::shared_ptr<JobControl> control = r->control;
@@ -511,40 +546,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       // Cold and large: TurboFan code for the cache comes from a second child that runs no
       // guest code (at most one per module at a time); this job runs on Liftoff with
       // dynamic tier-up now, offering no code.
-      if (!compiling_->count(r->cache_key)) {
-        Job cj;
-        cj.module_path = job.module_path;
-        cj.module_bytes = module;
-        cj.entry_point = job.entry_point;
-        cj.argv = {job.argv.empty() ? job.module_path : job.argv[0]};
-        RunOptions co;
-        co.v8_flags = fl;
-        co.policy = r->opts.policy;
-        // The policy's limits, not this job's own (smaller) ones: one client must not be able
-        // to make the compile every later job of the module relies on fail.
-        co.sandbox = r->opts.sandbox;
-        co.cache_dir = r->opts.cache_dir;
-        co.cache_max_bytes = r->opts.cache_max_bytes;
-        co.module_bytes_max = r->opts.module_bytes_max;
-        co.compile_only = true;
-        std::weak_ptr<Compiling> inflight = compiling_;
-        std::weak_ptr<std::set<std::string>> failed = compile_failed_;
-        std::string key = r->cache_key;
-        auto stored = std::make_shared<CodeCache>(r->opts.cache_dir, r->opts.cache_max_bytes);
-        (*compiling_)[key] = nullptr;  // in flight from here (start may finish synchronously)
-        auto compile = start(cj, std::move(co), [inflight, failed, key, stored](Result res) {
-          if (auto m = inflight.lock()) m->erase(key);
-          // A compile that failed (over the policy's time or memory, say) or whose code the
-          // cache did not keep (too large, folder not writable) is not started again for this
-          // module: its later jobs compile eagerly and offer the code themselves.
-          bool ok = res.status == Status::kOk && stored->has(key);
-          if (auto f = failed.lock(); f && !ok && res.status != Status::kCancelled) {
-            if (f->size() >= 1024) f->clear();
-            f->insert(key);
-          }
-        });
-        if (auto it = compiling_->find(key); it != compiling_->end()) it->second = compile;
-      }
+      if (!compiling_->count(r->cache_key)) compile_in_background(job, module, r->opts, r->cache_key);
       std::vector<std::string> tiered;
       for (const std::string& f : fl) {
         if (f == "--no-liftoff") {

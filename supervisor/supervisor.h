@@ -89,6 +89,9 @@ class Supervisor {
   void cancel_background();
 
  private:
+  // Starts the compile-only sibling of a cold, large job (see background_compile_min_bytes).
+  void compile_in_background(const Job& job, const std::vector<uint8_t>& module, const RunOptions& opts,
+                             const std::string& key);
   // Background compiles run beside the jobs, outside any concurrency limit: at most this
   // many at once (further distinct cold modules are compiled eagerly by their own jobs).
   static constexpr size_t kMaxBackgroundCompiles = 2;
