@@ -27,9 +27,7 @@ int main(int argc, char** argv) {
     return wj::cli::kExitUsage;
   }
   std::string cmd = argv[1];
-  // The fork server must be forked while this process has a single thread: now. It pays
-  // off over many jobs (serve); for one job (run, exec) forking it costs more than it saves
-  // (measured, BENCHMARKS.md). WASMJAIL_ZYGOTE=on|off overrides.
+  // The performance switches (README, "Performance") take on or off; anything else is a typo.
   for (const char* name : {"WASMJAIL_ZYGOTE", "WASMJAIL_BACKGROUND_COMPILE"}) {
     const char* v = std::getenv(name);
     if (v && *v && std::strcmp(v, "on") != 0 && std::strcmp(v, "off") != 0) {
@@ -37,6 +35,9 @@ int main(int argc, char** argv) {
       return wj::cli::kExitUsage;
     }
   }
+  // The fork server must be forked while this process has a single thread: now. It pays
+  // off over many jobs (serve); for one job (run, exec) forking it costs more than it saves
+  // (measured, BENCHMARKS.md). WASMJAIL_ZYGOTE=on|off overrides.
   const char* z = std::getenv("WASMJAIL_ZYGOTE");
   std::string zygote = z ? z : "";
   if (zygote == "on" ? (cmd == "run" || cmd == "exec" || cmd == "serve") : (zygote != "off" && cmd == "serve"))

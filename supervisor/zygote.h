@@ -6,8 +6,8 @@
 // rusage and pidfd work as for a direct clone), and replies with the pid.
 //
 // The job process runs exactly the same child_main and lock-down as a direct clone; what
-// it skips is V8::Initialize (about 1 ms) and a copy of the supervisor's larger address
-// space. V8's address-hint generator is reseeded in every child, and each child creates
+// it skips is V8::Initialize (about 1 ms), building its seccomp filter (the zygote compiles
+// each policy's filter once) and a copy of the supervisor's larger address space. V8's address-hint generator is reseeded in every child, and each child creates
 // its own isolate, so no two jobs share a heap layout or hash seed.
 //
 // If the zygote cannot be started or dies, the supervisor clones jobs directly (same
@@ -18,7 +18,6 @@
 #include <sys/types.h>
 
 #include <cstdint>
-
 #include <optional>
 #include <string>
 #include <string_view>
