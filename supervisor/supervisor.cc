@@ -15,7 +15,9 @@
 #include <cstdio>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "sandbox/lockdown.h"
 #include "supervisor/child.h"
@@ -406,6 +408,31 @@ void JobControl::cancel() {
   running_->kill_child();
 }
 
+namespace {
+
+// Job processes this process is waiting for (all supervisors), so that a sweep can tell an
+// untracked child (a fork server's stray, see Zygote::spawn) from a job's.
+std::set<pid_t> g_job_pids;
+
+// Reaps exited children that are neither jobs nor the fork server: what a failed fork server
+// left behind. Returns whether an untracked child is still running.
+bool reap_strays() {
+  bool running = false;
+  std::error_code ec;
+  const pid_t zygote = Zygote::get() ? Zygote::get()->pid() : -1;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream f(task.path() / "children");
+    pid_t c;
+    while (f >> c) {
+      if (c == zygote || g_job_pids.count(c)) continue;
+      if (waitpid(c, nullptr, WNOHANG) != c) running = true;
+    }
+  }
+  return running;
+}
+
+}  // namespace
+
 Supervisor::Supervisor(uv_loop_t* loop) : loop_(loop) {}
 Supervisor::~Supervisor() = default;
 
@@ -452,6 +479,10 @@ void Supervisor::compile_in_background(const Job& job, const std::vector<uint8_t
 }
 
 std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, std::function<void(Result)> done) {
+  // A fork server that failed may have left a job process that exited without running
+  // anything (it waits for a go-ahead that never came): reap it, on this and later starts
+  // until none is left.
+  if (Zygote::strays_possible()) Zygote::set_strays_possible(reap_strays());
   auto* r = new Running{};
   std::shared_ptr<JobControl> control = r->control;
   control->running_ = r;
@@ -602,6 +633,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     return control;
   }
   r->pid = pid;
+  g_job_pids.insert(pid);
   r->pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   if (r->pidfd < 0) {
     // Without a pidfd we cannot watch the child: never leave it running unobserved.
@@ -665,6 +697,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     pid_t got = wait4(run->pid, &run->wait_status, WNOHANG, &run->ru);
     if (got != run->pid) return;  // spurious wake-up
     run->reaped = true;
+    g_job_pids.erase(run->pid);
     run->stop_timer();
     run->close_listener();
     uv_poll_stop(h);

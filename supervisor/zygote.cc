@@ -512,7 +512,11 @@ std::optional<std::string> decode_child_setup(std::string_view data, DecodedSetu
 
 namespace {
 Zygote* g_zygote = nullptr;
-}
+bool g_strays_possible = false;
+}  // namespace
+
+bool Zygote::strays_possible() { return g_strays_possible; }
+void Zygote::set_strays_possible(bool v) { g_strays_possible = v; }
 
 bool Zygote::start() {
   if (g_zygote) return true;
@@ -624,6 +628,7 @@ std::optional<sandbox::CloneResult> Zygote::spawn(const ChildSetup& s) {
   }
   if (!ok) {
     stop();
+    g_strays_possible = true;
     r.err = EIO;
     r.error = "the fork server did not answer for this job (it is stopped; later jobs are cloned directly)";
     return r;

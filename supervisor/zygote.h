@@ -46,6 +46,11 @@ class Zygote {
 
   pid_t pid() const { return pid_; }
 
+  // Set when a fork server was stopped after a request reached it: a job process it
+  // created may be left over (it exits at once, unreaped). Supervisor::start reaps it.
+  static bool strays_possible();
+  static void set_strays_possible(bool v);
+
  private:
   Zygote(pid_t pid, int sock) : pid_(pid), sock_(sock) {}
   void stop();
