@@ -358,6 +358,9 @@ void Api::metrics(const std::shared_ptr<HttpExchange>& ex) {
     << "wasmjail_queue_depth " << executor_.queued() << "\n";
   o << "# HELP wasmjail_running_jobs Jobs holding a slot (fetching or running).\n# TYPE wasmjail_running_jobs gauge\n"
     << "wasmjail_running_jobs " << executor_.running() << "\n";
+  o << "# HELP wasmjail_background_compiles Compiles for the code cache running beside the jobs.\n"
+       "# TYPE wasmjail_background_compiles gauge\n"
+    << "wasmjail_background_compiles " << executor_.background_compiles() << "\n";
   o << "# HELP wasmjail_rejected_total Submissions refused because the queue was full.\n"
        "# TYPE wasmjail_rejected_total counter\n"
     << "wasmjail_rejected_total " << st.rejected_queue_full << "\n";

@@ -122,6 +122,8 @@ class Executor {
   size_t concurrency() const { return cfg_.concurrency; }
   bool draining() const { return draining_; }
   const ExecutorStats& stats() const { return stats_; }
+  // Compiles for the code cache running beside the jobs (outside the concurrency limit).
+  size_t background_compiles() const { return supervisor_.background_compiles(); }
 
  private:
   void pump();

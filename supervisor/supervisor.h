@@ -87,6 +87,8 @@ class Supervisor {
   std::shared_ptr<JobControl> start(const Job& job, RunOptions opts, std::function<void(Result)> done);
   // Kills the background compiles in flight (a server shutting down); their code is lost.
   void cancel_background();
+  // Background compiles in flight (for /metrics).
+  size_t background_compiles() const { return compiling_->size(); }
 
  private:
   // Starts the compile-only sibling of a cold, large job (see background_compile_min_bytes).

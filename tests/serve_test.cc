@@ -154,6 +154,7 @@ BOOST_AUTO_TEST_CASE(submit_get_wait_logs_list_run_health_metrics) {
   BOOST_TEST(r.body.find("wasmjail_jobs_total{status=\"ok\"} 2\n") != std::string::npos);
   BOOST_TEST(r.body.find("wasmjail_job_duration_seconds_count 2\n") != std::string::npos);
   BOOST_TEST(r.body.find("wasmjail_queue_depth 0\n") != std::string::npos);
+  BOOST_TEST(r.body.find("wasmjail_background_compiles 0\n") != std::string::npos);
   // Structured log lines for each job's life.
   std::string log = s.log();
   BOOST_TEST(log.find("\"event\":\"job_queued\",\"job\":\"" + id + "\"") != std::string::npos);
@@ -332,6 +333,10 @@ BOOST_AUTO_TEST_CASE(a_large_cold_module_runs_tiered_while_its_code_is_compiled)
       unsetenv("WASMJAIL_BACKGROUND_COMPILE");
       json first = s.req("POST", "/v1/run", job("cxx_program")).j();
       BOOST_TEST(first["result"]["status"] == "ok");
+      // Counted while it runs, gone once it ended.
+      BOOST_TEST(wait_for([&] {
+        return s.req("GET", "/metrics").body.find("wasmjail_background_compiles 0\n") != std::string::npos;
+      }));
       BOOST_TEST(first["result"]["code_cache"] == (std::string(mode) == "on" ? "compiling" : "miss"));
       std::string out = first["result"]["stdout"];
       BOOST_TEST(!out.empty());
