@@ -11,6 +11,7 @@
 #include "policies/server_config.h"
 #include "supervisor/api.h"
 #include "supervisor/cli.h"
+#include "supervisor/curl_lib.h"
 #include "supervisor/code_cache.h"
 
 namespace wj::cli {
@@ -75,6 +76,10 @@ int serve(int argc, char** argv) {
     while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
     if (token.size() < 16) return fail("token_file " + cfg.token_file + " must hold a token of at least 16 characters");
   }
+
+  // libcurl (request paths, data: URLs, downloads) is loaded now, before any thread: a
+  // server that could not use it does not start.
+  if (std::string why; !curl::lib(&why)) return fail(why);
 
   // Every policy jobs may name is loaded now: a broken one stops the server from starting.
   std::map<std::string, std::shared_ptr<const Policy>> policies;

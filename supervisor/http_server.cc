@@ -1,6 +1,6 @@
 #include "supervisor/http_server.h"
 
-#include <curl/curl.h>
+#include "supervisor/curl_lib.h"
 #include <http_parser.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -39,11 +39,13 @@ std::string http_error_body(const std::string& code, const std::string& message)
 namespace {
 
 std::string decode(const std::string& s) {
+  const curl::Lib* c = curl::lib();  // serve loads it at start-up, or does not start
+  if (!c) return s;
   int n = 0;
-  char* d = curl_easy_unescape(nullptr, s.c_str(), static_cast<int>(s.size()), &n);
+  char* d = c->easy_unescape(nullptr, s.c_str(), static_cast<int>(s.size()), &n);
   if (!d) return s;
   std::string out(d, static_cast<size_t>(n));
-  curl_free(d);
+  c->free(d);
   return out;
 }
 

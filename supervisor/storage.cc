@@ -1,6 +1,6 @@
 #include "supervisor/storage.h"
 
-#include <curl/curl.h>
+#include "supervisor/curl_lib.h"
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
@@ -75,11 +75,14 @@ std::optional<std::string> decode_data_url(const std::string& url, uint64_t cap,
       return "data: URL has invalid base64";
     out->resize(static_cast<size_t>(n1 + n2));
   } else {
+    std::string why;
+    const curl::Lib* c = curl::lib(&why);
+    if (!c) return "data: URL cannot be percent-decoded: " + why;
     int len = 0;
-    char* dec = curl_easy_unescape(nullptr, data.c_str(), static_cast<int>(data.size()), &len);
+    char* dec = c->easy_unescape(nullptr, data.c_str(), static_cast<int>(data.size()), &len);
     if (!dec) return "data: URL could not be percent-decoded";
     out->assign(dec, dec + len);
-    curl_free(dec);
+    c->free(dec);
   }
   if (out->size() > cap) return "data: URL decodes to more than the limit of " + std::to_string(cap) + " bytes";
   return std::nullopt;
@@ -118,21 +121,24 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
 
 // Host and port of an http(s) URL, as libcurl parses it (port defaulted by scheme).
 bool host_port_of(const std::string& url, std::string* host, std::string* port) {
-  CURLU* u = curl_url();
+  const curl::Lib* lc = curl::lib();
+  if (!lc) return false;
+  CURLU* u = lc->url();
+  if (!u) return false;
   bool ok = false;
-  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
+  if (lc->url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
     char *h = nullptr, *p = nullptr;
-    if (curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+    if (lc->url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
+        lc->url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) == CURLUE_OK) {
       *host = h;
       *port = p;
       for (char& c : *host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       ok = true;
     }
-    curl_free(h);
-    curl_free(p);
+    lc->free(h);
+    lc->free(p);
   }
-  curl_url_cleanup(u);
+  lc->url_cleanup(u);
   return ok;
 }
 
@@ -162,8 +168,9 @@ bool host_allowed(const std::string& url, const std::vector<std::string>& patter
 
 std::optional<std::string> download(const std::string& url_in, const FetchLimits& limits, std::vector<uint8_t>* out) {
   if (!limits.downloads_allowed) return "downloads (urlDownload) are not allowed by the policy (fetch.url_download)";
-  static const bool init = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
-  if (!init) return "libcurl failed to initialize";
+  std::string load_error;
+  const curl::Lib* lc = curl::lib(&load_error);
+  if (!lc) return "download of " + url_in + " impossible: " + load_error;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(limits.timeout_ms));
   std::string url = url_in;
   // Redirects are followed here, one at a time, so that every hop passes the host allowlist.
@@ -173,35 +180,36 @@ std::optional<std::string> download(const std::string& url_in, const FetchLimits
     long left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
     if (left_ms <= 0)
       return "download of " + url_in + " did not finish within " + std::to_string(static_cast<long>(limits.timeout_ms)) + " ms";
-    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> c(curl_easy_init(), curl_easy_cleanup);
+    std::unique_ptr<CURL, void (*)(CURL*)> c(lc->easy_init(), lc->easy_cleanup);
+    if (!c) return "download of " + url_in + " failed: curl_easy_init";
     out->clear();
     DownloadState st{out, limits.max_bytes};
     char errbuf[CURL_ERROR_SIZE] = {};
-    curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c.get(), CURLOPT_TIMEOUT_MS, left_ms);
-    curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT_MS, std::min(left_ms, 30000L));
-    curl_easy_setopt(c.get(), CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(limits.max_bytes));
-    curl_easy_setopt(c.get(), CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c.get(), CURLOPT_NOPROXY, "*");  // fetch exactly the host that was allowed
-    curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &st);
-    curl_easy_setopt(c.get(), CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c.get(), CURLOPT_USERAGENT, "wasmjail");
-    CURLcode rc = curl_easy_perform(c.get());
+    lc->easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+    lc->easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
+    lc->easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 0L);
+    lc->easy_setopt(c.get(), CURLOPT_TIMEOUT_MS, left_ms);
+    lc->easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT_MS, std::min(left_ms, 30000L));
+    lc->easy_setopt(c.get(), CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(limits.max_bytes));
+    lc->easy_setopt(c.get(), CURLOPT_FAILONERROR, 1L);
+    lc->easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
+    lc->easy_setopt(c.get(), CURLOPT_NOPROXY, "*");  // fetch exactly the host that was allowed
+    lc->easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, on_body);
+    lc->easy_setopt(c.get(), CURLOPT_WRITEDATA, &st);
+    lc->easy_setopt(c.get(), CURLOPT_ERRORBUFFER, errbuf);
+    lc->easy_setopt(c.get(), CURLOPT_USERAGENT, "wasmjail");
+    CURLcode rc = lc->easy_perform(c.get());
     if (st.over || rc == CURLE_FILESIZE_EXCEEDED)
       return "download of " + url_in + " exceeds the limit of " + std::to_string(limits.max_bytes) + " bytes";
     if (rc == CURLE_OPERATION_TIMEDOUT)
       return "download of " + url_in + " did not finish within " + std::to_string(static_cast<long>(limits.timeout_ms)) + " ms";
     if (rc != CURLE_OK)
-      return "download of " + url_in + " failed: " + (errbuf[0] ? std::string(errbuf) : curl_easy_strerror(rc));
+      return "download of " + url_in + " failed: " + (errbuf[0] ? std::string(errbuf) : lc->easy_strerror(rc));
     long code = 0;
-    curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &code);
+    lc->easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &code);
     if (code >= 300 && code < 400) {
       char* next = nullptr;
-      curl_easy_getinfo(c.get(), CURLINFO_REDIRECT_URL, &next);
+      lc->easy_getinfo(c.get(), CURLINFO_REDIRECT_URL, &next);
       if (!next) return "download of " + url_in + " failed: HTTP " + std::to_string(code) + " without a Location";
       url = next;
       continue;
