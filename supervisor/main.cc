@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <string>
 
 #include "supervisor/cli.h"
@@ -42,8 +43,17 @@ int main(int argc, char** argv) {
   std::string zygote = z ? z : "";
   if (zygote == "on" ? (cmd == "run" || cmd == "exec" || cmd == "serve") : (zygote != "off" && cmd == "serve"))
     wj::Zygote::start();
-  if (cmd == "run") return wj::cli::run(argc - 2, argv + 2);
-  if (cmd == "exec") return wj::cli::exec(argc - 2, argv + 2);
+  // One-shot commands leave without running static destructors (libnode's among them: about
+  // 2% of a `run`'s samples under perf): what they wrote is flushed first; nothing else is
+  // pending.
+  auto leave = [](int rc) {
+    std::cout.flush();
+    std::cerr.flush();
+    std::fflush(nullptr);
+    std::_Exit(rc);
+  };
+  if (cmd == "run") leave(wj::cli::run(argc - 2, argv + 2));
+  if (cmd == "exec") leave(wj::cli::exec(argc - 2, argv + 2));
   if (cmd == "serve") return wj::cli::serve(argc - 2, argv + 2);
   if (cmd == "policy") return wj::cli::policy(argc - 2, argv + 2);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
