@@ -71,12 +71,12 @@ bool arrange_fds(const ChildSetup& s) {
 }  // namespace
 
 void child_main(const ChildSetup& s) {
+  // Named apart from the supervisor and the fork server (ps, /proc/PID/comm).
+  prctl(PR_SET_NAME, "wasmjail-job");
   // Default dispositions: the supervisor's handlers mean nothing here. A write to a pipe
   // the supervisor closed must fail with EPIPE (a WASI errno), not kill the job.
   // The one exception: in a fork server's child, V8 (initialized there) already owns SIGSEGV
   // for its wasm trap handler, which can be enabled only once per process.
-  // Named apart from the supervisor and the fork server (ps, /proc/PID/comm).
-  prctl(PR_SET_NAME, "wasmjail-job");
   struct sigaction v8_segv {};
   sigaction(SIGSEGV, nullptr, &v8_segv);
   for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);

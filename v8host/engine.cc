@@ -473,7 +473,8 @@ class Runner {
     }
     v8::Local<v8::Promise> promise = p.As<v8::Promise>();
     while (promise->State() == v8::Promise::kPending) {
-      v8::platform::PumpMessageLoop(g_platform->message_loop_platform(), iso_, v8::platform::MessageLoopBehavior::kWaitForWork);
+      v8::platform::PumpMessageLoop(g_platform->message_loop_platform(), iso_,
+                                    v8::platform::MessageLoopBehavior::kWaitForWork);
       iso_->PerformMicrotaskCheckpoint();
     }
     if (promise->State() != v8::Promise::kFulfilled || !promise->Result()->IsWasmModuleObject()) {
