@@ -1,5 +1,5 @@
 #include "supervisor/code_cache.h"
-#include "supervisor/storage.h"
+#include "storage/storage.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

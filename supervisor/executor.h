@@ -22,7 +22,7 @@
 #include "policies/jobspec.h"
 #include "policies/policy.h"
 #include "supervisor/result.h"
-#include "supervisor/storage.h"
+#include "storage/storage.h"
 #include "supervisor/supervisor.h"
 
 namespace wj {

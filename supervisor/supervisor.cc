@@ -24,7 +24,7 @@
 #include "supervisor/code_cache.h"
 #include "supervisor/zygote.h"
 #include "supervisor/policy_sandbox.h"
-#include "supervisor/storage.h"
+#include "storage/storage.h"
 #include "supervisor/wire.h"
 
 namespace wj {

@@ -1,4 +1,4 @@
-#include "supervisor/curl_lib.h"
+#include "storage/curl_lib.h"
 
 #include <dlfcn.h>
 

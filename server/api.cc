@@ -1,4 +1,4 @@
-#include "supervisor/api.h"
+#include "server/api.h"
 
 #include <sys/time.h>
 

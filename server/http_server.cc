@@ -1,6 +1,6 @@
-#include "supervisor/http_server.h"
+#include "server/http_server.h"
 
-#include "supervisor/curl_lib.h"
+#include "storage/curl_lib.h"
 #include <http_parser.h>
 #include <sys/stat.h>
 #include <unistd.h>

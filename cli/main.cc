@@ -5,7 +5,7 @@
 #include <iostream>
 #include <string>
 
-#include "supervisor/cli.h"
+#include "cli/cli.h"
 #include "supervisor/zygote.h"
 
 namespace {

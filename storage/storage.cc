@@ -1,6 +1,6 @@
-#include "supervisor/storage.h"
+#include "storage/storage.h"
 
-#include "supervisor/curl_lib.h"
+#include "storage/curl_lib.h"
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "policies/policy.h"
-#include "supervisor/cli.h"
+#include "cli/cli.h"
 
 #ifndef WJ_SOURCE_POLICY_DIR
 #define WJ_SOURCE_POLICY_DIR ""

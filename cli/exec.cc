@@ -10,10 +10,10 @@
 #include <string>
 
 #include "policies/jobspec.h"
-#include "supervisor/cli.h"
+#include "cli/cli.h"
 #include "supervisor/code_cache.h"
 #include "supervisor/executor.h"
-#include "supervisor/storage.h"
+#include "storage/storage.h"
 #include "supervisor/supervisor.h"
 
 namespace wj::cli {

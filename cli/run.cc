@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "supervisor/cli.h"
+#include "cli/cli.h"
 #include "supervisor/code_cache.h"
 #include "supervisor/supervisor.h"
 

@@ -9,9 +9,9 @@
 #include <fstream>
 
 #include "policies/server_config.h"
-#include "supervisor/api.h"
-#include "supervisor/cli.h"
-#include "supervisor/curl_lib.h"
+#include "server/api.h"
+#include "cli/cli.h"
+#include "storage/curl_lib.h"
 #include "supervisor/code_cache.h"
 
 namespace wj::cli {

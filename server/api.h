@@ -21,7 +21,7 @@
 #include "policies/policy.h"
 #include "policies/server_config.h"
 #include "supervisor/executor.h"
-#include "supervisor/http_server.h"
+#include "server/http_server.h"
 
 namespace wj {
 
