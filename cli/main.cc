@@ -23,6 +23,8 @@ constexpr const char* kUsage =
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A clean fork server started by a serve (Zygote::start_clean) runs here and never returns.
+  wj::Zygote::run_helper_if_requested();
   if (argc < 2) {
     std::fputs(kUsage, stderr);
     return wj::cli::kExitUsage;
@@ -41,6 +43,9 @@ int main(int argc, char** argv) {
   // (measured, BENCHMARKS.md). WASMJAIL_ZYGOTE=on|off overrides.
   const char* z = std::getenv("WASMJAIL_ZYGOTE");
   std::string zygote = z ? z : "";
+  // WASMJAIL_POOL=on (tests): one-shot jobs run in a warm pooled process, which needs one.
+  const char* pool = std::getenv("WASMJAIL_POOL");
+  if (pool && std::strcmp(pool, "on") == 0) zygote = "on";
   if (zygote == "on" ? (cmd == "run" || cmd == "exec" || cmd == "serve") : (zygote != "off" && cmd == "serve"))
     wj::Zygote::start();
   // One-shot commands leave without running static destructors (libnode's among them: about

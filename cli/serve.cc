@@ -12,6 +12,7 @@
 #include "server/api.h"
 #include "cli/cli.h"
 #include "storage/curl_lib.h"
+#include "supervisor/zygote.h"
 #include "supervisor/code_cache.h"
 
 namespace wj::cli {
@@ -96,6 +97,10 @@ int serve(int argc, char** argv) {
   ServerLog log(cfg.log_format == "json");
   ExecutorConfig ecfg;
   ecfg.concurrency = cfg.concurrency;
+  ecfg.warm_pool = cfg.warm_pool;
+  // Jobs come only from a fork server (one forked before any job data existed, or a clean
+  // exec'd one): never cloned from this process, which holds every job's data and the token.
+  Zygote::set_required(true);
   ecfg.queue_size = cfg.queue_size;
   ecfg.retention = cfg.result_retention;
   ecfg.retention_bytes = cfg.retention_bytes;

@@ -62,7 +62,7 @@ cfg::Expected<ServerConfig> load_server_config(const std::string& path) {
     YAML::Node n = cfg::load_file(path);
     cfg::check_map(n, doc, "the server config",
                    {"listen", "socket_mode", "token_file", "default_policy", "allowed_policies", "policy_dirs",
-                    "concurrency", "queue_size", "result_retention", "retention_bytes", "max_request_bytes",
+                    "concurrency", "warm_pool", "queue_size", "result_retention", "retention_bytes", "max_request_bytes",
                     "header_timeout", "drain_timeout", "max_wait", "log_format", "output_root", "local_roots",
                     "cache_dir", "cache_max_bytes"});
     ServerConfig c = default_server_config();
@@ -87,6 +87,7 @@ cfg::Expected<ServerConfig> load_server_config(const std::string& path) {
     if (auto v = n["allowed_policies"]) c.allowed_policies = cfg::as_string_list(v, doc, "allowed_policies");
     if (auto v = n["policy_dirs"]) c.policy_dirs = cfg::as_string_list(v, doc, "policy_dirs");
     if (auto v = n["concurrency"]) c.concurrency = static_cast<size_t>(cfg::as_int(v, doc, "concurrency", 0, 1024));
+    if (auto v = n["warm_pool"]) c.warm_pool = cfg::as_int(v, doc, "warm_pool", 0, 256);
     if (auto v = n["queue_size"]) c.queue_size = static_cast<size_t>(cfg::as_int(v, doc, "queue_size", 0, 1000000));
     if (auto v = n["result_retention"])
       c.result_retention = static_cast<size_t>(cfg::as_int(v, doc, "result_retention", 0, 10000000));

@@ -25,6 +25,7 @@ struct ServerConfig {
   std::vector<std::string> allowed_policies;  // empty: only default_policy
   std::vector<std::string> policy_dirs;
   size_t concurrency = 0;  // 0: cores
+  int64_t warm_pool = -1;  // warm job processes per policy; -1: the concurrency, 0: none
   size_t queue_size = 256;
   size_t result_retention = 1000;
   uint64_t retention_bytes = 256ull << 20;

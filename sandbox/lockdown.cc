@@ -30,16 +30,19 @@ std::optional<std::string> lock_down(const LockdownSpec& spec, const Announce& a
 
   // Order matters:
   // 1. Parent death first, so a child orphaned at any later step is killed by the kernel.
-  if (auto e = die_with_parent(spec.supervisor_pid, spec.supervisor_pidfd)) return "die_with_parent: " + *e;
   // 2. A new session: no signals from the supervisor's terminal, no controlling tty.
-  if (auto e = new_session()) return "new_session: " + *e;
+  //    (A warm pooled process did both, and the id maps of step 4, in prepare_warm.)
+  if (!spec.warm_prepared) {
+    if (auto e = die_with_parent(spec.supervisor_pid, spec.supervisor_pidfd)) return "die_with_parent: " + *e;
+    if (auto e = new_session()) return "new_session: " + *e;
+  }
   // 3. Close every inherited fd but the pipes and preopens, before anything untrusted runs
   //    and before the mount namespace is built (no fd may pin a host directory).
   if (auto e = close_fds_except(spec.keep_fds)) return "close_fds: " + *e;
   // 4. Namespaces were entered by clone (namespaces.cc). What needs privileges or host paths
   //    comes now, while we still have both: the uid/gid maps (through /proc), then the
   //    mount namespace's new root (which has no /proc).
-  if (spec.clone.applied & bit(Mechanism::kUserNs))
+  if ((spec.clone.applied & bit(Mechanism::kUserNs)) && !spec.warm_prepared)
     if (auto e = write_id_maps(spec.clone.outer_uid, spec.clone.outer_gid)) return "user_ns: " + *e;
   if (spec.clone.applied & bit(Mechanism::kMountNs))
     if (auto e = outcome(Mechanism::kMountNs, pivot_into_job_root(sb.preopens, spec.preopen_fds))) return e;
@@ -80,6 +83,15 @@ std::optional<std::string> lock_down(const LockdownSpec& spec, const Announce& a
   if (auto e = set_undumpable()) return "undumpable: " + *e;
   if (rep.seccomp_listener_fd >= 0) close(rep.seccomp_listener_fd);
   if (report) *report = rep;
+  return std::nullopt;
+}
+
+std::optional<std::string> prepare_warm(const LockdownSpec& spec) {
+  if (auto e = die_with_parent(spec.supervisor_pid, spec.supervisor_pidfd)) return "die_with_parent: " + *e;
+  if (auto e = new_session()) return "new_session: " + *e;
+  if (auto e = close_fds_except(spec.keep_fds)) return "close_fds: " + *e;
+  if (spec.clone.applied & bit(Mechanism::kUserNs))
+    if (auto e = write_id_maps(spec.clone.outer_uid, spec.clone.outer_gid)) return "user_ns: " + *e;
   return std::nullopt;
 }
 

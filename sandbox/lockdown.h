@@ -62,6 +62,7 @@ struct LockdownSpec {
   std::vector<int> preopen_fds;          // parallel to sandbox->preopens (4, 5, ...)
   CloneResult clone;                     // what clone_job_process did for this child
   const SeccompProgram* seccomp_program = nullptr;  // the filter, compiled ahead (or null)
+  bool warm_prepared = false;  // prepare_warm already did steps 1, 2 and the id maps
 };
 
 struct LockdownReport {
@@ -81,6 +82,11 @@ using Announce = std::function<void(const LockdownReport&)>;
 // must not run the guest after a failure.
 std::optional<std::string> lock_down(const LockdownSpec& spec, const Announce& announce,
                                      LockdownReport* report);
+
+// A warm pooled process, before any job is known: the steps of lock_down that depend on no
+// job (parent death, a new session, every fd but `keep_fds` closed, the uid/gid maps). The
+// rest, which needs the job's trees and limits, is lock_down with warm_prepared set.
+std::optional<std::string> prepare_warm(const LockdownSpec& spec);
 
 // Sends the readiness handshake through the seccomp listener (see seccomp.cc): returns
 // once the supervisor holds the listener, so the guest never runs with dangerous syscalls

@@ -111,6 +111,7 @@ void child_main(const ChildSetup& s) {
   spec.sandbox = s.sandbox;
   spec.clone = s.clone;
   spec.seccomp_program = s.seccomp_program;
+  spec.warm_prepared = s.warm;
   // V8 draws its hash seeds and ASLR hints from getrandom, set before it initializes;
   // the filter allows getrandom but no path reaches /dev/urandom.
   set_entropy_source();

@@ -69,6 +69,7 @@ std::optional<std::string> options_for(const JobSpec& spec, const std::shared_pt
 
 Executor::Executor(uv_loop_t* loop, ExecutorConfig cfg) : loop_(loop), cfg_(std::move(cfg)), supervisor_(loop) {
   if (cfg_.concurrency == 0) cfg_.concurrency = std::max(1u, std::thread::hardware_concurrency());
+  supervisor_.set_warm_pool_size(cfg_.warm_pool < 0 ? cfg_.concurrency : static_cast<size_t>(cfg_.warm_pool));
 }
 
 Executor::~Executor() { *alive_ = false; }
@@ -323,6 +324,7 @@ void Executor::maybe_drained() {
   }
   // Background compiles for the code cache must not keep a stopping server alive.
   supervisor_.cancel_background();
+  supervisor_.shutdown_warm_pool();
   auto cb = std::move(drained_cb_);
   drained_cb_ = nullptr;
   cb();

@@ -29,6 +29,8 @@ namespace wj {
 
 struct ExecutorConfig {
   size_t concurrency = 0;           // 0: the number of cores
+  // Warm job processes kept per policy (supervisor/warm_pool.h): -1 = the concurrency, 0 = none.
+  int64_t warm_pool = 0;
   size_t queue_size = 256;          // queued (not yet running) jobs; more are refused
   size_t retention = 1000;          // finished jobs kept for GET /v1/jobs/{id}
   uint64_t retention_bytes = 256ull << 20;  // ... and their output, together

@@ -22,6 +22,7 @@
 #include "sandbox/lockdown.h"
 #include "supervisor/child.h"
 #include "supervisor/code_cache.h"
+#include "supervisor/warm_pool.h"
 #include "supervisor/zygote.h"
 #include "supervisor/policy_sandbox.h"
 #include "storage/storage.h"
@@ -424,7 +425,7 @@ bool reap_strays() {
     std::ifstream f(task.path() / "children");
     pid_t c;
     while (f >> c) {
-      if (c == zygote || g_job_pids.count(c)) continue;
+      if (c == zygote || g_job_pids.count(c) || WarmPool::owns(c)) continue;
       if (waitpid(c, nullptr, WNOHANG) != c) running = true;
     }
   }
@@ -433,8 +434,15 @@ bool reap_strays() {
 
 }  // namespace
 
-Supervisor::Supervisor(uv_loop_t* loop) : loop_(loop) {}
+Supervisor::Supervisor(uv_loop_t* loop) : loop_(loop), pool_(std::make_unique<WarmPool>(loop)) {
+  const char* p = getenv("WASMJAIL_POOL");
+  warm_for_one_shot_ = p && std::strcmp(p, "on") == 0;
+}
 Supervisor::~Supervisor() = default;
+
+void Supervisor::set_warm_pool_size(size_t n) { pool_->set_size(n); }
+void Supervisor::shutdown_warm_pool() { pool_->shutdown(); }
+size_t Supervisor::warm_idle() const { return pool_->idle(); }
 
 void Supervisor::cancel_background() {
   std::vector<std::shared_ptr<JobControl>> controls;
@@ -612,13 +620,40 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   setup.wasm_memory_bytes = lim.wasm_memory.value_or(0);
   setup.output_bytes = lim.output_bytes.value_or(0);
 
-  // The job process is created in its namespaces (a clone that behaves like fork).
-  // The fork server creates it when one runs (same child_main, V8 already initialized);
-  // otherwise a direct clone of this process.
+  // The job process: a warm one from the pool when one was prepared for this policy (it
+  // gets the job's setup and fds now, and applies everything job-specific before running
+  // anything); else the fork server creates it (same child_main, V8 already initialized);
+  // else, for one-shot commands only, a direct clone of this process.
   std::optional<sandbox::CloneResult> forked;
-  if (Zygote* z = Zygote::get()) forked = z->spawn(setup);
+  if (pool_->size() > 0 || warm_for_one_shot_) {
+    if (auto warm = pool_->take(warm_spec_of(setup), warm_for_one_shot_)) {
+      // The place where a per-job cgroup is joined: the warm process is written into the
+      // job's cgroup here, before it gets the job (sandbox/cgroup.h, when available).
+      std::string why;
+      if (send_job_to_warm(warm->channel, setup, &why)) {
+        forked = warm->clone;
+      } else {
+        kill(warm->pid, SIGKILL);
+        waitpid(warm->pid, nullptr, 0);
+      }
+      close(warm->channel);
+    }
+    pool_->schedule_fill();
+  }
+  // A serve never clones a job from its own process (it holds every job's data): a fork
+  // server that died or never started is replaced by a clean one (fork+exec).
+  for (int attempt = 0; !forked && attempt < 2; ++attempt) {
+    if (!Zygote::get() && Zygote::required()) Zygote::start_clean();
+    Zygote* z = Zygote::get();
+    if (!z) break;
+    forked = z->spawn(setup);
+  }
   if (forked) {
     setup.clone = *forked;
+  } else if (Zygote::required()) {
+    setup.clone = sandbox::CloneResult{};
+    setup.clone.err = EAGAIN;
+    setup.clone.error = "no fork server could be started for this job (a serve never clones jobs from its own process)";
   } else {
     setup.clone = sandbox::clone_job_process(r->opts.sandbox);
     if (setup.clone.pid == 0) child_main(setup);

@@ -23,6 +23,7 @@
 namespace wj {
 
 struct Running;  // one live job (supervisor.cc)
+class WarmPool;   // supervisor/warm_pool.h
 
 enum class Stream { kStdout = 1, kStderr = 2 };
 
@@ -89,6 +90,11 @@ class Supervisor {
   void cancel_background();
   // Background compiles in flight (for /metrics).
   size_t background_compiles() const { return compiling_->size(); }
+  // Warm job processes kept per policy (serve: the concurrency; 0: none). See warm_pool.h.
+  void set_warm_pool_size(size_t n);
+  // Stops refilling the warm pool and kills its idle processes (a server shutting down).
+  void shutdown_warm_pool();
+  size_t warm_idle() const;
 
  private:
   // Starts the compile-only sibling of a cold, large job (see background_compile_min_bytes).
@@ -98,6 +104,9 @@ class Supervisor {
   // many at once (further distinct cold modules are compiled eagerly by their own jobs).
   static constexpr size_t kMaxBackgroundCompiles = 2;
   uv_loop_t* loop_;
+  std::unique_ptr<WarmPool> pool_;
+  // WASMJAIL_POOL=on (tests): even a one-shot job runs in a warm process, made for it.
+  bool warm_for_one_shot_ = false;
   // Background compiles in flight, by cache key (shared with their done callbacks).
   using Compiling = std::map<std::string, std::shared_ptr<JobControl>>;
   std::shared_ptr<Compiling> compiling_ = std::make_shared<Compiling>();

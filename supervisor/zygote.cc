@@ -4,7 +4,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -20,7 +22,9 @@
 #include <map>
 #include <memory>
 
+#include "supervisor/wire.h"
 #include "v8host/engine.h"
+#include "v8host/outcome.h"
 
 namespace wj {
 namespace {
@@ -112,6 +116,7 @@ class Reader {
 };
 
 constexpr uint32_t kSetupMagic = 0x575a5931;  // "WZY1"
+constexpr uint32_t kWarmMagic = 0x575a5731;   // "WZW1"
 
 void put_seccomp(Writer& w, const sandbox::SeccompSpec& sc) {
   w.u8(static_cast<uint8_t>(sc.default_action));
@@ -126,6 +131,35 @@ void put_seccomp(Writer& w, const sandbox::SeccompSpec& sc) {
   w.strs(sc.kill);
   w.u32(static_cast<uint32_t>(sc.errno_rules.size()));
   for (const auto& r : sc.errno_rules) w.str(r.name), w.u32(static_cast<uint32_t>(r.err));
+}
+
+void get_seccomp(Reader& r, sandbox::SeccompSpec* sc, bool* ok) {
+  uint8_t action = r.u8();
+  if (action > static_cast<uint8_t>(sandbox::SeccompSpec::DefaultAction::kLog)) *ok = false;
+  sc->default_action = static_cast<sandbox::SeccompSpec::DefaultAction>(action);
+  sc->default_errno = static_cast<int>(r.u32());
+  for (uint32_t i = 0, n = r.count(); i < n && r.ok(); ++i) {
+    sandbox::SyscallRule rule;
+    rule.name = r.str();
+    for (uint32_t k = 0, m = r.count(); k < m && r.ok(); ++k) {
+      sandbox::ArgCondition c;
+      c.index = r.u32();
+      uint8_t op = r.u8();
+      if (op > static_cast<uint8_t>(sandbox::ArgCondition::Op::kMaskedEq)) *ok = false;
+      c.op = static_cast<sandbox::ArgCondition::Op>(op);
+      c.value = r.u64();
+      c.mask = r.u64();
+      rule.conditions.push_back(c);
+    }
+    sc->allow.push_back(std::move(rule));
+  }
+  sc->kill = r.strs();
+  for (uint32_t i = 0, n = r.count(); i < n && r.ok(); ++i) {
+    sandbox::ErrnoRule e;
+    e.name = r.str();
+    e.err = static_cast<int>(r.u32());
+    sc->errno_rules.push_back(std::move(e));
+  }
 }
 
 // The fork server's compiled filters, one per distinct seccomp section (policies are few).
@@ -155,14 +189,17 @@ sandbox::Mode mode_from(uint8_t v, bool* ok) {
 
 // ---- the request and the reply on the socket --------------------------------------------
 
-// SCM_RIGHTS carries at most 253 fds; a request has the memfd, 3 pipes and the preopens.
-constexpr size_t kMaxPreopens = 249;
-constexpr size_t kMaxFds = kMaxPreopens + 4;
+// SCM_RIGHTS carries at most 253 fds; a spawn request has the spec memfd, the job memfd,
+// 3 pipes and the preopens.
+constexpr size_t kMaxPreopens = 248;
+constexpr size_t kMaxFds = kMaxPreopens + 5;
+constexpr uint32_t kSpawn = 1, kFill = 2;
 
 struct RequestHead {
   uint32_t magic;
   uint32_t seq;       // echoed in the reply
-  uint32_t preopens;  // fds after the memfd and the 3 pipes
+  uint32_t kind;      // kSpawn or kFill
+  uint32_t preopens;  // spawn: fds after the memfds and the 3 pipes
 };
 
 struct ReplyHead {
@@ -173,6 +210,12 @@ struct ReplyHead {
   uint32_t skipped;
 };
 constexpr size_t kMaxReply = 4096;
+
+// A job sent to a warm pooled process: the setup memfd, 3 pipes, the preopens.
+struct JobHead {
+  uint32_t magic;
+  uint32_t preopens;
+};
 
 // Sends one message; false with errno set on failure (nothing was sent then).
 bool send_with_fds(int sock, const void* data, size_t len, const std::vector<int>& fds) {
@@ -247,12 +290,124 @@ class MappedSetup {
   size_t size_ = 0;
 };
 
+// Writes the whole string to a new memfd; -1 on failure.
+int memfd_with(const std::string& data, const char* name) {
+  int mfd = memfd_create(name, MFD_CLOEXEC);
+  if (mfd < 0) return -1;
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = write(mfd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      close(mfd);
+      return -1;
+    }
+    off += static_cast<size_t>(n);
+  }
+  return mfd;
+}
+
 int count_threads() {
   std::ifstream f("/proc/self/status");
   std::string line;
   while (std::getline(f, line))
     if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
   return -1;
+}
+
+// A job process that cannot start its job reports why on the record pipe, as child_main
+// would (the supervisor then ends the job setup_error).
+[[noreturn]] void refuse_job(int record_fd, const std::string& why) {
+  RunOutcome o;
+  o.kind = OutcomeKind::kSetupError;
+  o.message = why;
+  std::string rec = wire::encode_outcome(o);
+  (void)!write(record_fd, rec.data(), rec.size());
+  _exit(0);
+}
+
+// Decodes the job's setup from its memfd, in the job process (never in the zygote).
+DecodedSetup* decode_job(int memfd, size_t preopens, int record_fd) {
+  auto* d = new DecodedSetup;
+  std::optional<std::string> e;
+  {
+    MappedSetup data;
+    e = data.map(memfd);
+    if (!e) e = decode_child_setup(data.view(), d);
+  }
+  close(memfd);
+  if (e) refuse_job(record_fd, "job setup: " + *e);
+  if (d->job.dirs.size() != preopens) refuse_job(record_fd, "job setup: preopen count mismatch");
+  return d;
+}
+
+// Default signal dispositions for a job process (see child_main); V8's SIGSEGV handler stays.
+void reset_signals() {
+  struct sigaction v8_segv {};
+  sigaction(SIGSEGV, nullptr, &v8_segv);
+  for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
+  if (v8_preinitialized()) sigaction(SIGSEGV, &v8_segv, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// Warm pooled processes prepare at this nice value when the supervisor can take it back
+// (WarmSpec::lower_priority), so refills do not take CPU from running jobs.
+constexpr int kWarmNice = 10;
+
+// A warm pooled process: prepares everything that does not depend on a job, waits for
+// exactly one job on `channel`, then runs it. Never returns.
+[[noreturn]] void warm_main(const WarmSpec& spec, sandbox::CloneResult clone, int channel,
+                            const sandbox::SeccompProgram* prog) {
+  prctl(PR_SET_NAME, "wasmjail-warm");
+  reset_signals();
+  sandbox::LockdownSpec early;
+  early.supervisor_pid = spec.supervisor_pid;
+  early.supervisor_pidfd = clone.parent_pidfd;
+  early.keep_fds = {2, channel};
+  early.clone = clone;
+  if (sandbox::prepare_warm(early)) _exit(1);  // the supervisor sees it gone, and drops it
+  clone.parent_pidfd = -1;                      // used (and closed) by prepare_warm
+  if (spec.lower_priority) setpriority(PRIO_PROCESS, 0, kWarmNice);
+  set_entropy_source();
+  prewarm_isolate(spec.v8_flags, spec.memory_bytes);
+  // Ready (what the pool prefers). The job may already be waiting in the channel, sent while
+  // this process was preparing and followed by the supervisor's close: then this fails, and
+  // the job is read all the same.
+  char ready = 'R';
+  (void)send_with_fds(channel, &ready, 1, {});
+
+  JobHead head{};
+  std::vector<int> fds;
+  ssize_t n = recv_with_fds(channel, &head, sizeof head, &fds);
+  // The supervisor closed its end with our ready byte unread: the kernel reports that
+  // (ECONNRESET) once, before the job message still queued.
+  if (n < 0 && errno == ECONNRESET) n = recv_with_fds(channel, &head, sizeof head, &fds);
+  if (n <= 0) _exit(0);  // the supervisor dropped this process
+  if (n != static_cast<ssize_t>(sizeof head) || head.magic != kSetupMagic || head.preopens > kMaxPreopens ||
+      fds.size() != 4 + static_cast<size_t>(head.preopens)) {
+    if (fds.size() >= 4) refuse_job(fds[3], "warm job process: malformed job message");
+    _exit(0);
+  }
+  close(channel);
+  DecodedSetup* d = decode_job(fds[0], head.preopens, fds[3]);
+  ChildSetup& s = d->setup;
+  // The job must be what this process was prepared for (the supervisor's pool key).
+  WarmSpec got = warm_spec_of(s);
+  got.supervisor_pid = spec.supervisor_pid;
+  got.lower_priority = spec.lower_priority;
+  if (encode_warm_spec(got) != encode_warm_spec(spec))
+    refuse_job(fds[3], "warm job process: the job does not match the policy it was prepared for");
+  s.stdout_w = fds[1];
+  s.stderr_w = fds[2];
+  s.record_w = fds[3];
+  s.preopen_fds.assign(fds.begin() + 4, fds.end());
+  s.clone = clone;
+  s.warm = true;
+  s.seccomp_program = prog;
+  child_main(s);
 }
 
 // The zygote's loop: one request, one clone, one reply. Never returns.
@@ -313,32 +468,25 @@ int count_threads() {
     };
     sandbox::CloneResult refused;
     refused.err = EINVAL;
+    const size_t want = head.kind == kSpawn ? 5 + static_cast<size_t>(head.preopens) : 2;
     if (n != static_cast<ssize_t>(sizeof head) || head.magic != kSetupMagic || head.preopens > kMaxPreopens ||
-        fds.size() != 4 + static_cast<size_t>(head.preopens)) {
+        (head.kind != kSpawn && head.kind != kFill) || (head.kind == kFill && head.preopens != 0) ||
+        fds.size() != want) {
       refused.error = "fork server: malformed request";
       reply(refused);
       continue;
     }
-    auto d = std::make_unique<DecodedSetup>();
+    // Only the policy's part: the job's own data stays in its memfd, for the job process.
+    WarmSpec spec;
     {
       MappedSetup data;
       std::optional<std::string> e = data.map(fds[0]);
-      if (!e) e = decode_child_setup(data.view(), d.get());
+      if (!e) e = decode_warm_spec(data.view(), &spec);
       if (e) {
         refused.error = "fork server: job setup: " + *e;
         reply(refused);
         continue;
       }
-    }
-    ChildSetup& s = d->setup;
-    s.stdout_w = fds[1];
-    s.stderr_w = fds[2];
-    s.record_w = fds[3];
-    s.preopen_fds.assign(fds.begin() + 4, fds.end());
-    if (s.preopen_fds.size() != s.job->dirs.size()) {
-      refused.error = "fork server: preopen count mismatch";
-      reply(refused);
-      continue;
     }
     if (pipe2(go, O_CLOEXEC) != 0) {
       refused.err = errno;
@@ -347,9 +495,9 @@ int count_threads() {
       reply(refused);
       continue;
     }
-    s.seccomp_program = precompiled_filter(*s.sandbox);
-    s.clone = sandbox::clone_job_process(*s.sandbox, CLONE_PARENT, supervisor);
-    if (s.clone.pid == 0) {
+    const sandbox::SeccompProgram* prog = precompiled_filter(spec.sandbox);
+    sandbox::CloneResult clone = sandbox::clone_job_process(spec.sandbox, CLONE_PARENT, supervisor);
+    if (clone.pid == 0) {
       prctl(PR_SET_NAME, "wasmjail-job");  // not the fork server, from its first instant
       close(go[1]);
       char c = 0;
@@ -358,11 +506,21 @@ int count_threads() {
       while (got < 0 && errno == EINTR);
       if (got != 1) _exit(0);
       close(go[0]);
+      close(fds[0]);
+      if (head.kind == kFill) warm_main(spec, clone, fds[1], prog);
+      DecodedSetup* d = decode_job(fds[1], head.preopens, fds[4]);
+      ChildSetup& s = d->setup;
+      s.stdout_w = fds[2];
+      s.stderr_w = fds[3];
+      s.record_w = fds[4];
+      s.preopen_fds.assign(fds.begin() + 5, fds.end());
+      s.clone = clone;
+      s.seccomp_program = prog;
       child_main(s);
     }
     // Tests only: a fork server that hangs after creating the job, before answering.
-    if (stall_for_tests && s.clone.pid > 0) pause();
-    reply(s.clone);
+    if (stall_for_tests && clone.pid > 0) pause();
+    reply(clone);
   }
 }
 
@@ -463,32 +621,7 @@ std::optional<std::string> decode_child_setup(std::string_view data, DecodedSetu
   for (sandbox::Mode* m : {&sb.user_ns, &sb.pid_ns, &sb.net_ns, &sb.ipc_ns, &sb.uts_ns, &sb.mount_ns,
                            &sb.landlock, &sb.capabilities, &sb.seccomp.mode})
     *m = mode_from(r.u8(), &modes_ok);
-  uint8_t action = r.u8();
-  if (action > static_cast<uint8_t>(sandbox::SeccompSpec::DefaultAction::kLog)) modes_ok = false;
-  sb.seccomp.default_action = static_cast<sandbox::SeccompSpec::DefaultAction>(action);
-  sb.seccomp.default_errno = static_cast<int>(r.u32());
-  for (uint32_t i = 0, n = r.count(); i < n && r.ok(); ++i) {
-    sandbox::SyscallRule rule;
-    rule.name = r.str();
-    for (uint32_t k = 0, m = r.count(); k < m && r.ok(); ++k) {
-      sandbox::ArgCondition c;
-      c.index = r.u32();
-      uint8_t op = r.u8();
-      if (op > static_cast<uint8_t>(sandbox::ArgCondition::Op::kMaskedEq)) modes_ok = false;
-      c.op = static_cast<sandbox::ArgCondition::Op>(op);
-      c.value = r.u64();
-      c.mask = r.u64();
-      rule.conditions.push_back(c);
-    }
-    sb.seccomp.allow.push_back(std::move(rule));
-  }
-  sb.seccomp.kill = r.strs();
-  for (uint32_t i = 0, n = r.count(); i < n && r.ok(); ++i) {
-    sandbox::ErrnoRule e;
-    e.name = r.str();
-    e.err = static_cast<int>(r.u32());
-    sb.seccomp.errno_rules.push_back(std::move(e));
-  }
+  get_seccomp(r, &sb.seccomp, &modes_ok);
   auto& rl = sb.rlimits;
   for (auto* o : {&rl.nofile, &rl.fsize, &rl.nproc, &rl.data, &rl.stack, &rl.cpu_seconds}) *o = r.opt();
   sb.preopens.clear();
@@ -508,6 +641,51 @@ std::optional<std::string> decode_child_setup(std::string_view data, DecodedSetu
   return std::nullopt;
 }
 
+WarmSpec warm_spec_of(const ChildSetup& s) {
+  WarmSpec w;
+  if (s.sandbox) w.sandbox = *s.sandbox;
+  w.sandbox.preopens.clear();
+  if (s.v8_flags) w.v8_flags = *s.v8_flags;
+  w.memory_bytes = s.memory_bytes;
+  w.supervisor_pid = s.supervisor_pid;
+  return w;
+}
+
+std::string encode_warm_spec(const WarmSpec& ws) {
+  Writer w;
+  w.u32(kWarmMagic);
+  const sandbox::SandboxSpec& sb = ws.sandbox;
+  for (sandbox::Mode m : {sb.user_ns, sb.pid_ns, sb.net_ns, sb.ipc_ns, sb.uts_ns, sb.mount_ns, sb.landlock,
+                          sb.capabilities, sb.seccomp.mode})
+    w.u8(static_cast<uint8_t>(m));
+  put_seccomp(w, sb.seccomp);
+  w.u32(sb.simulate_unavailable);
+  w.u64(static_cast<uint64_t>(ws.supervisor_pid));
+  w.strs(ws.v8_flags);
+  w.u64(ws.memory_bytes);
+  w.u8(ws.lower_priority);
+  return w.take();
+}
+
+std::optional<std::string> decode_warm_spec(std::string_view data, WarmSpec* out) {
+  Reader r(data);
+  if (r.u32() != kWarmMagic) return std::string("not a warm spec");
+  sandbox::SandboxSpec& sb = out->sandbox;
+  bool ok = true;
+  for (sandbox::Mode* m : {&sb.user_ns, &sb.pid_ns, &sb.net_ns, &sb.ipc_ns, &sb.uts_ns, &sb.mount_ns,
+                           &sb.landlock, &sb.capabilities, &sb.seccomp.mode})
+    *m = mode_from(r.u8(), &ok);
+  get_seccomp(r, &sb.seccomp, &ok);
+  sb.simulate_unavailable = r.u32();
+  out->supervisor_pid = static_cast<pid_t>(r.u64());
+  out->v8_flags = r.strs();
+  out->memory_bytes = r.u64();
+  out->lower_priority = r.u8() != 0;
+  if (!r.done()) return std::string(r.ok() ? "trailing bytes" : "truncated");
+  if (!ok) return std::string("a mode out of range");
+  return std::nullopt;
+}
+
 // ---- the supervisor's side --------------------------------------------------------------
 
 namespace {
@@ -517,6 +695,65 @@ bool g_strays_possible = false;
 
 bool Zygote::strays_possible() { return g_strays_possible; }
 void Zygote::set_strays_possible(bool v) { g_strays_possible = v; }
+
+namespace {
+bool g_helper_capable = false;  // main() calls run_helper_if_requested
+bool g_required = false;
+constexpr const char* kHelperEnv = "WASMJAIL_ZYGOTE_HELPER";
+}  // namespace
+
+void Zygote::run_helper_if_requested() {
+  g_helper_capable = true;
+  const char* v = getenv(kHelperEnv);
+  if (!v) return;
+  pid_t supervisor = static_cast<pid_t>(std::atol(v));
+  unsetenv(kHelperEnv);
+  if (supervisor <= 0) _exit(2);
+  zygote_main(3, supervisor);
+}
+
+void Zygote::set_required(bool v) { g_required = v; }
+bool Zygote::required() { return g_required; }
+
+bool Zygote::start_clean() {
+  if (g_zygote) return true;
+  if (!g_helper_capable) return false;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return false;
+  // The helper gets the socket as fd 3 (dup2 clears close-on-exec), so it must not be 3 here.
+  int child_end = sv[1];
+  if (child_end == 3) {
+    child_end = fcntl(sv[1], F_DUPFD_CLOEXEC, 4);
+    close(sv[1]);
+    if (child_end < 0) {
+      close(sv[0]);
+      return false;
+    }
+  }
+  std::string marker = std::string(kHelperEnv) + "=" + std::to_string(getpid());
+  // Only what the fork server itself reads: nothing else of this process's environment.
+  std::vector<std::string> env = {marker};
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  char arg0[] = "wasmjail-zygote";
+  char* argv[] = {arg0, nullptr};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, child_end, 3);
+  pid_t pid = -1;
+  // posix_spawn (vfork + exec): safe with other threads running; the helper starts from the
+  // binary, with none of this process's memory.
+  int rc = posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, argv, envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  close(child_end);
+  if (rc != 0) {
+    close(sv[0]);
+    return false;
+  }
+  g_zygote = new Zygote(pid, sv[0]);
+  return true;
+}
 
 bool Zygote::start() {
   if (g_zygote) return true;
@@ -561,6 +798,20 @@ void Zygote::stop() {
 std::optional<sandbox::CloneResult> Zygote::spawn(const ChildSetup& s) {
   // More fds than one message carries: this job is cloned directly (the fork server stays).
   if (s.preopen_fds.size() > kMaxPreopens) return std::nullopt;
+  int mfd = memfd_with(encode_child_setup(s), "wasmjail-job");
+  if (mfd < 0) return std::nullopt;
+  std::vector<int> fds = {mfd, s.stdout_w, s.stderr_w, s.record_w};
+  fds.insert(fds.end(), s.preopen_fds.begin(), s.preopen_fds.end());
+  auto r = request(kSpawn, warm_spec_of(s), fds);
+  close(mfd);
+  return r;
+}
+
+std::optional<sandbox::CloneResult> Zygote::fill(const WarmSpec& spec, int channel) {
+  return request(kFill, spec, {channel});
+}
+
+std::optional<sandbox::CloneResult> Zygote::request(uint32_t kind, const WarmSpec& spec, const std::vector<int>& fds) {
   // Waits until `deadline` for one message from the zygote; false if it is gone or stuck.
   auto wait_reply = [&](void* buf, size_t len, ssize_t* got, std::chrono::steady_clock::time_point deadline) {
     for (;;) {
@@ -572,9 +823,9 @@ std::optional<sandbox::CloneResult> Zygote::spawn(const ChildSetup& s) {
       if (n != 1) return false;
       break;
     }
-    std::vector<int> fds;
-    *got = recv_with_fds(sock_, buf, len, &fds);
-    for (int fd : fds) close(fd);
+    std::vector<int> got_fds;
+    *got = recv_with_fds(sock_, buf, len, &got_fds);
+    for (int fd : got_fds) close(fd);
     return *got > 0;
   };
   using std::chrono::seconds;
@@ -589,27 +840,16 @@ std::optional<sandbox::CloneResult> Zygote::spawn(const ChildSetup& s) {
     ready_ = true;
   }
   sandbox::CloneResult r;
-  std::string data = encode_child_setup(s);
-  int mfd = memfd_create("wasmjail-job", MFD_CLOEXEC);
-  if (mfd < 0) return std::nullopt;
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = write(mfd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      close(mfd);
-      return std::nullopt;
-    }
-    off += static_cast<size_t>(n);
-  }
-  std::vector<int> fds = {mfd, s.stdout_w, s.stderr_w, s.record_w};
-  fds.insert(fds.end(), s.preopen_fds.begin(), s.preopen_fds.end());
-  RequestHead head{kSetupMagic, ++seq_, static_cast<uint32_t>(s.preopen_fds.size())};
-  bool sent = send_with_fds(sock_, &head, sizeof head, fds);
+  int sfd = memfd_with(encode_warm_spec(spec), "wasmjail-policy");
+  if (sfd < 0) return std::nullopt;
+  std::vector<int> all = {sfd};
+  all.insert(all.end(), fds.begin(), fds.end());
+  RequestHead head{kSetupMagic, ++seq_, kind, kind == kSpawn ? static_cast<uint32_t>(fds.size() - 4) : 0};
+  bool sent = send_with_fds(sock_, &head, sizeof head, all);
   int send_err = errno;
-  close(mfd);
+  close(sfd);
   if (!sent) {
-    // Nothing reached the zygote: this job is cloned directly; a dead zygote is stopped.
+    // Nothing reached the zygote: a dead zygote is stopped.
     if (send_err == EPIPE || send_err == ECONNRESET || send_err == ENOTCONN) stop();
     return std::nullopt;
   }
@@ -630,7 +870,7 @@ std::optional<sandbox::CloneResult> Zygote::spawn(const ChildSetup& s) {
     stop();
     g_strays_possible = true;
     r.err = EIO;
-    r.error = "the fork server did not answer for this job (it is stopped; later jobs are cloned directly)";
+    r.error = "the fork server did not answer for this job (it is stopped; a new one is started)";
     return r;
   }
   r.pid = h.pid;
@@ -639,6 +879,26 @@ std::optional<sandbox::CloneResult> Zygote::spawn(const ChildSetup& s) {
   r.skipped = h.skipped;
   r.error.assign(buf + sizeof h, static_cast<size_t>(got) - sizeof h);
   return r;
+}
+
+bool send_job_to_warm(int channel, const ChildSetup& s, std::string* error) {
+  if (s.preopen_fds.size() > kMaxPreopens) {
+    *error = "too many preopens for a warm process";
+    return false;
+  }
+  int mfd = memfd_with(encode_child_setup(s), "wasmjail-job");
+  if (mfd < 0) {
+    *error = std::string("memfd_create: ") + std::strerror(errno);
+    return false;
+  }
+  std::vector<int> fds = {mfd, s.stdout_w, s.stderr_w, s.record_w};
+  fds.insert(fds.end(), s.preopen_fds.begin(), s.preopen_fds.end());
+  JobHead head{kSetupMagic, static_cast<uint32_t>(s.preopen_fds.size())};
+  bool sent = send_with_fds(channel, &head, sizeof head, fds);
+  int e = errno;
+  close(mfd);
+  if (!sent) *error = std::string("send to the warm process: ") + std::strerror(e);
+  return sent;
 }
 
 }  // namespace wj

@@ -10,9 +10,21 @@
 // each policy's filter once) and a copy of the supervisor's larger address space. V8's address-hint generator is reseeded in every child, and each child creates
 // its own isolate, so no two jobs share a heap layout or hash seed.
 //
-// If the zygote cannot be started or dies, the supervisor clones jobs directly (same
-// sandbox, slower start). One-shot commands (run, exec) clone directly by default: for a
-// single job, forking the zygote costs more than it saves.
+// The zygote never reads a job's own data (module, argv, env, paths): it reads only the
+// policy's part of the setup (namespaces, seccomp, V8 flags; a WarmSpec) and hands the job's
+// memfd to the job process unread, so no job process inherits another job's data through
+// the zygote's heap. For the same reason a `serve` (Zygote::set_required) never clones a job
+// from its own process, which holds every job's data and the API token: if the zygote cannot
+// be forked at start or dies, a clean one is started by fork+exec of this binary
+// (start_clean). One-shot commands (run, exec: one job per process) clone directly by
+// default: for a single job, forking the zygote costs more than it saves.
+//
+// Warm pool (serve): the zygote also creates "warm" job processes ahead of demand (fill):
+// cloned into the policy's namespaces, with their uid/gid maps, a new session, every fd but
+// their job channel closed, and V8's isolate and context created, at a lower CPU priority.
+// Each waits on its channel for exactly one job (send_job_to_warm), then applies what
+// depends on the job (its fds, mount root, Landlock on exactly its trees, rlimits,
+// capabilities, seccomp) before any of its code runs, and runs it. Never reused.
 #pragma once
 
 #include <sys/types.h>
@@ -27,8 +39,42 @@
 
 namespace wj {
 
+// The policy's part of a job setup: all a warm pooled process is prepared with, and all the
+// zygote reads of any request. Its encoding is also the warm pool's key.
+struct WarmSpec {
+  sandbox::SandboxSpec sandbox;  // preopens and rlimits are not part of it
+  std::vector<std::string> v8_flags;
+  uint64_t memory_bytes = 0;  // the isolate's heap limit (0: none)
+  pid_t supervisor_pid = 0;
+  // Prepare at a lower CPU priority: set when the supervisor can restore it (CAP_SYS_NICE)
+  // when it hands the process a job (WarmPool::take).
+  bool lower_priority = false;
+};
+WarmSpec warm_spec_of(const ChildSetup& s);
+std::string encode_warm_spec(const WarmSpec& w);
+std::optional<std::string> decode_warm_spec(std::string_view data, WarmSpec* out);
+
+// Sends one job to a warm pooled process over its channel (the setup in a memfd, its fds
+// by SCM_RIGHTS). False (with *error) when it could not be sent (the process is gone).
+bool send_job_to_warm(int channel, const ChildSetup& s, std::string* error);
+
 class Zygote {
  public:
+  // In main(), before anything else: a process started by start_clean() becomes the fork
+  // server here (and never returns). Also marks this binary as able to be that helper.
+  static void run_helper_if_requested();
+  // Starts a fork server by fork+exec of this binary (safe at any time, from any thread):
+  // it starts with nothing of this process's memory. False when it cannot (a binary without
+  // run_helper_if_requested, such as a test program).
+  static bool start_clean();
+  // serve and the worker: job processes must never be cloned from this process.
+  static void set_required(bool v);
+  static bool required();
+  // Creates a warm pooled process for `spec` (see above); `channel` is its end of the job
+  // channel (passed on, not kept). Like spawn: pid > 0, or err/error, or nullopt when
+  // nothing was sent.
+  std::optional<sandbox::CloneResult> fill(const WarmSpec& spec, int channel);
+
   // Forks the zygote. Call first thing in main(), while the process has one thread;
   // does nothing (and the supervisor clones directly) if it has more. Returns whether a
   // zygote is running. main() starts it for `serve` (WASMJAIL_ZYGOTE=on: also for run and
@@ -54,6 +100,9 @@ class Zygote {
  private:
   Zygote(pid_t pid, int sock) : pid_(pid), sock_(sock) {}
   void stop();
+
+  // Sends a request (the warm spec in a memfd, then `fds`) and reads its reply.
+  std::optional<sandbox::CloneResult> request(uint32_t kind, const WarmSpec& spec, const std::vector<int>& fds);
 
   pid_t pid_;
   int sock_;

@@ -276,47 +276,142 @@ BOOST_AUTO_TEST_CASE(logs_stream_while_running_and_a_leaving_client_is_harmless)
 
 // The fork server is a speed-up only: when it dies, jobs are cloned by the supervisor
 // itself, under the same sandbox, and the dead fork server is reaped.
-BOOST_AUTO_TEST_CASE(a_dead_fork_server_costs_speed_not_jobs) {
-  Server s;
-  Resp r = s.req("POST", "/v1/run", job("hello"));
-  BOOST_REQUIRE(r.j()["result"]["status"] == "ok");
-  pid_t zygote = wjt::zygote_of(s.pid);
-  BOOST_REQUIRE(zygote > 0);
-  kill(zygote, SIGKILL);
-  for (int i = 0; i < 3; ++i) {
-    r = s.req("POST", "/v1/run", job("hello"));
-    BOOST_TEST(r.j()["result"]["status"] == "ok");
-    BOOST_TEST(r.j()["result"]["stdout"] == "Hello from wasmjail!\n");
-    json res = r.j();
-    const json& applied = res["result"]["sandbox"]["applied"];
-    BOOST_TEST((std::find(applied.begin(), applied.end(), json("seccomp")) != applied.end()));
+std::string status_field(pid_t pid, const std::string& key) {
+  std::istringstream in(wjt::read_file("/proc/" + std::to_string(pid) + "/status"));
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key + ":", 0) == 0) {
+      std::string v = line.substr(key.size() + 1);
+      v.erase(0, v.find_first_not_of(" \t"));
+      return v;
+    }
+  return "";
+}
+
+int nice_of(pid_t pid) {
+  std::string st = wjt::read_file("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream in(st.substr(st.rfind(')') + 2));
+  std::string f;
+  for (int i = 3; i <= 19 && in >> f; ++i) {
   }
-  BOOST_TEST(wjt::zygote_of(s.pid) == -1);  // reaped, not a zombie child
+  return std::stoi(f);  // field 19: nice
+}
+
+size_t fd_count(pid_t pid) {
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) (void)e, ++n;
+  return n;
+}
+
+std::string random_secret() {
+  std::string s = "wj-planted-";
+  std::ifstream r("/dev/urandom", std::ios::binary);
+  for (int i = 0; i < 16; ++i) s += "0123456789abcdef"[static_cast<unsigned char>(r.get()) % 16];
+  return s;
+}
+
+// A fork server that dies is replaced by a clean one (fork+exec of the binary, never a
+// clone of the server, which holds every job's data); and no job process holds another
+// job's data: a secret planted in one job's environment is in the server's memory (so the
+// scan can see it) but in no later job process, warm process or fork server.
+BOOST_AUTO_TEST_CASE(a_dead_fork_server_is_replaced_and_no_job_sees_another_jobs_data) {
+  for (const char* config : {"warm_pool: 0\n", ""}) {
+    BOOST_TEST_CONTEXT("config: " << config) {
+      Server s(config);
+      const std::string secret = random_secret();
+      Resp r = s.req("POST", "/v1/run", job("hello", R"(, "environment_variables": {"PLANTED": ")" + secret + "\"}"));
+      BOOST_REQUIRE(r.j()["result"]["status"] == "ok");
+      pid_t zygote = wjt::zygote_of(s.pid);
+      BOOST_REQUIRE(zygote > 0);
+      BOOST_TEST(wjt::memory_contains(s.pid, secret));  // the scan finds it where it is
+      kill(zygote, SIGKILL);
+      for (int i = 0; i < 3; ++i) {
+        r = s.req("POST", "/v1/run", job("hello"));
+        BOOST_TEST(r.j()["result"]["status"] == "ok");
+        BOOST_TEST(r.j()["result"]["stdout"] == "Hello from wasmjail!\n");
+        json res = r.j();
+        const json& applied = res["result"]["sandbox"]["applied"];
+        BOOST_TEST((std::find(applied.begin(), applied.end(), json("seccomp")) != applied.end()));
+      }
+      pid_t fresh = wjt::zygote_of(s.pid);
+      BOOST_TEST(fresh > 0);
+      BOOST_TEST(fresh != zygote);
+      // Exec'd, not forked: its environment block is the helper's, nothing of the server's.
+      BOOST_TEST(wjt::read_file("/proc/" + std::to_string(fresh) + "/environ").find("WASMJAIL_ZYGOTE_HELPER=") == 0u);
+      std::string id = s.req("POST", "/v1/jobs", job("loop")).j()["id"];
+      BOOST_REQUIRE(wait_for([&] { return !s.children().empty(); }));
+      pid_t other = s.children().front();
+      BOOST_TEST(!wjt::memory_contains(other, secret));
+      BOOST_TEST(!wjt::memory_contains(fresh, secret));
+      for (pid_t w : wjt::warm_children(s.pid)) BOOST_TEST(!wjt::memory_contains(w, secret));
+      s.req("DELETE", "/v1/jobs/" + id);
+    }
+  }
 }
 
 // A fork server that creates the job process but never answers: the job fails after the
 // reply timeout (5 s), the job process never runs the guest (it exits when the stopped fork
-// server's go-ahead pipe closes), and later jobs are cloned directly.
+// server's go-ahead pipe closes), and later jobs come from a new, clean fork server.
 BOOST_AUTO_TEST_CASE(a_fork_server_that_stops_answering_fails_one_job_and_no_more) {
   setenv("WASMJAIL_TEST_ZYGOTE_STALL", "1", 1);
-  Server s;
+  Server s("warm_pool: 0\n");
   unsetenv("WASMJAIL_TEST_ZYGOTE_STALL");
-  BOOST_REQUIRE(wjt::zygote_of(s.pid) > 0);
+  pid_t stalled = wjt::zygote_of(s.pid);
+  BOOST_REQUIRE(stalled > 0);
   json res = s.req("POST", "/v1/run", job("hello")).j();
   BOOST_TEST(res["result"]["status"] == "internal_error");
   BOOST_TEST(res["result"]["error"] ==
-             "the fork server did not answer for this job (it is stopped; later jobs are cloned directly)");
+             "the fork server did not answer for this job (it is stopped; a new one is started)");
   BOOST_TEST(res["result"]["stdout"] == "");
   res = s.req("POST", "/v1/run", job("hello")).j();
   BOOST_TEST(res["result"]["status"] == "ok");
   BOOST_TEST(res["result"]["stdout"] == "Hello from wasmjail!\n");
-  BOOST_TEST(wjt::zygote_of(s.pid) == -1);
+  BOOST_TEST(wjt::zygote_of(s.pid) > 0);
+  BOOST_TEST(wjt::zygote_of(s.pid) != stalled);
   // The stray job process exited without running anything, and a later start reaped it.
   BOOST_TEST(wait_for([&] {
     if (s.children().empty()) return true;
     s.req("POST", "/v1/run", job("hello"));
     return false;
   }));
+}
+
+// The warm pool: after a policy's first job, `concurrency` processes wait for its next jobs,
+// prepared as far as nothing job-specific is needed (namespaces, one thread, only their job
+// channel and stderr open, no seccomp or no_new_privs yet, a lower CPU priority); a job runs
+// in one of them, locked down as any job, at normal priority. warm_pool: 0 keeps none.
+BOOST_AUTO_TEST_CASE(jobs_run_in_processes_prepared_before_they_arrived) {
+  Server s("concurrency: 2\n");
+  BOOST_REQUIRE(s.req("POST", "/v1/run", job("hello")).j()["result"]["status"] == "ok");
+  BOOST_REQUIRE(wait_for([&] { return wjt::warm_children(s.pid).size() == 2u; }));
+  std::vector<pid_t> warm = wjt::warm_children(s.pid);
+  const std::string own_net = fs::read_symlink("/proc/self/ns/net");
+  for (pid_t w : warm) {
+    BOOST_TEST_CONTEXT("warm process " << w) {
+      BOOST_TEST(wait_for([&] { return status_field(w, "Threads") == "1" && fd_count(w) == 2u; }));
+      BOOST_TEST(status_field(w, "Seccomp") == "0");
+      BOOST_TEST(fs::read_symlink("/proc/" + std::to_string(w) + "/ns/net").string() != own_net);
+      BOOST_TEST(nice_of(w) == 10);
+    }
+  }
+  std::string id = s.req("POST", "/v1/jobs", job("loop")).j()["id"];
+  BOOST_REQUIRE(wait_for([&] { return !s.children().empty(); }));
+  pid_t child = s.children().front();
+  BOOST_TEST((std::find(warm.begin(), warm.end(), child) != warm.end()));
+  BOOST_TEST(wait_for([&] { return status_field(child, "Seccomp") == "2"; }));
+  BOOST_TEST(status_field(child, "NoNewPrivs") == "1");
+  BOOST_TEST(status_field(child, "CapEff") == "0000000000000000");
+  BOOST_TEST(nice_of(child) == 0);
+  s.req("DELETE", "/v1/jobs/" + id);
+  json done = s.req("GET", "/v1/jobs/" + id + "/wait?timeout_ms=10000").j();
+  BOOST_TEST(done["result"]["status"] == "cancelled");
+  // Refilled for the next jobs.
+  BOOST_TEST(wait_for([&] { return wjt::warm_children(s.pid).size() == 2u; }));
+
+  Server none("concurrency: 2\nwarm_pool: 0\n");
+  BOOST_REQUIRE(none.req("POST", "/v1/run", job("hello")).j()["result"]["status"] == "ok");
+  usleep(200000);
+  BOOST_TEST(wjt::warm_children(none.pid).empty());
 }
 
 // A cold module of 256 KiB or more: the job runs at once on Liftoff with dynamic tier-up

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <stdexcept>
@@ -117,13 +119,56 @@ bool is_zygote(pid_t p) {
   std::string comm = read_file("/proc/" + std::to_string(p) + "/comm");
   return comm == "wasmjail-zygote\n";
 }
+// A warm pooled process still waiting for its job (it is named wasmjail-job once it has one).
+bool is_warm(pid_t p) {
+  return read_file("/proc/" + std::to_string(p) + "/comm") == "wasmjail-warm\n";
+}
 }  // namespace
 
 std::vector<pid_t> job_children(pid_t pid) {
   std::vector<pid_t> out;
   for (pid_t p : children_of(pid))
-    if (!is_zygote(p)) out.push_back(p);
+    if (!is_zygote(p) && !is_warm(p)) out.push_back(p);
   return out;
+}
+
+std::vector<pid_t> warm_children(pid_t pid) {
+  std::vector<pid_t> out;
+  for (pid_t p : children_of(pid))
+    if (is_warm(p)) out.push_back(p);
+  return out;
+}
+
+bool memory_contains(pid_t pid, const std::string& needle) {
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  int mem = open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+  if (mem < 0) throw std::runtime_error("cannot open /proc/" + std::to_string(pid) + "/mem");
+  std::string line;
+  bool found = false;
+  std::vector<char> buf(1 << 20);
+  while (!found && std::getline(maps, line)) {
+    unsigned long lo = 0, hi = 0;
+    char perms[8] = {};
+    char path[512] = {};
+    if (std::sscanf(line.c_str(), "%lx-%lx %7s %*s %*s %*s %511s", &lo, &hi, perms, path) < 3) continue;
+    // Readable memory a process can have written: anonymous, heap, stack, and the writable
+    // part of files (data, bss). Not the kernel's [vvar]/[vsyscall], not read-only file text.
+    std::string p(path);
+    if (perms[0] != 'r' || p == "[vvar]" || p == "[vsyscall]" || p == "[vvar_vclock]") continue;
+    if (!p.empty() && p[0] == '/' && perms[1] != 'w') continue;
+    std::string carry;
+    for (unsigned long at = lo; at < hi && !found;) {
+      size_t n = std::min<unsigned long>(buf.size(), hi - at);
+      ssize_t got = pread(mem, buf.data(), n, static_cast<off_t>(at));
+      if (got <= 0) break;
+      std::string chunk = carry + std::string(buf.data(), static_cast<size_t>(got));
+      found = chunk.find(needle) != std::string::npos;
+      carry = chunk.substr(chunk.size() > needle.size() ? chunk.size() - needle.size() : 0);
+      at += static_cast<unsigned long>(got);
+    }
+  }
+  close(mem);
+  return found;
 }
 
 pid_t zygote_of(pid_t pid) {

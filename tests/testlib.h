@@ -27,6 +27,11 @@ pid_t spawn(const std::vector<std::string>& argv, int* out_fd);
 // The job processes among the children of wasmjail process `pid` (its fork server, named
 // "wasmjail-zygote", is left out), and that fork server (-1 when none runs).
 std::vector<pid_t> job_children(pid_t pid);
+// The warm pooled processes (still waiting for a job) among `pid`'s children.
+std::vector<pid_t> warm_children(pid_t pid);
+// Whether `needle` is anywhere in the memory `pid` can have written (anonymous mappings,
+// heap, stack, writable file mappings), read through /proc/PID/mem (the tests run as root).
+bool memory_contains(pid_t pid, const std::string& needle);
 pid_t zygote_of(pid_t pid);
 
 std::string temp_dir();  // a fresh directory under $TMPDIR

@@ -82,6 +82,12 @@ void init_v8_once(const std::vector<std::string>& flags);
 void preinitialize_v8();
 bool v8_preinitialized();
 
+// A warm pooled process (supervisor/zygote.h): sets the policy's V8 flags, reseeds the
+// address hints and creates the isolate (with this heap limit, 0 = none) and its context now,
+// before any job is known and without starting a thread. run_module then uses them for the
+// one job this process runs (when its heap limit is the same), instead of creating its own.
+void prewarm_isolate(const std::vector<std::string>& flags, uint64_t heap_limit_bytes);
+
 RunOutcome run_module(const RunConfig& cfg);
 
 // Makes V8 draw its entropy (hash seeds, ASLR hints, Math.random seeds) from getrandom(2)
