@@ -98,6 +98,7 @@ int serve(int argc, char** argv) {
   ExecutorConfig ecfg;
   ecfg.concurrency = cfg.concurrency;
   ecfg.warm_pool = cfg.warm_pool;
+  ecfg.answer_at_record = true;
   // Jobs come only from a fork server (one forked before any job data existed, or a clean
   // exec'd one): never cloned from this process, which holds every job's data and the token.
   Zygote::set_required(true);

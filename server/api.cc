@@ -374,6 +374,14 @@ void Api::metrics(const std::shared_ptr<HttpExchange>& ex) {
   o << "# HELP wasmjail_violations_total Jobs ended for a forbidden system call, by syscall.\n"
        "# TYPE wasmjail_violations_total counter\n";
   for (const auto& [sc, n] : st.violations_by_syscall) o << "wasmjail_violations_total{syscall=\"" << sc << "\"} " << n << "\n";
+  o << "# HELP wasmjail_job_cpu_seconds_total CPU time of reaped job processes (rusage; arrives after an "
+       "answer given at the result record).\n# TYPE wasmjail_job_cpu_seconds_total counter\n"
+    << "wasmjail_job_cpu_seconds_total " << st.job_cpu_ms_total / 1000.0 << "\n";
+  o << "# HELP wasmjail_job_peak_rss_max_bytes The largest peak RSS of a reaped job process.\n"
+       "# TYPE wasmjail_job_peak_rss_max_bytes gauge\n"
+    << "wasmjail_job_peak_rss_max_bytes " << st.job_peak_rss_max << "\n";
+  o << "# HELP wasmjail_warm_processes Warm job processes waiting for a job.\n# TYPE wasmjail_warm_processes gauge\n"
+    << "wasmjail_warm_processes " << executor_.warm_idle() << "\n";
   o << "# HELP wasmjail_http_requests_total HTTP requests received.\n# TYPE wasmjail_http_requests_total counter\n"
     << "wasmjail_http_requests_total " << http_requests_ << "\n";
   ex->respond(200, "text/plain; version=0.0.4", o.str());

@@ -238,6 +238,21 @@ void Executor::start_prepared(const std::shared_ptr<JobRecord>& job) {
     }
     emit(j, JobEvent{JobEvent::kOutput, s, data, n});
   };
+  opts.answer_at_record = cfg_.answer_at_record;
+  std::weak_ptr<bool> alive = alive_;
+  opts.on_reaped = [this, weak, alive](const Usage& u) {
+    if (alive.expired()) return;
+    if (auto j = weak.lock()) {
+      j->result.usage.cpu_ms = u.cpu_ms;
+      j->result.usage.peak_rss_bytes = u.peak_rss_bytes;
+      j->result.usage_pending = false;
+    }
+    stats_.job_cpu_ms_total += u.cpu_ms;
+    stats_.job_peak_rss_max = std::max(stats_.job_peak_rss_max, u.peak_rss_bytes);
+    --running_;  // the slot answered at the record was held until now
+    pump();
+    maybe_drained();
+  };
   if (cfg_.on_event) cfg_.on_event(*job, "started");
   auto control = supervisor_.start(job->prepared.job, std::move(opts), [this, weak](Result r) {
     if (auto j = weak.lock()) finish(j, std::move(r));
@@ -247,11 +262,16 @@ void Executor::start_prepared(const std::shared_ptr<JobRecord>& job) {
 
 void Executor::finish(const std::shared_ptr<JobRecord>& job, Result r) {
   if (job->state == JobState::kDone) return;
-  const bool held_slot = job->state == JobState::kRunning;
-  double queue_ms = held_slot ? std::chrono::duration<double, std::milli>(job->t_started - job->t_submitted).count()
+  // Answered at the record: the slot stays taken until the reap (on_reaped).
+  const bool held_slot = job->state == JobState::kRunning && !r.usage_pending;
+  double queue_ms = job->state == JobState::kRunning ? std::chrono::duration<double, std::milli>(job->t_started - job->t_submitted).count()
                               : seconds_since(job->t_submitted) * 1000;
   r.timing.queue = queue_ms;
   r.timing.total += queue_ms;
+  if (!r.usage_pending) {
+    stats_.job_cpu_ms_total += r.usage.cpu_ms;
+    stats_.job_peak_rss_max = std::max(stats_.job_peak_rss_max, r.usage.peak_rss_bytes);
+  }
   job->result = std::move(r);
   job->state = JobState::kDone;
   job->outputs = job->prepared.outputs;

@@ -31,6 +31,10 @@ struct ExecutorConfig {
   size_t concurrency = 0;           // 0: the number of cores
   // Warm job processes kept per policy (supervisor/warm_pool.h): -1 = the concurrency, 0 = none.
   int64_t warm_pool = 0;
+  // Answer at the result record (RunOptions::answer_at_record; serve): the job is done when
+  // its final record arrives; its concurrency slot is held until the reap, which fills in
+  // usage.cpu_ms and usage.peak_rss_bytes of the stored record.
+  bool answer_at_record = false;
   size_t queue_size = 256;          // queued (not yet running) jobs; more are refused
   size_t retention = 1000;          // finished jobs kept for GET /v1/jobs/{id}
   uint64_t retention_bytes = 256ull << 20;  // ... and their output, together
@@ -93,6 +97,8 @@ struct ExecutorStats {
   double latency_sum_s = 0;
   uint64_t latency_count = 0;
   uint64_t rejected_queue_full = 0;
+  double job_cpu_ms_total = 0;  // every reaped job process's CPU time (rusage)
+  uint64_t job_peak_rss_max = 0;  // the largest peak RSS of a reaped job process
 };
 
 class Executor {
@@ -126,6 +132,7 @@ class Executor {
   const ExecutorStats& stats() const { return stats_; }
   // Compiles for the code cache running beside the jobs (outside the concurrency limit).
   size_t background_compiles() const { return supervisor_.background_compiles(); }
+  size_t warm_idle() const { return supervisor_.warm_idle(); }
 
  private:
   void pump();

@@ -76,6 +76,9 @@ struct Result {
   // "hit", "miss" (compiled; code stored), "compiling" (a cold module of 256 KiB or more:
   // ran on Liftoff with tier-up while a second child compiles its code), or "" (no cache)
   std::string code_cache;
+  // Answered at the result record (serve): usage.cpu_ms and usage.peak_rss_bytes are 0 here
+  // and arrive at the reap (the stored record, /metrics). Not rendered.
+  bool usage_pending = false;
 };
 
 nlohmann::ordered_json to_json(const Result& r);

@@ -102,6 +102,7 @@ struct Running {
   bool listener_open = false;
   bool handshake_done = false;
   bool finished = false;
+  bool answered = false;  // answered at the record (answer_at_record); reaped later
 
   void fail_now(Status st, std::string msg) {
     result.status = st;
@@ -158,6 +159,7 @@ struct Running {
         frames.frames().clear();
       }
       if (protocol_error || setup_error) kill_child();  // a child that lies is not trusted with more time
+      else if (outcome) maybe_answer_at_record();
       return;
     }
     CapturedStream& cs = which == 1 ? result.out : result.err;
@@ -294,14 +296,76 @@ struct Running {
     result.error = "CPU-time limit of " + fmt_ms(limits.cpu_time_ms.value_or(0)) + " exceeded";
   }
 
+  Usage reaped_usage() const {
+    Usage u;
+    u.cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
+    u.peak_rss_bytes = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+    if (outcome) u.peak_wasm_memory_bytes = outcome->peak_wasm_memory_bytes;
+    return u;
+  }
+
+  // The record and every byte of output are in: answer now when nothing can still change
+  // the verdict but the process exit (answer_at_record). The process is reaped later.
+  void maybe_answer_at_record() {
+    if (!opts.answer_at_record || answered || !outcome || protocol_error || setup_error || violation ||
+        cancelled || timed_out)
+      return;
+    if (outcome->kind != OutcomeKind::kSetupError && !sandbox_reported) return;
+    // The child wrote all its output before this record, so it is in the pipes now: read it.
+    for (int i = 0; i < 2; ++i) {
+      PipeReader& p = pipes[i];
+      if (!p.open) continue;
+      uv_os_fd_t fd;
+      if (uv_fileno(reinterpret_cast<uv_handle_t*>(&p.handle), &fd) != 0) return;
+      for (;;) {
+        ssize_t n = read(fd, p.buf, sizeof p.buf);
+        if (n > 0) {
+          on_data(p.which, p.buf, static_cast<size_t>(n));
+          continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        break;  // EAGAIN: drained; 0: EOF (libuv sees it too)
+      }
+    }
+    if (output_over) return;  // the job fails at its cap: wait for the end
+    answered = true;
+    classify_into_result(0, true);
+    result.usage_pending = true;
+    control->running_ = nullptr;
+    auto cb = std::move(done);
+    done = nullptr;
+    Result r = std::move(result);
+    cb(std::move(r));  // this Running stays until the reap (the caller's slot too)
+  }
+
   void classify() {
     if (finished) return;
     finished = true;
     if (pidfd >= 0) close(pidfd);
     pidfd = -1;
-    result.usage.cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
-                          (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
-    result.usage.peak_rss_bytes = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+    if (answered) {
+      Usage u = reaped_usage();
+      auto cb = std::move(opts.on_reaped);
+      delete this;
+      if (cb) cb(u);
+      return;
+    }
+    classify_into_result(wait_status, false);
+    control->running_ = nullptr;
+    auto cb = std::move(done);
+    Result r = std::move(result);
+    delete this;
+    cb(std::move(r));
+  }
+
+  // The verdict from what arrived and how the process ended (`early`: it has not ended yet;
+  // taken as a clean exit, with no rusage).
+  void classify_into_result(int status_word, bool early) {
+    if (!early) {
+      Usage u = reaped_usage();
+      result.usage.cpu_ms = u.cpu_ms;
+      result.usage.peak_rss_bytes = u.peak_rss_bytes;
+    }
     if (outcome) {
       result.timing.compile = outcome->compile_ms;
       result.timing.run = outcome->run_ms;
@@ -309,8 +373,8 @@ struct Running {
       result.code_cache = outcome->code_cache;
     }
     if (compiling_in_background) result.code_cache = "compiling";
-    const bool signaled = WIFSIGNALED(wait_status);
-    const int sig = signaled ? WTERMSIG(wait_status) : 0;
+    const bool signaled = WIFSIGNALED(status_word);
+    const int sig = signaled ? WTERMSIG(status_word) : 0;
     if (violation || (signaled && sig == SIGSYS)) {
       result.status = Status::kViolation;
       ViolationInfo v;
@@ -350,7 +414,7 @@ struct Running {
       result.error = "child killed by " + signal_name(sig) + (outcome ? " after reporting" : " before reporting a result");
     } else if (!outcome) {
       result.status = Status::kCrashed;
-      result.error = "child exited with status " + std::to_string(WEXITSTATUS(wait_status)) +
+      result.error = "child exited with status " + std::to_string(WEXITSTATUS(status_word)) +
                      " without a result record";
     } else {
       const RunOutcome& o = *outcome;
@@ -384,11 +448,6 @@ struct Running {
     result.timing.total = ms_between(t_start, Clock::now());
     double startup = result.timing.total - result.timing.compile - result.timing.run;
     result.timing.startup = startup > 0 ? startup : 0;
-    control->running_ = nullptr;
-    auto cb = std::move(done);
-    Result r = std::move(result);
-    delete this;
-    cb(std::move(r));
   }
 };
 

@@ -62,6 +62,12 @@ struct RunOptions {
   bool compile_only = false;
   // Called once the child exists, with its pid (for monitoring and tests).
   std::function<void(pid_t)> on_spawn;
+  // Answer at the result record (serve): `done` runs as soon as the child's final record
+  // and all its output arrived, before its process exit is reaped; usage.cpu_ms and
+  // usage.peak_rss_bytes (known only at the reap, from rusage) are 0 in that Result and
+  // come later through on_reaped, which always follows such an early answer.
+  bool answer_at_record = false;
+  std::function<void(const Usage&)> on_reaped;
 };
 
 // A handle on a started job: cancel it while it runs. Safe to use after the job ended.

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <stdexcept>
 
@@ -142,7 +143,9 @@ std::vector<pid_t> warm_children(pid_t pid) {
 bool memory_contains(pid_t pid, const std::string& needle) {
   std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
   int mem = open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
-  if (mem < 0) throw std::runtime_error("cannot open /proc/" + std::to_string(pid) + "/mem");
+  if (mem < 0)
+    throw std::runtime_error("cannot open /proc/" + std::to_string(pid) + "/mem: " + std::strerror(errno) + " (" +
+                             read_file("/proc/" + std::to_string(pid) + "/comm") + ")");
   std::string line;
   bool found = false;
   std::vector<char> buf(1 << 20);
