@@ -39,7 +39,44 @@ bool can_renice() {
 
 bool WarmPool::owns(pid_t pid) { return g_warm_pids.count(pid) != 0; }
 
-WarmPool::~WarmPool() { shutdown(); }
+WarmPool::WarmPool(uv_loop_t* loop) : loop_(loop) {}
+
+WarmPool::~WarmPool() {
+  shutdown();
+  Zygote::set_stop_hook(nullptr);
+}
+
+void WarmPool::unwatch() {
+  if (!poll_) return;
+  uv_poll_stop(poll_);
+  uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+  poll_ = nullptr;
+  poll_fd_ = -1;
+}
+
+void WarmPool::watch(int fd) {
+  if (poll_ && poll_fd_ == fd) return;
+  unwatch();
+  poll_ = new uv_poll_t;
+  if (uv_poll_init(loop_, poll_, fd) != 0) {
+    delete poll_;
+    poll_ = nullptr;
+    return;
+  }
+  poll_fd_ = fd;
+  poll_->data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  // Before the fork server's socket closes, this watch goes.
+  Zygote::set_stop_hook([this](int closing) {
+    if (closing == poll_fd_) unwatch();
+  });
+  uv_poll_start(poll_, UV_READABLE, [](uv_poll_t* h, int, int) {
+    auto* pool = static_cast<WarmPool*>(h->data);
+    Zygote* z = Zygote::get();
+    if (z && z->socket() == pool->poll_fd_) z->read_replies();
+    else pool->unwatch();
+  });
+}
 
 void WarmPool::kill_entry(const Entry& e) {
   close(e.channel);
@@ -57,6 +94,7 @@ size_t WarmPool::idle() const {
 
 void WarmPool::shutdown() {
   shut_down_ = true;
+  unwatch();
   if (timer_) {
     uv_timer_stop(timer_);
     uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
@@ -67,7 +105,7 @@ void WarmPool::shutdown() {
   slots_.clear();
 }
 
-bool WarmPool::fill_one(Slot& slot) {
+bool WarmPool::fill_now(Slot& slot) {
   if (!Zygote::get() && !Zygote::start_clean()) return false;
   Zygote* z = Zygote::get();
   int sv[2];
@@ -80,6 +118,43 @@ bool WarmPool::fill_one(Slot& slot) {
   }
   g_warm_pids.insert(r->pid);
   slot.idle.push_back(Entry{r->pid, sv[0], *r});
+  return true;
+}
+
+bool WarmPool::fill_async(const std::string& key, Slot& slot) {
+  if (!Zygote::get() && !Zygote::start_clean()) return false;
+  Zygote* z = Zygote::get();
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return false;
+  const int mine = sv[0];
+  std::weak_ptr<bool> alive = alive_;
+  bool sent = z->fill_async(slot.spec, sv[1], [this, alive, key, mine](std::optional<sandbox::CloneResult> r) {
+    const bool created = r && r->pid > 0;
+    WarmPool* self = alive.expired() ? nullptr : this;
+    auto it = self ? slots_.find(key) : slots_.end();
+    if (self && it != slots_.end()) {
+      it->second.filling--;
+      if (!created) it->second.failing = true;
+    }
+    if (!created || !self || shut_down_ || it == slots_.end()) {
+      close(mine);
+      if (created) {
+        kill(r->pid, SIGKILL);
+        while (waitpid(r->pid, nullptr, 0) < 0 && errno == EINTR) {
+        }
+      }
+      return;
+    }
+    g_warm_pids.insert(r->pid);
+    it->second.idle.push_back(Entry{r->pid, mine, *r});
+  });
+  close(sv[1]);
+  if (!sent) {
+    close(sv[0]);
+    return false;
+  }
+  slot.filling++;
+  if (Zygote* now = Zygote::get()) watch(now->socket());
   return true;
 }
 
@@ -114,7 +189,7 @@ std::optional<WarmPool::Taken> WarmPool::take(const WarmSpec& job_spec, bool fil
     g_warm_pids.erase(e->pid);
     e = slot.idle.erase(e);
   }
-  if (slot.idle.empty() && fill_if_empty) fill_one(slot);
+  if (slot.idle.empty() && fill_if_empty) fill_now(slot);
   if (slot.idle.empty()) return std::nullopt;
   auto pick = slot.idle.begin();
   for (auto e = slot.idle.begin(); e != slot.idle.end(); ++e)
@@ -148,12 +223,10 @@ void WarmPool::schedule_fill() {
 }
 
 void WarmPool::on_timer() {
-  // One fill per loop turn: what is ready to run (a child's record, a request) goes first.
+  // Requests only: the fork server creates the processes while the loop goes on.
   for (auto& [k, slot] : slots_) {
-    if (slot.failing || slot.idle.size() >= size_) continue;
-    if (!fill_one(slot)) slot.failing = true;
-    schedule_fill();
-    return;
+    while (!slot.failing && slot.idle.size() + slot.filling < size_)
+      if (!fill_async(k, slot)) slot.failing = true;
   }
 }
 

@@ -1,8 +1,9 @@
 // WarmPool: job processes created ahead of demand, per policy (per WarmSpec key), so that a
 // job's start is a message to a process that already has its namespaces and its V8 isolate
 // and context (supervisor/zygote.h, "Warm pool"). Each process takes exactly one job and is
-// never reused. Refills run off the critical path: one fill per loop turn, from a timer,
-// and the processes prepare at a lower CPU priority.
+// never reused. Refills run off the critical path: requested from a timer after a take,
+// without waiting for the fork server's reply (read when its socket turns readable), and
+// the processes prepare at a lower CPU priority.
 #pragma once
 
 #include <sys/types.h>
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -28,7 +30,7 @@ class WarmPool {
     sandbox::CloneResult clone;  // how it was created (namespaces applied and skipped)
   };
 
-  explicit WarmPool(uv_loop_t* loop) : loop_(loop) {}
+  explicit WarmPool(uv_loop_t* loop);
   ~WarmPool();  // kills and reaps the idle processes
   WarmPool(const WarmPool&) = delete;
   WarmPool& operator=(const WarmPool&) = delete;
@@ -65,9 +67,14 @@ class WarmPool {
     std::deque<Entry> idle;
     uint64_t last_used = 0;
     bool failing = false;  // the last fill failed: not retried until the next take
+    size_t filling = 0;    // fills requested, not yet answered
   };
-  // Creates one warm process for `slot`; false when the fork server could not.
-  bool fill_one(Slot& slot);
+  // Creates one warm process for `slot` and waits for it (one-shot use); false on failure.
+  bool fill_now(Slot& slot);
+  // Asks the fork server for one more warm process for `key`, without waiting.
+  bool fill_async(const std::string& key, Slot& slot);
+  void watch(int zygote_socket);  // reads fill replies when the socket turns readable
+  void unwatch();
   void kill_entry(const Entry& e);
   void on_timer();
 
@@ -76,7 +83,10 @@ class WarmPool {
   uint64_t clock_ = 0;
   std::map<std::string, Slot> slots_;
   uv_timer_t* timer_ = nullptr;  // owned by the loop once closed
+  uv_poll_t* poll_ = nullptr;    // on the fork server's socket, while fills are pending
+  int poll_fd_ = -1;
   bool shut_down_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace wj

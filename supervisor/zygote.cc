@@ -689,6 +689,7 @@ std::optional<std::string> decode_warm_spec(std::string_view data, WarmSpec* out
 // ---- the supervisor's side --------------------------------------------------------------
 
 namespace {
+std::function<void(int)> g_stop_hook;
 Zygote* g_zygote = nullptr;
 bool g_strays_possible = false;
 }  // namespace
@@ -782,6 +783,10 @@ Zygote* Zygote::get() {
 }
 
 void Zygote::stop() {
+  if (g_stop_hook) g_stop_hook(sock_);
+  std::map<uint32_t, FillDone> pending;
+  pending.swap(pending_);
+  if (!pending.empty()) g_strays_possible = true;
   close(sock_);
   kill(pid_, SIGKILL);
   // Reaped if it goes within a moment; a fork server stuck in the kernel stays a zombie
@@ -793,6 +798,7 @@ void Zygote::stop() {
   }
   if (g_zygote == this) g_zygote = nullptr;
   delete this;
+  for (auto& [seq, done] : pending) done(std::nullopt);
 }
 
 std::optional<sandbox::CloneResult> Zygote::spawn(const ChildSetup& s) {
@@ -811,75 +817,136 @@ std::optional<sandbox::CloneResult> Zygote::fill(const WarmSpec& spec, int chann
   return request(kFill, spec, {channel});
 }
 
-std::optional<sandbox::CloneResult> Zygote::request(uint32_t kind, const WarmSpec& spec, const std::vector<int>& fds) {
-  // Waits until `deadline` for one message from the zygote; false if it is gone or stuck.
-  auto wait_reply = [&](void* buf, size_t len, ssize_t* got, std::chrono::steady_clock::time_point deadline) {
-    for (;;) {
-      auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      pollfd p{sock_, POLLIN, 0};
-      int n = poll(&p, 1, static_cast<int>(std::max<long>(0, left.count())));
-      if (n < 0 && errno == EINTR) continue;
-      if (n != 1) return false;
-      break;
-    }
-    std::vector<int> got_fds;
-    *got = recv_with_fds(sock_, buf, len, &got_fds);
-    for (int fd : got_fds) close(fd);
-    return *got > 0;
-  };
-  using std::chrono::seconds;
-  if (!ready_) {
-    // The first request waits for V8's initialization in the zygote (forked at main()).
-    char c = 0;
-    ssize_t got = 0;
-    if (!wait_reply(&c, 1, &got, std::chrono::steady_clock::now() + seconds(10)) || c != 'R') {
-      stop();
-      return std::nullopt;  // nothing was sent: clone directly
-    }
-    ready_ = true;
+bool Zygote::wait_ready() {
+  if (ready_) return true;
+  // The first request waits for V8's initialization in the zygote.
+  pollfd p{sock_, POLLIN, 0};
+  int n;
+  do n = poll(&p, 1, 10000);
+  while (n < 0 && errno == EINTR);
+  char c = 0;
+  std::vector<int> fds;
+  if (n != 1 || recv_with_fds(sock_, &c, 1, &fds) != 1 || c != 'R') {
+    for (int fd : fds) close(fd);
+    return false;
   }
-  sandbox::CloneResult r;
+  return ready_ = true;
+}
+
+uint32_t Zygote::send_request(uint32_t kind, const WarmSpec& spec, const std::vector<int>& fds) {
   int sfd = memfd_with(encode_warm_spec(spec), "wasmjail-policy");
-  if (sfd < 0) return std::nullopt;
+  if (sfd < 0) return 0;
   std::vector<int> all = {sfd};
   all.insert(all.end(), fds.begin(), fds.end());
-  RequestHead head{kSetupMagic, ++seq_, kind, kind == kSpawn ? static_cast<uint32_t>(fds.size() - 4) : 0};
+  uint32_t seq = ++seq_;
+  if (seq == 0) seq = ++seq_;
+  RequestHead head{kSetupMagic, seq, kind, kind == kSpawn ? static_cast<uint32_t>(fds.size() - 4) : 0};
   bool sent = send_with_fds(sock_, &head, sizeof head, all);
   int send_err = errno;
   close(sfd);
   if (!sent) {
     // Nothing reached the zygote: a dead zygote is stopped.
     if (send_err == EPIPE || send_err == ECONNRESET || send_err == ENOTCONN) stop();
-    return std::nullopt;
+    return 0;
   }
-  // From here the job process may exist: never clone a second one for this setup. It waits
-  // for the zygote's go-ahead, which comes only after the reply below, so on any failure
-  // stopping the zygote makes it exit before running anything.
-  char buf[kMaxReply];
-  ssize_t got = 0;
-  bool ok = wait_reply(buf, sizeof buf, &got, std::chrono::steady_clock::now() + seconds(5)) &&
-            got >= static_cast<ssize_t>(sizeof(ReplyHead));
-  ReplyHead h{};
-  if (ok) {
-    std::memcpy(&h, buf, sizeof h);
-    // A reply for this request: a pid, or a refusal with its reason.
-    ok = h.seq == seq_ && (h.pid > 0 || (h.pid < 0 && (h.err != 0 || got > static_cast<ssize_t>(sizeof h))));
-  }
-  if (!ok) {
-    stop();
-    g_strays_possible = true;
-    r.err = EIO;
-    r.error = "the fork server did not answer for this job (it is stopped; a new one is started)";
-    return r;
-  }
-  r.pid = h.pid;
-  r.err = h.err;
-  r.applied = h.applied;
-  r.skipped = h.skipped;
-  r.error.assign(buf + sizeof h, static_cast<size_t>(got) - sizeof h);
-  return r;
+  return seq;
 }
+
+bool Zygote::parse_reply(const char* buf, ssize_t got, uint32_t* seq, sandbox::CloneResult* r) {
+  if (got < static_cast<ssize_t>(sizeof(ReplyHead))) return false;
+  ReplyHead h{};
+  std::memcpy(&h, buf, sizeof h);
+  // A pid, or a refusal with its reason.
+  if (!(h.pid > 0 || (h.pid < 0 && (h.err != 0 || got > static_cast<ssize_t>(sizeof h))))) return false;
+  *seq = h.seq;
+  r->pid = h.pid;
+  r->err = h.err;
+  r->applied = h.applied;
+  r->skipped = h.skipped;
+  r->error.assign(buf + sizeof h, static_cast<size_t>(got) - sizeof h);
+  return true;
+}
+
+std::optional<sandbox::CloneResult> Zygote::await_reply(uint32_t seq) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{sock_, POLLIN, 0};
+    int n = poll(&p, 1, static_cast<int>(std::max<long>(0, left.count())));
+    if (n < 0 && errno == EINTR) continue;
+    char buf[kMaxReply];
+    std::vector<int> got_fds;
+    ssize_t got = n == 1 ? recv_with_fds(sock_, buf, sizeof buf, &got_fds) : -1;
+    for (int fd : got_fds) close(fd);
+    uint32_t rseq = 0;
+    sandbox::CloneResult r;
+    if (got <= 0 || !parse_reply(buf, got, &rseq, &r) || (rseq != seq && !pending_.count(rseq))) {
+      // Gone, stuck or lying: from here a job process may exist; it waits for the go-ahead,
+      // which comes only after the reply, so stopping the zygote makes it exit unrun.
+      stop();
+      g_strays_possible = true;
+      sandbox::CloneResult failed;
+      failed.err = EIO;
+      failed.error = "the fork server did not answer for this job (it is stopped; a new one is started)";
+      return failed;
+    }
+    if (rseq == seq) return r;
+    // An earlier fill's reply (the zygote answers in order).
+    auto it = pending_.find(rseq);
+    FillDone done = std::move(it->second);
+    pending_.erase(it);
+    done(r);
+  }
+}
+
+std::optional<sandbox::CloneResult> Zygote::request(uint32_t kind, const WarmSpec& spec, const std::vector<int>& fds) {
+  if (!wait_ready()) {
+    stop();
+    return std::nullopt;  // nothing was sent
+  }
+  uint32_t seq = send_request(kind, spec, fds);
+  if (!seq) return std::nullopt;
+  return await_reply(seq);
+}
+
+bool Zygote::fill_async(const WarmSpec& spec, int channel, FillDone done) {
+  if (!wait_ready()) {
+    stop();
+    return false;
+  }
+  uint32_t seq = send_request(kFill, spec, {channel});
+  if (!seq) return false;
+  pending_[seq] = std::move(done);
+  return true;
+}
+
+void Zygote::read_replies() {
+  while (!pending_.empty()) {
+    char buf[kMaxReply];
+    std::vector<int> got_fds;
+    iovec iov{buf, sizeof buf};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    ssize_t got;
+    do got = recvmsg(sock_, &msg, MSG_DONTWAIT);
+    while (got < 0 && errno == EINTR);
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    uint32_t rseq = 0;
+    sandbox::CloneResult r;
+    if (got <= 0 || !parse_reply(buf, got, &rseq, &r) || !pending_.count(rseq)) {
+      stop();  // gone or lying: the pending fills fail (their processes exit unrun)
+      g_strays_possible = true;
+      return;
+    }
+    auto it = pending_.find(rseq);
+    FillDone done = std::move(it->second);
+    pending_.erase(it);
+    done(r);
+  }
+}
+
+void Zygote::set_stop_hook(std::function<void(int)> hook) { g_stop_hook = std::move(hook); }
 
 bool send_job_to_warm(int channel, const ChildSetup& s, std::string* error) {
   if (s.preopen_fds.size() > kMaxPreopens) {

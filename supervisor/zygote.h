@@ -30,6 +30,8 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,6 +76,16 @@ class Zygote {
   // channel (passed on, not kept). Like spawn: pid > 0, or err/error, or nullopt when
   // nothing was sent.
   std::optional<sandbox::CloneResult> fill(const WarmSpec& spec, int channel);
+  // The same without waiting: `done` runs from read_replies (or from a later spawn, which
+  // may read the reply first), or with nullopt if the fork server stops first. False when
+  // nothing was sent.
+  using FillDone = std::function<void(std::optional<sandbox::CloneResult>)>;
+  bool fill_async(const WarmSpec& spec, int channel, FillDone done);
+  // Reads the replies that arrived, without blocking (the socket turned readable).
+  void read_replies();
+  int socket() const { return sock_; }
+  // Called (with the socket) just before a fork server is stopped and its socket closed.
+  static void set_stop_hook(std::function<void(int)> hook);
 
   // Forks the zygote. Call first thing in main(), while the process has one thread;
   // does nothing (and the supervisor clones directly) if it has more. Returns whether a
@@ -104,6 +116,16 @@ class Zygote {
   // Sends a request (the warm spec in a memfd, then `fds`) and reads its reply.
   std::optional<sandbox::CloneResult> request(uint32_t kind, const WarmSpec& spec, const std::vector<int>& fds);
 
+  // Sends a request without waiting; its sequence number, or 0 when nothing was sent.
+  uint32_t send_request(uint32_t kind, const WarmSpec& spec, const std::vector<int>& fds);
+  // Waits (until the ready byte, then up to 5 s) for the reply to `seq`, handing any
+  // earlier fill replies to their callbacks.
+  std::optional<sandbox::CloneResult> await_reply(uint32_t seq);
+  bool wait_ready();
+  // Decodes one reply message; false if it is malformed.
+  static bool parse_reply(const char* buf, ssize_t got, uint32_t* seq, sandbox::CloneResult* r);
+
+  std::map<uint32_t, FillDone> pending_;  // async fills awaiting their reply
   pid_t pid_;
   int sock_;
   bool ready_ = false;  // the zygote's "V8 initialized" byte has been read
