@@ -1,4 +1,5 @@
 // `wasmjail run`: run one module from the command line, in the spirit of `wasmtime run`.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -133,6 +134,12 @@ int run(int argc, char** argv) {
   opts.on_output = [](Stream s, const char* data, size_t n) {
     write_fd(s == Stream::kStdout ? 1 : 2, data, n);
   };
+  // Our stdout or stderr is a pipe: the guest's stream is spliced into it (no copy through
+  // this process).
+  for (int fd : {1, 2}) {
+    struct stat st {};
+    if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) opts.splice_to[fd] = fd;
+  }
   Result r = run_job(job, opts);
 
   switch (r.status) {

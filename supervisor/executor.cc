@@ -68,7 +68,9 @@ std::optional<std::string> options_for(const JobSpec& spec, const std::shared_pt
 }
 
 Executor::Executor(uv_loop_t* loop, ExecutorConfig cfg) : loop_(loop), cfg_(std::move(cfg)), supervisor_(loop) {
-  if (cfg_.concurrency == 0) cfg_.concurrency = std::max(1u, std::thread::hardware_concurrency());
+  // Two jobs per core: a job process spends part of its life waiting (hand-offs, exit), and 2
+  // per core gave 25-30% more hello jobs/s than 1 per core with no worse p50 (BENCHMARKS.md).
+  if (cfg_.concurrency == 0) cfg_.concurrency = 2 * std::max(1u, std::thread::hardware_concurrency());
   supervisor_.set_warm_pool_size(cfg_.warm_pool < 0 ? cfg_.concurrency : static_cast<size_t>(cfg_.warm_pool));
 }
 

@@ -72,7 +72,12 @@ struct Running {
     uv_pipe_t handle;
     bool open = false;
     int which;  // 1 stdout, 2 stderr, 3 record
-    char buf[64 * 1024];
+    // One buffer per pipe for the job's whole life (no allocation per chunk); large, so that
+    // a job writing a lot is drained in few reads (see the pipes' size in start()).
+    char buf[256 * 1024];
+    int splice_out = -1;  // RunOptions::splice_to: relayed with splice(2), watched by `poll`
+    bool splice_failed = false;
+    uv_poll_t poll;
   } pipes[3];
   uv_poll_t pid_poll;
   bool pid_poll_open = false;
@@ -124,6 +129,49 @@ struct Running {
 
   void kill_child() {
     if (pidfd >= 0 && !reaped) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+  }
+
+  // A spliced stream turned readable: move what is there to its destination, counting it.
+  void on_splice(PipeReader& p) {
+    uv_os_fd_t fd = -1;
+    uv_fileno(reinterpret_cast<uv_handle_t*>(&p.poll), &fd);
+    CapturedStream& cs = p.which == 1 ? result.out : result.err;
+    const size_t cap = p.which == 1 ? opts.stdout_cap : opts.stderr_cap;
+    for (int rounds = 0; rounds < 64; ++rounds) {
+      ssize_t n;
+      if (!p.splice_failed) {
+        n = splice(fd, nullptr, p.splice_out, nullptr, 1 << 20, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+          p.splice_failed = true;  // the destination cannot take a splice (or is gone): copy instead
+          continue;
+        }
+      } else {
+        n = read(fd, p.buf, sizeof p.buf);
+        if (n > 0) (void)!write(p.splice_out, p.buf, static_cast<size_t>(n));
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return;  // EAGAIN: all moved for now
+      if (n == 0) {       // EOF
+        uv_poll_stop(&p.poll);
+        p.open = false;
+        p.poll.data = this;
+        uv_close(reinterpret_cast<uv_handle_t*>(&p.poll), [](uv_handle_t* h) {
+          static_cast<Running*>(h->data)->handle_closed();
+        });
+        close(fd);
+        return;
+      }
+      const uint64_t before = cs.total_bytes;
+      cs.total_bytes += static_cast<uint64_t>(n);
+      cs.truncated = true;  // relayed, not kept
+      if (cs.total_bytes > cap && before <= cap && opts.policy && !opts.policy->output.truncate.value_or(true) &&
+          !output_over) {
+        output_over = std::string(p.which == 1 ? "stdout" : "stderr") + " passed limits." +
+                      (p.which == 1 ? "stdout_bytes" : "stderr_bytes") + " (" + std::to_string(cap) +
+                      " bytes) and the policy does not allow truncation (output.truncate: false)";
+        kill_child();
+      }
+    }
   }
 
   void on_data(int which, const char* data, size_t n) {
@@ -314,7 +362,7 @@ struct Running {
     // The child wrote all its output before this record, so it is in the pipes now: read it.
     for (int i = 0; i < 2; ++i) {
       PipeReader& p = pipes[i];
-      if (!p.open) continue;
+      if (!p.open || p.splice_out >= 0) continue;
       uv_os_fd_t fd;
       if (uv_fileno(reinterpret_cast<uv_handle_t*>(&p.handle), &fd) != 0) return;
       for (;;) {
@@ -631,6 +679,10 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       { r->fail_now(Status::kInternalError, "pipe2: " + strerr(e)); return control; }
     }
   }
+  // stdout and stderr pipes of 1 MiB (the kernel's default limit for unprivileged users):
+  // a guest writing in small pieces blocks, and wakes the supervisor, 16 times less often
+  // than with the default 64 KiB. Best effort: a smaller pipe only costs speed.
+  for (int i = 0; i < 2; ++i) fcntl(fds[i][1], F_SETPIPE_SZ, 1 << 20);
   // The code cache serves the TurboFan tier, whose code is complete when compiled.
   const auto& fl = r->opts.v8_flags;
   if (!r->opts.cache_dir.empty() && std::find(fl.begin(), fl.end(), "--no-liftoff") != fl.end()) {
@@ -742,6 +794,19 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     auto& p = r->pipes[i];
     p.owner = r;
     p.which = i + 1;
+    if (i < 2 && r->opts.splice_to[i + 1] >= 0) {
+      p.splice_out = r->opts.splice_to[i + 1];
+      fcntl(fds[i][0], F_SETFL, O_NONBLOCK);
+      uv_poll_init(loop_, &p.poll, fds[i][0]);
+      p.poll.data = &p;
+      p.open = true;
+      r->open_handles++;
+      uv_poll_start(&p.poll, UV_READABLE | UV_DISCONNECT, [](uv_poll_t* h, int, int) {
+        auto* pr = static_cast<Running::PipeReader*>(h->data);
+        pr->owner->on_splice(*pr);
+      });
+      continue;
+    }
     uv_pipe_init(loop_, &p.handle, 0);
     p.handle.data = &p;
     uv_pipe_open(&p.handle, fds[i][0]);

@@ -48,6 +48,11 @@ struct RunOptions {
   sandbox::SandboxSpec sandbox;
   // Called for each chunk of guest output as it arrives (before the job ends).
   std::function<void(Stream, const char*, size_t)> on_output;
+  // [1] stdout, [2] stderr: when set (a pipe of the caller's, e.g. `run`'s own stdout), that
+  // stream is relayed into it with splice(2), without passing through this process's memory:
+  // its bytes are counted against the caps (output.truncate: false still fails the job) but
+  // neither kept in the Result nor passed to on_output.
+  int splice_to[3] = {-1, -1, -1};
   // Compiled-code cache folder (empty: no cache). Used for the TurboFan tier, whose code is
   // complete at compile time; see supervisor/code_cache.h.
   std::string cache_dir;
