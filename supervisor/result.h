@@ -54,7 +54,7 @@ struct SandboxInfo {
 };
 
 struct Timings {  // milliseconds
-  double total = 0, queue = 0, startup = 0, compile = 0, run = 0;
+  double total = 0, queue = 0, startup = 0, compile = 0, instantiate = 0, run = 0;
 };
 
 struct Usage {

@@ -417,6 +417,7 @@ struct Running {
     if (outcome) {
       result.timing.compile = outcome->compile_ms;
       result.timing.run = outcome->run_ms;
+      result.timing.instantiate = outcome->instantiate_ms;
       result.usage.peak_wasm_memory_bytes = outcome->peak_wasm_memory_bytes;
       result.code_cache = outcome->code_cache;
     }
@@ -494,7 +495,7 @@ struct Running {
       }
     }
     result.timing.total = ms_between(t_start, Clock::now());
-    double startup = result.timing.total - result.timing.compile - result.timing.run;
+    double startup = result.timing.total - result.timing.compile - result.timing.instantiate - result.timing.run;
     result.timing.startup = startup > 0 ? startup : 0;
   }
 };

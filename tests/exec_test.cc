@@ -106,7 +106,8 @@ BOOST_AUTO_TEST_CASE(result_shape_is_complete) {
   BOOST_TEST(j["stdout"] == "exiting with 3\n");
   for (const char* k : {"error", "stderr", "stdout_truncated", "stderr_truncated", "timing_ms", "usage"})
     BOOST_TEST(j.contains(k), k);
-  for (const char* k : {"total", "queue", "startup", "compile", "run"}) BOOST_TEST(j["timing_ms"].contains(k), k);
+  for (const char* k : {"total", "queue", "startup", "compile", "instantiate", "run"})
+    BOOST_TEST(j["timing_ms"].contains(k), k);
   BOOST_TEST(j["usage"]["peak_rss_bytes"].get<uint64_t>() > 0u);
   BOOST_TEST(j["usage"]["peak_wasm_memory_bytes"].get<uint64_t>() >= 65536u);
 }

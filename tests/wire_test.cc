@@ -23,6 +23,7 @@ BOOST_AUTO_TEST_CASE(outcome_round_trips_byte_by_byte) {
   o.backtrace = {"f (wasm-function[1]:0x22)"};
   o.compile_ms = 1.5;
   o.run_ms = 2.5;
+  o.instantiate_ms = 0.75;
   o.peak_wasm_memory_bytes = 65536;
   std::string bytes = encode_outcome(o);
   FrameReader rd;
@@ -36,6 +37,7 @@ BOOST_AUTO_TEST_CASE(outcome_round_trips_byte_by_byte) {
   BOOST_TEST(back->message == o.message);
   BOOST_TEST(back->backtrace == o.backtrace);
   BOOST_TEST(back->peak_wasm_memory_bytes == 65536u);
+  BOOST_TEST(back->instantiate_ms == 0.75);
 }
 
 BOOST_AUTO_TEST_CASE(violation_frame) {

@@ -28,6 +28,7 @@ struct RunOutcome {
   std::string message;
   std::vector<std::string> backtrace;
   double compile_ms = 0, run_ms = 0;
+  double instantiate_ms = 0;  // WebAssembly.Instance: linking, import wrappers, a start function
   uint64_t peak_wasm_memory_bytes = 0;
   std::string code_cache;  // "" (not used), "hit" (deserialized), "miss" (compiled, code offered)
 };
