@@ -51,7 +51,7 @@ const std::vector<LimitField>& limit_fields() {
       {"open_files", LimitKind::kCount, nullptr, &Limits::open_files, 1u << 20},
       {"module_bytes", LimitKind::kBytes, nullptr, &Limits::module_bytes, kTiB},
       // Tasks in the job's cgroup (pids.max): V8 starts up to 8 worker threads beside the
-      // main thread and the watchdog, so a job needs about 12.
+      // main thread and the watchdog, so a job needs up to 10.
       {"processes", LimitKind::kCount, nullptr, &Limits::processes, 1u << 22},
       {"cpu_quota", LimitKind::kCores, &Limits::cpu_quota, nullptr, 0},
   };

@@ -109,6 +109,7 @@ JobCgroupPlan make_job_cgroup(sandbox::Mode level, const Limits& lim, bool simul
     cl.memory_bytes = test_cgroup_memory(lim.memory);
     cl.processes = lim.processes;
     cl.cpu_cores = lim.cpu_quota;
+    plan.memory_bytes = cl.memory_bytes;
     plan.cgroup = sandbox::JobCgroup::create(host, sandbox::job_cgroup_name(++seq), cl, &why);
     if (plan.cgroup) return plan;
   }

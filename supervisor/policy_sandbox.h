@@ -26,6 +26,7 @@ struct JobCgroupPlan {
   bool skipped = false;                        // best_effort and impossible here
   std::optional<std::string> error;            // required and impossible: the job must not run
   std::string version;                         // "v1", "v2" or "none"
+  std::optional<uint64_t> memory_bytes;        // the cgroup's memory limit, for messages
 };
 // Creates the job's cgroup with the limits memory, processes and cpu_quota of `effective`
 // (before the job process exists, so that it can be born in it: CLONE_INTO_CGROUP).

@@ -343,14 +343,14 @@ struct Running {
       // The kernel's OOM killer, confined to the job's cgroup: memory no in-process limit saw.
       result.status = Status::kMemoryLimit;
       result.error = "the job's cgroup reached its memory limit" +
-                     (limits.memory ? " (" + std::to_string(*limits.memory >> 20) + "MiB)" : std::string()) +
+                     (cgroup.memory_bytes ? " (" + std::to_string(*cgroup.memory_bytes >> 20) + "MiB)" : std::string()) +
                      " and the kernel's OOM killer ended it";
     } else if (cgroup_usage.processes_hit && (signaled || !outcome || outcome->kind == OutcomeKind::kInternalError)) {
       // V8 could not start a thread: the policy's processes limit is too small for the job.
       result.status = Status::kSetupError;
       result.error = "the job reached its processes limit (limits.processes " +
                      std::to_string(limits.processes.value_or(0)) +
-                     "): the kernel refused it a new thread (V8 needs about 12: its workers, the main thread and a watchdog)";
+                     "): the kernel refused it a new thread (V8 needs up to 10: a worker per CPU, at most 8, the main thread and a watchdog)";
     } else if (signaled && limits.cpu_time_ms && result.usage.cpu_ms >= *limits.cpu_time_ms &&
                (sig == SIGKILL || sig == SIGXCPU) && !outcome) {
       set_cpu_limit();  // RLIMIT_CPU's hard limit
