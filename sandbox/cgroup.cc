@@ -295,11 +295,12 @@ CgroupHost cgroup_host_v2(const std::string& base, bool move_self, bool fake_tre
     while (in >> c) avail.insert(c);
   }
   std::set<std::string> enabled;
-  {
+  auto read_enabled = [&] {
     std::istringstream in(read_small(base + "/cgroup.subtree_control").value_or(""));
     std::string c;
-    while (in >> c) enabled.insert(c);
-  }
+    while (in >> c) enabled.insert(c[0] == '+' ? c.substr(1) : c);  // "+x": as written to a fake tree
+  };
+  read_enabled();
   std::string want;
   for (const std::string& c : kV2Controllers)
     if (avail.count(c) && !enabled.count(c)) want += (want.empty() ? "+" : " +") + c;
@@ -323,9 +324,7 @@ CgroupHost cgroup_host_v2(const std::string& base, bool move_self, bool fake_tre
       err = write_cgroup_file(base + "/cgroup.subtree_control", want);
     }
     if (err) return fail("cannot enable controllers for job cgroups: " + *err);
-    std::istringstream in(read_small(base + "/cgroup.subtree_control").value_or(""));
-    std::string c;
-    while (in >> c) enabled.insert(c);
+    read_enabled();
   }
   for (const std::string& c : kV2Controllers)
     if (enabled.count(c)) h.v2_controllers.push_back(c);
