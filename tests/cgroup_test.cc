@@ -365,3 +365,26 @@ BOOST_AUTO_TEST_CASE(policy_limits_processes_and_cpu_quota_are_validated_with_th
   BOOST_TEST(check_job_limits(asked, p->limits).value_or("") ==
              "job asks for limits.cpu_quota 2 but the policy allows at most 0.5");
 }
+
+BOOST_AUTO_TEST_CASE(doctor_reports_the_host_and_which_shipped_policies_run) {
+  REQUIRE_V1();
+  auto r = wjt::run({wjt::binary(), "doctor"});
+  BOOST_TEST(r.exit_code == 0);
+  BOOST_TEST(r.out.find("  cgroup:                                v1 (cpu, cpuacct, memory, pids); per-job cgroups: yes\n") !=
+             std::string::npos);
+  BOOST_TEST(r.out.find("  landlock:                              yes, ABI ") != std::string::npos);
+  BOOST_TEST(r.out.find("  strict:                                can run\n") != std::string::npos);
+  BOOST_TEST(r.out.find("  default:                               can run") != std::string::npos);
+  // Without a cgroup, strict cannot run but default (best effort) still does: exit 0.
+  auto no_cg = wjt::run({wjt::binary(), "doctor"}, {"WASMJAIL_TEST_UNAVAILABLE=cgroup"});
+  BOOST_TEST(no_cg.exit_code == 0);
+  BOOST_TEST(no_cg.out.find("  strict:                                cannot run: setup_error: sandbox setup failed: cgroup "
+                            "is required but cannot be applied: unavailable (simulated)\n") != std::string::npos);
+  BOOST_TEST(no_cg.out.find("  default:                               can run (best effort, skipped: cgroup)\n") !=
+             std::string::npos);
+  // Without seccomp (which default requires), default cannot run: exit 1.
+  auto no_sc = wjt::run({wjt::binary(), "doctor"}, {"WASMJAIL_TEST_UNAVAILABLE=seccomp"});
+  BOOST_TEST(no_sc.exit_code == 1);
+  BOOST_TEST(no_sc.out.find("  default:                               cannot run: setup_error: ") != std::string::npos);
+  BOOST_TEST(our_cgroup_folders().empty());
+}
