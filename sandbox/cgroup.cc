@@ -434,7 +434,13 @@ std::unique_ptr<JobCgroup> JobCgroup::create(const CgroupHost& host, const std::
     for (const std::string& c : host.v2_controllers) wanted.emplace_back(c, host.v2_base + "/" + name);
     if (wanted.empty()) wanted.emplace_back("", host.v2_base + "/" + name);
   } else {
-    for (const auto& [c, dir] : host.v1_base) wanted.emplace_back(c, dir + "/" + name);
+    // Only the hierarchies this job needs: memory (its limit, OOM kills, peak) and cpuacct
+    // (CPU usage) always; pids and cpu only for their limits. A v1 cpu group of its own
+    // would also change how the job is weighed against the host's other tasks.
+    for (const auto& [c, dir] : host.v1_base) {
+      if ((c == "pids" && !lim.processes) || (c == "cpu" && !lim.cpu_cores)) continue;
+      wanted.emplace_back(c, dir + "/" + name);
+    }
   }
   for (const auto& [c, dir] : wanted) {
     cg->by_controller_[c] = dir;

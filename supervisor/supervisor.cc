@@ -4,6 +4,7 @@
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -641,11 +642,11 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   } else {
     // With a cgroup to join, the job process waits for a go-ahead (as from the fork server).
     int go[2] = {-1, -1};
-    if (r->cgroup.cgroup && pipe2(go, O_CLOEXEC) != 0) {
+    if (r->cgroup.cgroup && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) != 0) {
       int e = errno;
       for (auto& p : fds) close(p[0]), close(p[1]);
       close_dirs();
-      r->fail_now(Status::kInternalError, "pipe2: " + strerr(e));
+      r->fail_now(Status::kInternalError, "socketpair: " + strerr(e));
       return control;
     }
     setup.clone = sandbox::clone_job_process(r->opts.sandbox, 0, 0, r->cgroup.cgroup ? r->cgroup.cgroup->clone_fd() : -1);
@@ -677,7 +678,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       return control;
     }
     if (setup.clone.go_fd >= 0) {
-      (void)!write(setup.clone.go_fd, "g", 1);
+      (void)!send(setup.clone.go_fd, "g", 1, MSG_NOSIGNAL);  // a job process already gone: no SIGPIPE
       close(setup.clone.go_fd);
     }
   }

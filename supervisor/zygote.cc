@@ -341,9 +341,11 @@ int count_threads() {
       reply(refused);
       continue;
     }
-    if (pipe2(go, O_CLOEXEC) != 0) {
+    // A socket pair rather than a pipe: the supervisor writes the go-ahead with
+    // MSG_NOSIGNAL, so a job process that died meanwhile costs it no SIGPIPE.
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) != 0) {
       refused.err = errno;
-      refused.error = std::string("fork server: pipe2: ") + std::strerror(errno);
+      refused.error = std::string("fork server: socketpair: ") + std::strerror(errno);
       go[0] = go[1] = -1;
       reply(refused);
       continue;
