@@ -530,7 +530,10 @@ CgroupUsage JobCgroup::usage() const {
       if (auto us = read_key(paths_.front() + "/cpu.stat", "usage_usec")) u.cpu_ns = *us * 1000;
   } else {
     if (!mem.empty()) {
-      u.oom_killed = read_key(mem + "/memory.oom_control", "oom_kill").value_or(0) > 0;
+      // oom_kill is counted since Linux 4.13; before, a limit that was hit (failcnt) and a
+      // SIGKILL (the caller checks) are the OOM killer's mark.
+      auto kills = read_key(mem + "/memory.oom_control", "oom_kill");
+      u.oom_killed = kills ? *kills > 0 : read_u64(mem + "/memory.failcnt").value_or(0) > 0;
       u.peak_memory_bytes = read_u64(mem + "/memory.max_usage_in_bytes");
     }
     if (!pids.empty()) u.processes_hit = read_key(pids + "/pids.events", "max").value_or(0) > 0;
