@@ -136,11 +136,18 @@ BOOST_AUTO_TEST_CASE(job_asking_for_more_than_the_policy_is_invalid) {
   r = run({binary(), "run", "--policy", "strict", "--limit", "wall_time=11s", guest("hello")});
   BOOST_TEST(r.err ==
              "wasmjail: error: job asks for limits.wall_time 11s but the policy allows at most 10s\n");
-  // Asking for less is fine, and the smaller value is what applies. (Under the default
-  // policy: strict requires cgroup limits, which this machine cannot apply.)
+  r = run({binary(), "run", "--policy", "strict", "--limit", "cpu_quota=1.5", guest("hello")});
+  BOOST_TEST(r.err == "wasmjail: error: job asks for limits.cpu_quota 1.5 but the policy allows at most 1\n");
+  r = run({binary(), "run", "--policy", "strict", "--limit", "processes=33", guest("hello")});
+  BOOST_TEST(r.err == "wasmjail: error: job asks for limits.processes 33 but the policy allows at most 32\n");
+  // Asking for less is fine, and the smaller value is what applies.
   r = run({binary(), "run", "--limit", "memory=128MiB", guest("hello"), "q"});
   BOOST_TEST(r.exit_code == 0);
   BOOST_TEST(r.out == "Hello, q!\n");
+  r = run({binary(), "run", "--policy", "strict", "--limit", "cpu_quota=0.5", "--limit", "processes=16", guest("hello"),
+           "s"});
+  BOOST_TEST(r.exit_code == 0);
+  BOOST_TEST(r.out == "Hello, s!\n");
   r = run({binary(), "run", "--limit", "module_bytes=100B", guest("hello")});
   BOOST_TEST(r.exit_code == 2);
   BOOST_TEST(r.err.find("over the module size limit of 100 bytes") != std::string::npos);
