@@ -37,9 +37,10 @@ constexpr const char* kUsage =
     "here, by running an empty module under each. Exit 0 when `default` can run, else 1.\n";
 
 // (module (func (export "_start"))): runs no code, but goes through the whole lock-down.
-const std::vector<uint8_t> kEmptyModule = {0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x60,
-                                           0x00, 0x00, 0x03, 0x02, 0x01, 0x00, 0x07, 0x0a, 0x01, 0x06, 0x5f, 0x73,
-                                           0x74, 0x61, 0x72, 0x74, 0x00, 0x00, 0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b};
+const std::vector<uint8_t> kEmptyModule = {0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01,
+                                           0x04, 0x01, 0x60, 0x00, 0x00, 0x03, 0x02, 0x01, 0x00,
+                                           0x07, 0x0a, 0x01, 0x06, 0x5f, 0x73, 0x74, 0x61, 0x72,
+                                           0x74, 0x00, 0x00, 0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b};
 
 // Whether the kernel lets this process create a child in these namespaces.
 std::string try_clone(unsigned long flags) {
@@ -63,8 +64,8 @@ std::string seccomp_notify_line() {
   const bool kernel = actions.find("user_notif") != std::string::npos;
   const int api = seccomp_api_get();
   std::string s = kernel && api >= 6 ? "yes" : "no: dangerous calls are plain KILL_PROCESS";
-  return s + " (kernel " + (kernel ? "has" : "lacks") + " user_notif, libseccomp API level " + std::to_string(api) +
-         ", 6 needed)";
+  return s + " (kernel " + (kernel ? "has" : "lacks") + " user_notif, libseccomp API level " +
+         std::to_string(api) + ", 6 needed)";
 }
 
 std::string cgroup_line() {
@@ -79,7 +80,8 @@ std::string cgroup_line() {
   if (!cg) return s + "; per-job cgroups: no (" + err + ")";
   if (auto e = cg->remove()) return s + "; per-job cgroups: made but not removed (" + *e + ")";
   if (host.version == sandbox::CgroupVersion::kV2)
-    s += host.clone_into_cgroup ? "; CLONE_INTO_CGROUP: yes" : "; CLONE_INTO_CGROUP: no (pid written before the go-ahead)";
+    s += host.clone_into_cgroup ? "; CLONE_INTO_CGROUP: yes"
+                                : "; CLONE_INTO_CGROUP: no (pid written before the go-ahead)";
   return s + "; per-job cgroups: yes";
 }
 
@@ -126,7 +128,9 @@ int doctor(int argc, char** argv) {
     o.policy = std::make_shared<Policy>(p.value());
     o.v8_flags = v8_flags_for(o.policy->wasm);
     Result r = run_job(job, std::move(o));
-    std::string v = r.status == Status::kOk ? "can run" : "cannot run: " + std::string(to_string(r.status)) + ": " + r.error;
+    std::string v = r.status == Status::kOk
+                        ? "can run"
+                        : "cannot run: " + std::string(to_string(r.status)) + ": " + r.error;
     if (r.status == Status::kOk && r.sandbox && !r.sandbox->skipped.empty()) {
       v += " (best effort, skipped:";
       for (const auto& s : r.sandbox->skipped) v += " " + s;
@@ -138,7 +142,8 @@ int doctor(int argc, char** argv) {
   rlimit as{};
   getrlimit(RLIMIT_AS, &as);
   std::string trap = wasm_trap_handler_available() ? "yes" : "no (V8 bounds-checks every memory access)";
-  if (as.rlim_cur != RLIM_INFINITY) trap += "; RLIMIT_AS is limited: wasm memories need ~10 GiB of address space each";
+  if (as.rlim_cur != RLIM_INFINITY)
+    trap += "; RLIMIT_AS is limited: wasm memories need ~10 GiB of address space each";
   host.emplace_back("wasm trap handler", trap);
 
   std::printf("host mechanisms:\n");

@@ -34,9 +34,9 @@ constexpr uint64_t kCpuPeriodUs = 100000;  // 100 ms: the kernel's default CFS p
 const std::vector<std::string> kV2Controllers = {"memory", "pids", "cpu"};
 const std::vector<std::string> kV1Controllers = {"memory", "pids", "cpu", "cpuacct"};
 // Interface files a v2 kernel creates in a new leaf (for the fake tree of the tests).
-const std::vector<std::string> kV2LeafFiles = {"cgroup.procs", "cgroup.kill",  "cgroup.events", "memory.max",
-                                               "memory.swap.max", "memory.oom.group", "memory.events",
-                                               "memory.peak", "pids.max", "pids.events", "cpu.max", "cpu.stat"};
+const std::vector<std::string> kV2LeafFiles = {
+    "cgroup.procs",  "cgroup.kill", "cgroup.events", "memory.max",  "memory.swap.max", "memory.oom.group",
+    "memory.events", "memory.peak", "pids.max",      "pids.events", "cpu.max",         "cpu.stat"};
 
 std::string err_text(const std::string& what, int e) {
   return what + ": " + std::strerror(e);
@@ -282,7 +282,8 @@ CgroupHost cgroup_host_v2(const std::string& base, bool move_self, bool fake_tre
   if (!fake_tree) {
     struct statfs fs {};
     if (statfs(base.c_str(), &fs) != 0) return fail(err_text("statfs " + base, errno));
-    if (static_cast<unsigned long>(fs.f_type) != CGROUP2_SUPER_MAGIC) return fail(base + " is not a cgroup2 folder");
+    if (static_cast<unsigned long>(fs.f_type) != CGROUP2_SUPER_MAGIC)
+      return fail(base + " is not a cgroup2 folder");
   }
   h.version = CgroupVersion::kV2;
   h.v2_base = base;
@@ -313,10 +314,11 @@ CgroupHost cgroup_host_v2(const std::string& base, bool move_self, bool fake_tre
       std::vector<pid_t> inside = read_pids(base + "/cgroup.procs");
       for (pid_t p : inside)
         if (p != getpid() && parent_of(p).value_or(0) != getpid())
-          return fail("the cgroup " + base + " holds other processes (pid " + std::to_string(p) +
-                      "); run wasmjail in a cgroup of its own (systemd Delegate=yes) or set WASMJAIL_CGROUP_ROOT");
-      std::string leaf = base + "/" + std::to_string(getpid()) + "-" + std::to_string(self_start_time()) +
-                         "-supervisor";
+          return fail(
+              "the cgroup " + base + " holds other processes (pid " + std::to_string(p) +
+              "); run wasmjail in a cgroup of its own (systemd Delegate=yes) or set WASMJAIL_CGROUP_ROOT");
+      std::string leaf =
+          base + "/" + std::to_string(getpid()) + "-" + std::to_string(self_start_time()) + "-supervisor";
       if (mkdir(leaf.c_str(), 0755) != 0 && errno != EEXIST) return fail(err_text("mkdir " + leaf, errno));
       for (pid_t p : inside)
         if (auto e = write_cgroup_file(leaf + "/cgroup.procs", std::to_string(p)))
@@ -374,9 +376,10 @@ CgroupHost detect_cgroups() {
     CgroupHost v2 = cgroup_host_v2(base, true);
     if (v2.version == CgroupVersion::kV2 && !v2.v2_controllers.empty()) return v2;
     if (h.unavailable.empty())
-      h.unavailable = v2.version == CgroupVersion::kNone ? v2.unavailable
-                                                          : "the cgroup2 hierarchy at " + m.mount_point +
-                                                                " delegates no memory, pids or cpu controller to " + base;
+      h.unavailable = v2.version == CgroupVersion::kNone
+                          ? v2.unavailable
+                          : "the cgroup2 hierarchy at " + m.mount_point +
+                                " delegates no memory, pids or cpu controller to " + base;
   }
   if (h.unavailable.empty()) h.unavailable = "no cgroup hierarchy is mounted";
   return h;
@@ -420,8 +423,8 @@ std::unique_ptr<JobCgroup> JobCgroup::create(const CgroupHost& host, const std::
   const bool v2 = host.version == CgroupVersion::kV2;
   auto need = [&](const char* controller, const char* limit) -> bool {
     if (host.has(controller)) return true;
-    *error = std::string("limits.") + limit + " needs the " + controller + " controller, which this host's cgroup " +
-             host.describe() + " does not provide";
+    *error = std::string("limits.") + limit + " needs the " + controller +
+             " controller, which this host's cgroup " + host.describe() + " does not provide";
     return false;
   };
   if ((lim.memory_bytes && !need("memory", "memory")) || (lim.processes && !need("pids", "processes")) ||
@@ -497,7 +500,8 @@ std::unique_ptr<JobCgroup> JobCgroup::create(const CgroupHost& host, const std::
         return nullptr;
     }
   }
-  if (v2 && host.clone_into_cgroup) cg->clone_fd_ = open(cg->paths_.front().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (v2 && host.clone_into_cgroup)
+    cg->clone_fd_ = open(cg->paths_.front().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   return cg;
 }
 

@@ -38,8 +38,8 @@ struct CgroupLimits {
 
 // What the cgroup saw of the job, read after it ended (before the folders go).
 struct CgroupUsage {
-  bool oom_killed = false;    // the cgroup's OOM killer killed a task of the job
-  bool processes_hit = false; // a clone or fork was refused by pids.max
+  bool oom_killed = false;                    // the cgroup's OOM killer killed a task of the job
+  bool processes_hit = false;                 // a clone or fork was refused by pids.max
   std::optional<uint64_t> peak_memory_bytes;  // memory.peak / memory.max_usage_in_bytes
   std::optional<uint64_t> cpu_ns;             // cpu.stat usage_usec / cpuacct.usage
 };
@@ -114,7 +114,7 @@ class JobCgroup {
   JobCgroup() = default;
   CgroupVersion version_ = CgroupVersion::kNone;
   bool fake_tree_ = false;
-  std::vector<std::string> paths_;                 // distinct folders, creation order
+  std::vector<std::string> paths_;  // distinct folders, creation order
   std::map<std::string, std::string> by_controller_;
   int clone_fd_ = -1;
   bool removed_ = false;

@@ -29,12 +29,12 @@ bool have_v1() {
   return v;
 }
 
-#define REQUIRE_V1()                                                                      \
-  do {                                                                                    \
-    if (!have_v1()) {                                                                     \
-      BOOST_TEST_MESSAGE("skipped: this host has no writable cgroup v1 controllers");     \
-      return;                                                                             \
-    }                                                                                     \
+#define REQUIRE_V1()                                                                  \
+  do {                                                                                \
+    if (!have_v1()) {                                                                 \
+      BOOST_TEST_MESSAGE("skipped: this host has no writable cgroup v1 controllers"); \
+      return;                                                                         \
+    }                                                                                 \
   } while (0)
 
 std::shared_ptr<Policy> policy_from(const std::string& text) {
@@ -79,7 +79,8 @@ std::string v1_cgroup_of(pid_t pid, const std::string& controller) {
   std::string line;
   while (std::getline(f, line)) {
     auto a = line.find(':'), b = line.find(':', a + 1);
-    if (line.substr(a + 1, b - a - 1) == controller) return "/sys/fs/cgroup/" + controller + line.substr(b + 1);
+    if (line.substr(a + 1, b - a - 1) == controller)
+      return "/sys/fs/cgroup/" + controller + line.substr(b + 1);
   }
   return "";
 }
@@ -135,13 +136,15 @@ BOOST_AUTO_TEST_CASE(memory_only_the_cgroup_sees_ends_memory_limit) {
   REQUIRE_V1();
   // RLIMIT_DATA and V8's heap limit at 2GiB, the cgroup at 64MiB: 300 MiB of written
   // memory passes the first two and meets the cgroup's OOM killer.
-  const std::string pol = "name: t\nextends: default\nlimits:\n  memory: 2GiB\n  wasm_memory: 1GiB\n"
-                          "isolation:\n  cgroup: required\n";
+  const std::string pol =
+      "name: t\nextends: default\nlimits:\n  memory: 2GiB\n  wasm_memory: 1GiB\n"
+      "isolation:\n  cgroup: required\n";
   setenv("WASMJAIL_TEST_CGROUP_MEMORY", std::to_string(64u << 20).c_str(), 1);
   auto res = run_with("touch_memory", pol, {"300"});
   unsetenv("WASMJAIL_TEST_CGROUP_MEMORY");
   BOOST_TEST(to_string(res.status) == "memory_limit");
-  BOOST_TEST(res.error == "the job's cgroup reached its memory limit (64MiB) and the kernel's OOM killer ended it");
+  BOOST_TEST(res.error ==
+             "the job's cgroup reached its memory limit (64MiB) and the kernel's OOM killer ended it");
   BOOST_TEST(res.usage.cgroup_peak_memory_bytes.value_or(0) <= (64u << 20));
   BOOST_TEST(res.usage.cgroup_peak_memory_bytes.value_or(0) > (32u << 20));
   // The same job without the smaller cgroup limit completes: the cgroup made the difference.
@@ -154,12 +157,17 @@ BOOST_AUTO_TEST_CASE(memory_only_the_cgroup_sees_ends_memory_limit) {
 
 BOOST_AUTO_TEST_CASE(a_processes_cap_below_v8s_threads_fails_with_a_clear_reason) {
   REQUIRE_V1();
-  auto res = run_with("hello", "name: t\nextends: default\nlimits:\n  processes: 2\nisolation:\n  cgroup: required\n");
+  auto res = run_with("hello",
+                      "name: t\nextends: default\nlimits:\n  processes: 2\nisolation:\n  cgroup: required\n");
   BOOST_TEST(to_string(res.status) == "setup_error");
-  BOOST_TEST(res.error.find("the job reached its processes limit (limits.processes 2): the kernel refused it a new thread") == 0);
+  BOOST_TEST(
+      res.error.find(
+          "the job reached its processes limit (limits.processes 2): the kernel refused it a new thread") ==
+      0);
   BOOST_TEST(res.out.data == "");
   // Enough for V8's threads: the same job runs.
-  auto ok = run_with("hello", "name: t\nextends: default\nlimits:\n  processes: 16\nisolation:\n  cgroup: required\n");
+  auto ok = run_with("hello",
+                     "name: t\nextends: default\nlimits:\n  processes: 16\nisolation:\n  cgroup: required\n");
   BOOST_TEST(to_string(ok.status) == "ok");
   BOOST_TEST(our_cgroup_folders().empty());
 }
@@ -167,7 +175,8 @@ BOOST_AUTO_TEST_CASE(a_processes_cap_below_v8s_threads_fails_with_a_clear_reason
 BOOST_AUTO_TEST_CASE(a_cpu_quota_slows_a_spinner) {
   REQUIRE_V1();
   auto pol = [](const std::string& q) {
-    return "name: t\nextends: default\nlimits:\n  wall_time: 2s\n  cpu_quota: " + q + "\nisolation:\n  cgroup: required\n";
+    return "name: t\nextends: default\nlimits:\n  wall_time: 2s\n  cpu_quota: " + q +
+           "\nisolation:\n  cgroup: required\n";
   };
   auto slow = run_with("spin", pol("0.05"));
   auto free = run_with("spin", pol("unlimited"));
@@ -188,7 +197,8 @@ BOOST_AUTO_TEST_CASE(required_cgroup_unavailable_fails_closed_and_best_effort_sa
   auto best = run_with("hello", "name: t\nextends: default\nisolation:\n  cgroup: best_effort\n");
   unsetenv("WASMJAIL_TEST_UNAVAILABLE");
   BOOST_TEST(to_string(req.status) == "setup_error");
-  BOOST_TEST(req.error == "sandbox setup failed: cgroup is required but cannot be applied: unavailable (simulated)");
+  BOOST_TEST(req.error ==
+             "sandbox setup failed: cgroup is required but cannot be applied: unavailable (simulated)");
   BOOST_TEST(req.out.data == "");
   BOOST_TEST(to_string(best.status) == "ok");
   BOOST_REQUIRE(best.sandbox.has_value());
@@ -202,8 +212,9 @@ BOOST_AUTO_TEST_CASE(required_cgroup_unavailable_fails_closed_and_best_effort_sa
 
 BOOST_AUTO_TEST_CASE(the_fork_server_path_joins_the_cgroup_before_the_job_runs) {
   REQUIRE_V1();
-  auto r = wjt::run({wjt::binary(), "exec", WJ_SOURCE_DIR "/configs/examples/hello.yaml", "--policy", "strict"},
-                    {"WASMJAIL_ZYGOTE=on"});
+  auto r =
+      wjt::run({wjt::binary(), "exec", WJ_SOURCE_DIR "/configs/examples/hello.yaml", "--policy", "strict"},
+               {"WASMJAIL_ZYGOTE=on"});
   BOOST_TEST(r.exit_code == 0);
   auto j = nlohmann::json::parse(r.out);
   BOOST_TEST(j["status"] == "ok");
@@ -244,8 +255,10 @@ BOOST_AUTO_TEST_CASE(v1_job_cgroup_writes_limits_joins_and_removes_with_straggle
   std::string err;
   auto cg = sandbox::JobCgroup::create(host, sandbox::job_cgroup_name(888888), {64u << 20, 7, 0.25}, &err);
   BOOST_REQUIRE_MESSAGE(cg, err);
-  BOOST_TEST(trim(wjt::read_file(cg->path_of("memory") + "/memory.limit_in_bytes")) == std::to_string(64u << 20));
-  BOOST_TEST(trim(wjt::read_file(cg->path_of("memory") + "/memory.memsw.limit_in_bytes")) == std::to_string(64u << 20));
+  BOOST_TEST(trim(wjt::read_file(cg->path_of("memory") + "/memory.limit_in_bytes")) ==
+             std::to_string(64u << 20));
+  BOOST_TEST(trim(wjt::read_file(cg->path_of("memory") + "/memory.memsw.limit_in_bytes")) ==
+             std::to_string(64u << 20));
   BOOST_TEST(trim(wjt::read_file(cg->path_of("pids") + "/pids.max")) == "7");
   BOOST_TEST(trim(wjt::read_file(cg->path_of("cpu") + "/cpu.cfs_quota_us")) == "25000");
   // A straggler left in it is killed by remove().
@@ -266,7 +279,8 @@ BOOST_AUTO_TEST_CASE(v1_job_cgroup_writes_limits_joins_and_removes_with_straggle
   // A limit without its controller is refused by name.
   sandbox::CgroupHost no_pids = host;
   no_pids.v1_base.erase("pids");
-  auto none = sandbox::JobCgroup::create(no_pids, sandbox::job_cgroup_name(888889), {std::nullopt, 5, std::nullopt}, &err);
+  auto none = sandbox::JobCgroup::create(no_pids, sandbox::job_cgroup_name(888889),
+                                         {std::nullopt, 5, std::nullopt}, &err);
   BOOST_TEST(!none);
   BOOST_TEST(err.find("limits.processes needs the pids controller") == 0);
   BOOST_TEST(our_cgroup_folders().empty());
@@ -311,7 +325,8 @@ BOOST_AUTO_TEST_CASE(v2_file_protocol_against_a_fake_subtree) {
   struct stat st {};
   BOOST_TEST(stat(leaf.c_str(), &st) != 0);
   // No OOM kill recorded: not oom_killed.
-  auto cg2 = sandbox::JobCgroup::create(host, sandbox::job_cgroup_name(2), {64u << 20, std::nullopt, std::nullopt}, &err);
+  auto cg2 = sandbox::JobCgroup::create(host, sandbox::job_cgroup_name(2),
+                                        {64u << 20, std::nullopt, std::nullopt}, &err);
   BOOST_REQUIRE(cg2);
   wjt::write_file(cg2->paths()[0] + "/memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n");
   BOOST_TEST(!cg2->usage().oom_killed);
@@ -331,7 +346,8 @@ BOOST_AUTO_TEST_CASE(v2_file_protocol_against_a_fake_subtree) {
   sandbox::CgroupHost h2 = sandbox::cgroup_host_v2(base2, false, true);
   BOOST_TEST(h2.v2_controllers == (std::vector<std::string>{"memory", "cpu"}));
   BOOST_TEST(!sandbox::JobCgroup::create(h2, "x", {std::nullopt, 8, std::nullopt}, &err));
-  BOOST_TEST(err.find("limits.processes needs the pids controller, which this host's cgroup v2 (memory, cpu)") == 0);
+  BOOST_TEST(
+      err.find("limits.processes needs the pids controller, which this host's cgroup v2 (memory, cpu)") == 0);
   fs::remove_all(base);
   fs::remove_all(base2);
 }
@@ -342,12 +358,16 @@ BOOST_AUTO_TEST_CASE(policy_limits_processes_and_cpu_quota_are_validated_with_th
     return p ? std::string("OK") : p.error().str();
   };
   BOOST_TEST(check("  processes: 0\n") ==
-             "p.yaml:3:14: limits.processes must be greater than zero (leave it out, or write unlimited, for no limit)");
+             "p.yaml:3:14: limits.processes must be greater than zero (leave it out, or write unlimited, for "
+             "no limit)");
   BOOST_TEST(check("  processes: many\n") == "p.yaml:3:14: limits.processes must be an integer");
-  BOOST_TEST(check("  cpu_quota: half\n") == "p.yaml:3:14: limits.cpu_quota must be a number of CPU cores, like 0.5 or 2");
-  BOOST_TEST(check("  cpu_quota: 0.001\n") == "p.yaml:3:14: limits.cpu_quota must be at least 0.01 (one hundredth of a core)");
+  BOOST_TEST(check("  cpu_quota: half\n") ==
+             "p.yaml:3:14: limits.cpu_quota must be a number of CPU cores, like 0.5 or 2");
+  BOOST_TEST(check("  cpu_quota: 0.001\n") ==
+             "p.yaml:3:14: limits.cpu_quota must be at least 0.01 (one hundredth of a core)");
   BOOST_TEST(check("  cpu_quota: 5000\n") == "p.yaml:3:14: limits.cpu_quota must be at most 1024 cores");
-  BOOST_TEST(check("  cpu_quota: -1\n") == "p.yaml:3:14: limits.cpu_quota must be a number of CPU cores, like 0.5 or 2");
+  BOOST_TEST(check("  cpu_quota: -1\n") ==
+             "p.yaml:3:14: limits.cpu_quota must be a number of CPU cores, like 0.5 or 2");
   BOOST_TEST(check("  cpu_quta: 1\n").find("p.yaml:3:3:") == 0);
   BOOST_TEST(check("  cpu_quta: 1\n").find("did you mean \"cpu_quota\"") != std::string::npos);
   auto p = parse_policy("name: t\nlimits:\n  processes: 40\n  cpu_quota: 0.5\n", "p.yaml", {});
@@ -370,21 +390,25 @@ BOOST_AUTO_TEST_CASE(doctor_reports_the_host_and_which_shipped_policies_run) {
   REQUIRE_V1();
   auto r = wjt::run({wjt::binary(), "doctor"});
   BOOST_TEST(r.exit_code == 0);
-  BOOST_TEST(r.out.find("  cgroup:                                v1 (cpu, cpuacct, memory, pids); per-job cgroups: yes\n") !=
-             std::string::npos);
+  BOOST_TEST(r.out.find("  cgroup:                                v1 (cpu, cpuacct, memory, pids); per-job "
+                        "cgroups: yes\n") != std::string::npos);
   BOOST_TEST(r.out.find("  landlock:                              yes, ABI ") != std::string::npos);
   BOOST_TEST(r.out.find("  strict:                                can run\n") != std::string::npos);
   BOOST_TEST(r.out.find("  default:                               can run") != std::string::npos);
   // Without a cgroup, strict cannot run but default (best effort) still does: exit 0.
   auto no_cg = wjt::run({wjt::binary(), "doctor"}, {"WASMJAIL_TEST_UNAVAILABLE=cgroup"});
   BOOST_TEST(no_cg.exit_code == 0);
-  BOOST_TEST(no_cg.out.find("  strict:                                cannot run: setup_error: sandbox setup failed: cgroup "
-                            "is required but cannot be applied: unavailable (simulated)\n") != std::string::npos);
-  BOOST_TEST(no_cg.out.find("  default:                               can run (best effort, skipped: cgroup)\n") !=
-             std::string::npos);
+  BOOST_TEST(
+      no_cg.out.find(
+          "  strict:                                cannot run: setup_error: sandbox setup failed: cgroup "
+          "is required but cannot be applied: unavailable (simulated)\n") != std::string::npos);
+  BOOST_TEST(
+      no_cg.out.find("  default:                               can run (best effort, skipped: cgroup)\n") !=
+      std::string::npos);
   // Without seccomp (which default requires), default cannot run: exit 1.
   auto no_sc = wjt::run({wjt::binary(), "doctor"}, {"WASMJAIL_TEST_UNAVAILABLE=seccomp"});
   BOOST_TEST(no_sc.exit_code == 1);
-  BOOST_TEST(no_sc.out.find("  default:                               cannot run: setup_error: ") != std::string::npos);
+  BOOST_TEST(no_sc.out.find("  default:                               cannot run: setup_error: ") !=
+             std::string::npos);
   BOOST_TEST(our_cgroup_folders().empty());
 }
