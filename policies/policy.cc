@@ -107,7 +107,8 @@ double parse_cores(const YAML::Node& n, const Doc& doc, const std::string& what)
                  : std::strtod(s.c_str(), &end);
   if (v < 0 || errno != 0 || !end || *end != '\0' || !std::isfinite(v))
     doc.fail(n, what + " must be a number of CPU cores, like 0.5 or 2");
-  if (v == 0) doc.fail(n, what + " must be greater than zero (leave it out, or write unlimited, for no limit)");
+  if (v == 0)
+    doc.fail(n, what + " must be greater than zero (leave it out, or write unlimited, for no limit)");
   if (v < kMinCores) doc.fail(n, what + " must be at least 0.01 (one hundredth of a core)");
   if (v > kMaxCores) doc.fail(n, what + " must be at most 1024 cores");
   return std::round(v * 1000) / 1000.0;  // kept to thousandths, so a rendered policy parses back

@@ -34,7 +34,7 @@ struct CloneResult {
   int parent_pidfd = -1;  // child only: a pidfd of the supervisor (for the parent check)
   uid_t outer_uid = 0;    // the supervisor's ids, for the child's uid_map/gid_map
   gid_t outer_gid = 0;
-  bool in_cgroup = false; // created in the job's cgroup (clone3 CLONE_INTO_CGROUP)
+  bool in_cgroup = false;  // created in the job's cgroup (clone3 CLONE_INTO_CGROUP)
   // Parent side: the job process waits for one byte on this socket before running anything
   // (-1: it does not wait). Whoever holds it joins the cgroup first, then sends the byte
   // (MSG_NOSIGNAL); closing it unsent makes the job process exit.

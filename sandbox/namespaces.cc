@@ -57,7 +57,8 @@ void wait_for_go_ahead(int fd) {
   close(fd);
 }
 
-CloneResult clone_job_process(const SandboxSpec& spec, unsigned long extra_flags, pid_t supervisor, int cgroup_fd) {
+CloneResult clone_job_process(const SandboxSpec& spec, unsigned long extra_flags, pid_t supervisor,
+                              int cgroup_fd) {
   CloneResult r;
   r.outer_uid = geteuid();
   r.outer_gid = getegid();
@@ -80,8 +81,10 @@ CloneResult clone_job_process(const SandboxSpec& spec, unsigned long extra_flags
     // Born in its cgroup where the kernel can; otherwise the caller writes the pid before
     // the go-ahead (a failed clone3 is retried as a plain clone, which may say why).
     if (cgroup_fd >= 0) pid = clone_into_cgroup(flags | extra_flags, cgroup_fd);
-    if (pid >= 0) r.in_cgroup = true;
-    else pid = syscall(SYS_clone, flags | extra_flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+    if (pid >= 0)
+      r.in_cgroup = true;
+    else
+      pid = syscall(SYS_clone, flags | extra_flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
     if (pid >= 0) {
       r.pid = static_cast<pid_t>(pid);
       for (const NsFlag& ns : kNamespaces)

@@ -113,8 +113,10 @@ JobCgroupPlan make_job_cgroup(sandbox::Mode level, const Limits& lim, bool simul
     plan.cgroup = sandbox::JobCgroup::create(host, sandbox::job_cgroup_name(++seq), cl, &why);
     if (plan.cgroup) return plan;
   }
-  if (level == sandbox::Mode::kRequired) plan.error = "cgroup is required but cannot be applied: " + why;
-  else plan.skipped = true;
+  if (level == sandbox::Mode::kRequired)
+    plan.error = "cgroup is required but cannot be applied: " + why;
+  else
+    plan.skipped = true;
   return plan;
 }
 
@@ -123,8 +125,10 @@ void join_job_cgroup(JobCgroupPlan* plan, sandbox::Mode level, pid_t pid) {
   auto err = plan->cgroup->join(pid);
   if (!err) return;
   plan->cgroup.reset();
-  if (level == sandbox::Mode::kRequired) plan->error = "cgroup is required but the job cannot join it: " + *err;
-  else plan->skipped = true;
+  if (level == sandbox::Mode::kRequired)
+    plan->error = "cgroup is required but the job cannot join it: " + *err;
+  else
+    plan->skipped = true;
 }
 
 JobCgroupPlan enter_job_cgroup(pid_t pid, sandbox::Mode level, const Limits& effective) {

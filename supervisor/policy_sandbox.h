@@ -31,7 +31,8 @@ struct JobCgroupPlan {
 // Creates the job's cgroup with the limits memory, processes and cpu_quota of `effective`
 // (before the job process exists, so that it can be born in it: CLONE_INTO_CGROUP).
 // `simulate_unavailable` is the test switch (WASMJAIL_TEST_UNAVAILABLE=cgroup).
-JobCgroupPlan make_job_cgroup(sandbox::Mode level, const Limits& effective, bool simulate_unavailable = false);
+JobCgroupPlan make_job_cgroup(sandbox::Mode level, const Limits& effective,
+                              bool simulate_unavailable = false);
 // Puts `pid` in the plan's cgroup; call it before the job's go-ahead. A failure drops the
 // cgroup and sets `error` (required) or `skipped` (best_effort).
 void join_job_cgroup(JobCgroupPlan* plan, sandbox::Mode level, pid_t pid);

@@ -59,7 +59,8 @@ nlohmann::ordered_json to_json(const Result& r) {
   j["usage"] = {{"cpu_ms", r.usage.cpu_ms},
                 {"peak_rss_bytes", r.usage.peak_rss_bytes},
                 {"peak_wasm_memory_bytes", r.usage.peak_wasm_memory_bytes}};
-  if (r.usage.cgroup_peak_memory_bytes) j["usage"]["cgroup_peak_memory_bytes"] = *r.usage.cgroup_peak_memory_bytes;
+  if (r.usage.cgroup_peak_memory_bytes)
+    j["usage"]["cgroup_peak_memory_bytes"] = *r.usage.cgroup_peak_memory_bytes;
   if (r.usage.cgroup_cpu_ms) j["usage"]["cgroup_cpu_ms"] = *r.usage.cgroup_cpu_ms;
   return j;
 }

@@ -94,9 +94,9 @@ struct Running {
   std::optional<std::string> setup_error;  // the sandbox could not be completed
   size_t record_bytes = 0;
   bool sandbox_reported = false;
-  JobCgroupPlan cgroup;                // the job's cgroup (policy_sandbox.h), removed once reaped
-  sandbox::CgroupUsage cgroup_usage;   // read from it once the child was reaped
-  bool cgroup_applied = false;         // the job ran in its cgroup (removed by now)
+  JobCgroupPlan cgroup;               // the job's cgroup (policy_sandbox.h), removed once reaped
+  sandbox::CgroupUsage cgroup_usage;  // read from it once the child was reaped
+  bool cgroup_applied = false;        // the job ran in its cgroup (removed by now)
 
   // The child's seccomp listener: dangerous syscalls wait here until we kill the child.
   int listener = -1;
@@ -343,15 +343,18 @@ struct Running {
     } else if (cgroup_usage.oom_killed && (signaled || !outcome)) {
       // The kernel's OOM killer, confined to the job's cgroup: memory no in-process limit saw.
       result.status = Status::kMemoryLimit;
-      result.error = "the job's cgroup reached its memory limit" +
-                     (cgroup.memory_bytes ? " (" + std::to_string(*cgroup.memory_bytes >> 20) + "MiB)" : std::string()) +
-                     " and the kernel's OOM killer ended it";
-    } else if (cgroup_usage.processes_hit && (signaled || !outcome || outcome->kind == OutcomeKind::kInternalError)) {
+      result.error =
+          "the job's cgroup reached its memory limit" +
+          (cgroup.memory_bytes ? " (" + std::to_string(*cgroup.memory_bytes >> 20) + "MiB)" : std::string()) +
+          " and the kernel's OOM killer ended it";
+    } else if (cgroup_usage.processes_hit &&
+               (signaled || !outcome || outcome->kind == OutcomeKind::kInternalError)) {
       // V8 could not start a thread: the policy's processes limit is too small for the job.
       result.status = Status::kSetupError;
       result.error = "the job reached its processes limit (limits.processes " +
                      std::to_string(limits.processes.value_or(0)) +
-                     "): the kernel refused it a new thread (V8 needs up to 10: a worker per CPU, at most 8, the main thread and a watchdog)";
+                     "): the kernel refused it a new thread (V8 needs up to 10: a worker per CPU, at most 8, "
+                     "the main thread and a watchdog)";
     } else if (signaled && limits.cpu_time_ms && result.usage.cpu_ms >= *limits.cpu_time_ms &&
                (sig == SIGKILL || sig == SIGXCPU) && !outcome) {
       set_cpu_limit();  // RLIMIT_CPU's hard limit
@@ -545,8 +548,9 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   }
   // The job's cgroup, before its process exists (it may be born in it). Fail closed: a
   // required cgroup this machine cannot give ends the job here.
-  r->cgroup = make_job_cgroup(r->opts.sandbox.cgroup, r->limits,
-                              r->opts.sandbox.simulate_unavailable & sandbox::bit(sandbox::Mechanism::kCgroup));
+  r->cgroup =
+      make_job_cgroup(r->opts.sandbox.cgroup, r->limits,
+                      r->opts.sandbox.simulate_unavailable & sandbox::bit(sandbox::Mechanism::kCgroup));
   if (r->cgroup.error) {
     r->fail_now(Status::kSetupError, "sandbox setup failed: " + *r->cgroup.error);
     return control;
@@ -649,7 +653,8 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       r->fail_now(Status::kInternalError, "socketpair: " + strerr(e));
       return control;
     }
-    setup.clone = sandbox::clone_job_process(r->opts.sandbox, 0, 0, r->cgroup.cgroup ? r->cgroup.cgroup->clone_fd() : -1);
+    setup.clone = sandbox::clone_job_process(r->opts.sandbox, 0, 0,
+                                             r->cgroup.cgroup ? r->cgroup.cgroup->clone_fd() : -1);
     if (setup.clone.pid == 0) {
       if (go[0] >= 0) {
         close(go[1]);
@@ -658,8 +663,10 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       child_main(setup);
     }
     if (go[0] >= 0) close(go[0]);
-    if (setup.clone.pid > 0) setup.clone.go_fd = go[1];
-    else if (go[1] >= 0) close(go[1]);
+    if (setup.clone.pid > 0)
+      setup.clone.go_fd = go[1];
+    else if (go[1] >= 0)
+      close(go[1]);
   }
   pid_t pid = setup.clone.pid;
   for (auto& p : fds) close(p[1]);

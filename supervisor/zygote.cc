@@ -639,8 +639,10 @@ std::optional<sandbox::CloneResult> Zygote::spawn(const ChildSetup& s) {
   r.applied = h.applied;
   r.skipped = h.skipped;
   r.error.assign(buf + sizeof h, static_cast<size_t>(got) - sizeof h);
-  if (h.pid > 0) r.go_fd = reply_fds[0];
-  else for (int fd : reply_fds) close(fd);
+  if (h.pid > 0)
+    r.go_fd = reply_fds[0];
+  else
+    for (int fd : reply_fds) close(fd);
   return r;
 }
 

@@ -585,7 +585,9 @@ void preinitialize_v8() {
 
 bool v8_preinitialized() { return g_preinitialized; }
 
-bool wasm_trap_handler_available() { return v8::V8::EnableWebAssemblyTrapHandler(/*use_v8_signal_handler=*/true); }
+bool wasm_trap_handler_available() {
+  return v8::V8::EnableWebAssemblyTrapHandler(/*use_v8_signal_handler=*/true);
+}
 
 void init_v8_once(const std::vector<std::string>& flags) {
   if (g_platform && g_platform->started()) return;
