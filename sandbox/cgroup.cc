@@ -242,6 +242,7 @@ std::string CgroupHost::describe() const {
     for (const auto& c : v2_controllers) add(c);
   if (first) s += "no controllers";
   s += ")";
+  if (!unavailable.empty()) s += " [" + unavailable + "]";
   if (version == CgroupVersion::kV2) s += " at " + v2_base;
   return s;
 }
@@ -361,8 +362,7 @@ CgroupHost detect_cgroups() {
     }
   }
   if (!h.v1_base.empty()) {
-    h.version = CgroupVersion::kV1;
-    h.unavailable.clear();
+    h.version = CgroupVersion::kV1;  // `unavailable` keeps why a controller is missing, if one is
     return h;
   }
   for (const MountInfo& m : mounts) {
