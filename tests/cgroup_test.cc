@@ -178,15 +178,16 @@ BOOST_AUTO_TEST_CASE(a_cpu_quota_slows_a_spinner) {
     return "name: t\nextends: default\nlimits:\n  wall_time: 2s\n  cpu_quota: " + q +
            "\nisolation:\n  cgroup: required\n";
   };
-  auto slow = run_with("spin", pol("0.05"));
+  auto slow = run_with("spin", pol("0.02"));
   auto free = run_with("spin", pol("unlimited"));
   BOOST_TEST(to_string(slow.status) == "timeout");
   BOOST_TEST(to_string(free.status) == "timeout");
-  // A twentieth of a core over ~2 s of wall time is ~100 ms of CPU (plus one period's burst).
+  // A fiftieth of a core over ~2 s of wall time is ~40 ms of CPU (plus one period's burst),
+  // whatever else the machine runs; unthrottled, the spinner gets far more even on a busy host.
   const double ratio = slow.usage.cpu_ms / slow.timing.total;
-  BOOST_TEST_MESSAGE("cpu_quota 0.05: cpu_ms " << slow.usage.cpu_ms << " over " << slow.timing.total
+  BOOST_TEST_MESSAGE("cpu_quota 0.02: cpu_ms " << slow.usage.cpu_ms << " over " << slow.timing.total
                                                << " ms; unlimited: " << free.usage.cpu_ms);
-  BOOST_TEST(ratio < 0.1);
+  BOOST_TEST(ratio < 0.05);
   BOOST_TEST(free.usage.cpu_ms > 2 * slow.usage.cpu_ms);
   BOOST_TEST(our_cgroup_folders().empty());
 }
