@@ -331,6 +331,11 @@ CgroupHost cgroup_host_v2(const std::string& base, bool move_self, bool fake_tre
   }
   for (const std::string& c : kV2Controllers)
     if (enabled.count(c)) h.v2_controllers.push_back(c);
+  // A cgroup without memory, pids or cpu would enforce nothing: not worth calling applied.
+  if (h.v2_controllers.empty())
+    return fail("the cgroup2 folder " + base +
+                " has none of the memory, pids, cpu controllers (cgroup.controllers: \"" +
+                std::string(available->substr(0, available->find('\n'))) + "\")");
   h.clone_into_cgroup = !fake_tree && kernel_has_clone3();
   return h;
 }
@@ -374,12 +379,8 @@ CgroupHost detect_cgroups() {
     if (m.root != "/" && rel.rfind(m.root, 0) == 0) rel = rel.substr(m.root.size());
     std::string base = m.mount_point + (rel == "/" ? "" : rel);
     CgroupHost v2 = cgroup_host_v2(base, true);
-    if (v2.version == CgroupVersion::kV2 && !v2.v2_controllers.empty()) return v2;
-    if (h.unavailable.empty())
-      h.unavailable = v2.version == CgroupVersion::kNone
-                          ? v2.unavailable
-                          : "the cgroup2 hierarchy at " + m.mount_point +
-                                " delegates no memory, pids or cpu controller to " + base;
+    if (v2.version == CgroupVersion::kV2) return v2;
+    if (h.unavailable.empty()) h.unavailable = v2.unavailable;
   }
   if (h.unavailable.empty()) h.unavailable = "no cgroup hierarchy is mounted";
   return h;

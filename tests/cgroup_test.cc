@@ -413,3 +413,20 @@ BOOST_AUTO_TEST_CASE(doctor_reports_the_host_and_which_shipped_policies_run) {
              std::string::npos);
   BOOST_TEST(our_cgroup_folders().empty());
 }
+
+BOOST_AUTO_TEST_CASE(a_v2_folder_without_the_controllers_is_unavailable_with_the_reason) {
+  const std::string base = wjt::temp_dir();
+  wjt::write_file(base + "/cgroup.controllers", "io\n");
+  wjt::write_file(base + "/cgroup.subtree_control", "");
+  sandbox::CgroupHost h = sandbox::cgroup_host_v2(base, false, true);
+  BOOST_TEST(sandbox::cgroup_version_name(h.version) == std::string("none"));
+  BOOST_TEST(h.unavailable == "the cgroup2 folder " + base +
+                                  " has none of the memory, pids, cpu controllers (cgroup.controllers: \"io\")");
+  // And a path that is not a cgroup2 folder at all (the kernel's check, not the fake tree's).
+  sandbox::CgroupHost not_cg = sandbox::cgroup_host_v2(base, false, false);
+  BOOST_TEST(not_cg.unavailable == base + " is not a cgroup2 folder");
+  std::string err;
+  BOOST_TEST(!sandbox::JobCgroup::create(h, "x", {}, &err));
+  BOOST_TEST(err == h.unavailable);
+  fs::remove_all(base);
+}
