@@ -247,6 +247,8 @@ void Executor::start_prepared(const std::shared_ptr<JobRecord>& job) {
     if (auto j = weak.lock()) {
       j->result.usage.cpu_ms = u.cpu_ms;
       j->result.usage.peak_rss_bytes = u.peak_rss_bytes;
+      j->result.usage.cgroup_peak_memory_bytes = u.cgroup_peak_memory_bytes;
+      j->result.usage.cgroup_cpu_ms = u.cgroup_cpu_ms;
       j->result.usage_pending = false;
     }
     stats_.job_cpu_ms_total += u.cpu_ms;

@@ -35,6 +35,15 @@ bool can_renice() {
   return caps[CAP_SYS_NICE / 32].effective & (1u << (CAP_SYS_NICE % 32));
 }
 
+// A warm process waits for its go-ahead like any job process: it has no cgroup to join yet
+// (that comes when it gets a job), so it gets the byte at once.
+void go_ahead(sandbox::CloneResult& r) {
+  if (r.go_fd < 0) return;
+  (void)!send(r.go_fd, "g", 1, MSG_NOSIGNAL);
+  close(r.go_fd);
+  r.go_fd = -1;
+}
+
 }  // namespace
 
 bool WarmPool::owns(pid_t pid) { return g_warm_pids.count(pid) != 0; }
@@ -112,6 +121,7 @@ bool WarmPool::fill_now(Slot& slot) {
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return false;
   std::optional<sandbox::CloneResult> r = z->fill(slot.spec, sv[1]);
   close(sv[1]);
+  if (r) go_ahead(*r);
   if (!r || r->pid <= 0) {
     close(sv[0]);
     return false;
@@ -129,6 +139,7 @@ bool WarmPool::fill_async(const std::string& key, Slot& slot) {
   const int mine = sv[0];
   std::weak_ptr<bool> alive = alive_;
   bool sent = z->fill_async(slot.spec, sv[1], [this, alive, key, mine](std::optional<sandbox::CloneResult> r) {
+    if (r) go_ahead(*r);
     const bool created = r && r->pid > 0;
     WarmPool* self = alive.expired() ? nullptr : this;
     auto it = self ? slots_.find(key) : slots_.end();

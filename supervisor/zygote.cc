@@ -241,7 +241,7 @@ bool send_with_fds(int sock, const void* data, size_t len, const std::vector<int
 }
 
 // Receives one message; fds arrive close-on-exec. Returns the byte count (0 at EOF, -1 error).
-ssize_t recv_with_fds(int sock, void* buf, size_t len, std::vector<int>* fds) {
+ssize_t recv_with_fds(int sock, void* buf, size_t len, std::vector<int>* fds, int flags = 0) {
   iovec iov{buf, len};
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -250,7 +250,7 @@ ssize_t recv_with_fds(int sock, void* buf, size_t len, std::vector<int>* fds) {
   msg.msg_control = ctrl.data();
   msg.msg_controllen = ctrl.size();
   ssize_t n;
-  do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
   while (n < 0 && errno == EINTR);
   if (n < 0) return n;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
@@ -460,11 +460,12 @@ constexpr int kWarmNice = 10;
       out += r.error.substr(0, kMaxReply - sizeof h);
       for (int fd : fds) close(fd);
       if (go[0] >= 0) close(go[0]);
-      if (!send_with_fds(sock, out.data(), out.size(), {})) _exit(0);  // go[1] closes with us
-      if (go[1] >= 0) {
-        (void)!write(go[1], "g", 1);
-        close(go[1]);
-      }
+      // The go-ahead's write end goes to the supervisor, which puts the job in its cgroup
+      // before writing the byte (sandbox/cgroup.h).
+      std::vector<int> give;
+      if (go[1] >= 0 && r.pid > 0) give.push_back(go[1]);
+      if (!send_with_fds(sock, out.data(), out.size(), give)) _exit(0);  // go[1] closes with us
+      if (go[1] >= 0) close(go[1]);
     };
     sandbox::CloneResult refused;
     refused.err = EINVAL;
@@ -488,9 +489,11 @@ constexpr int kWarmNice = 10;
         continue;
       }
     }
-    if (pipe2(go, O_CLOEXEC) != 0) {
+    // A socket pair rather than a pipe: the supervisor writes the go-ahead with
+    // MSG_NOSIGNAL, so a job process that died meanwhile costs it no SIGPIPE.
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) != 0) {
       refused.err = errno;
-      refused.error = std::string("fork server: pipe2: ") + std::strerror(errno);
+      refused.error = std::string("fork server: socketpair: ") + std::strerror(errno);
       go[0] = go[1] = -1;
       reply(refused);
       continue;
@@ -500,12 +503,9 @@ constexpr int kWarmNice = 10;
     if (clone.pid == 0) {
       prctl(PR_SET_NAME, "wasmjail-job");  // not the fork server, from its first instant
       close(go[1]);
-      char c = 0;
-      ssize_t got;
-      do got = read(go[0], &c, 1);
-      while (got < 0 && errno == EINTR);
-      if (got != 1) _exit(0);
-      close(go[0]);
+      // The supervisor sends the go-ahead once it has the reply (and, for a job, has put
+      // the process in the job's cgroup); EOF instead means exit unrun.
+      sandbox::wait_for_go_ahead(go[0]);
       close(fds[0]);
       if (head.kind == kFill) warm_main(spec, clone, fds[1], prog);
       DecodedSetup* d = decode_job(fds[1], head.preopens, fds[4]);
@@ -852,12 +852,22 @@ uint32_t Zygote::send_request(uint32_t kind, const WarmSpec& spec, const std::ve
   return seq;
 }
 
-bool Zygote::parse_reply(const char* buf, ssize_t got, uint32_t* seq, sandbox::CloneResult* r) {
-  if (got < static_cast<ssize_t>(sizeof(ReplyHead))) return false;
+bool Zygote::parse_reply(const char* buf, ssize_t got, std::vector<int>* fds, uint32_t* seq,
+                         sandbox::CloneResult* r) {
+  auto fail = [&] {
+    for (int fd : *fds) close(fd);  // a job process it created exits at EOF on its go-ahead
+    fds->clear();
+    return false;
+  };
+  if (got < static_cast<ssize_t>(sizeof(ReplyHead))) return fail();
   ReplyHead h{};
   std::memcpy(&h, buf, sizeof h);
-  // A pid, or a refusal with its reason.
-  if (!(h.pid > 0 || (h.pid < 0 && (h.err != 0 || got > static_cast<ssize_t>(sizeof h))))) return false;
+  // A pid (with the go-ahead's write end), or a refusal with its reason.
+  if (!(h.pid > 0 || (h.pid < 0 && (h.err != 0 || got > static_cast<ssize_t>(sizeof h))))) return fail();
+  if (h.pid > 0 && fds->size() != 1) return fail();
+  if (h.pid < 0 && !fds->empty()) return fail();
+  r->go_fd = h.pid > 0 ? (*fds)[0] : -1;
+  fds->clear();
   *seq = h.seq;
   r->pid = h.pid;
   r->err = h.err;
@@ -877,10 +887,15 @@ std::optional<sandbox::CloneResult> Zygote::await_reply(uint32_t seq) {
     char buf[kMaxReply];
     std::vector<int> got_fds;
     ssize_t got = n == 1 ? recv_with_fds(sock_, buf, sizeof buf, &got_fds) : -1;
-    for (int fd : got_fds) close(fd);
     uint32_t rseq = 0;
     sandbox::CloneResult r;
-    if (got <= 0 || !parse_reply(buf, got, &rseq, &r) || (rseq != seq && !pending_.count(rseq))) {
+    bool parsed = got > 0 && parse_reply(buf, got, &got_fds, &rseq, &r);
+    for (int fd : got_fds) close(fd);
+    if (parsed && rseq != seq && !pending_.count(rseq)) {
+      if (r.go_fd >= 0) close(r.go_fd);
+      parsed = false;
+    }
+    if (!parsed) {
       // Gone, stuck or lying: from here a job process may exist; it waits for the go-ahead,
       // which comes only after the reply, so stopping the zygote makes it exit unrun.
       stop();
@@ -924,17 +939,17 @@ void Zygote::read_replies() {
   while (!pending_.empty()) {
     char buf[kMaxReply];
     std::vector<int> got_fds;
-    iovec iov{buf, sizeof buf};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    ssize_t got;
-    do got = recvmsg(sock_, &msg, MSG_DONTWAIT);
-    while (got < 0 && errno == EINTR);
+    ssize_t got = recv_with_fds(sock_, buf, sizeof buf, &got_fds, MSG_DONTWAIT);
     if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     uint32_t rseq = 0;
     sandbox::CloneResult r;
-    if (got <= 0 || !parse_reply(buf, got, &rseq, &r) || !pending_.count(rseq)) {
+    bool parsed = got > 0 && parse_reply(buf, got, &got_fds, &rseq, &r);
+    for (int fd : got_fds) close(fd);
+    if (parsed && !pending_.count(rseq)) {
+      if (r.go_fd >= 0) close(r.go_fd);
+      parsed = false;
+    }
+    if (!parsed) {
       stop();  // gone or lying: the pending fills fail (their processes exit unrun)
       g_strays_possible = true;
       return;
