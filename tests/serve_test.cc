@@ -399,7 +399,10 @@ BOOST_AUTO_TEST_CASE(a_fork_server_that_stops_answering_fails_one_job_and_no_mor
 // in one of them, locked down as any job, at normal priority. warm_pool: 0 keeps none.
 BOOST_AUTO_TEST_CASE(jobs_run_in_processes_prepared_before_they_arrived) {
   Server s("concurrency: 2\n");
-  BOOST_REQUIRE(s.req("POST", "/v1/run", job("hello")).j()["result"]["status"] == "ok");
+  json first = s.req("POST", "/v1/run", job("hello")).j();
+  BOOST_REQUIRE(first["result"]["status"] == "ok");
+  const json& applied = first["result"]["sandbox"]["applied"];
+  const bool cgroups = std::find(applied.begin(), applied.end(), json("cgroup")) != applied.end();
   BOOST_REQUIRE(wait_for([&] { return wjt::warm_children(s.pid).size() == 2u; }));
   std::vector<pid_t> warm = wjt::warm_children(s.pid);
   const std::string own_net = fs::read_symlink("/proc/self/ns/net");
@@ -419,6 +422,10 @@ BOOST_AUTO_TEST_CASE(jobs_run_in_processes_prepared_before_they_arrived) {
   BOOST_TEST(status_field(child, "NoNewPrivs") == "1");
   BOOST_TEST(status_field(child, "CapEff") == "0000000000000000");
   BOOST_TEST(nice_of(child) == 0);
+  // In the job's own cgroup ("<server pid>-<start time>-<seq>"), joined before it got the job.
+  if (cgroups)
+    BOOST_TEST(wjt::read_file("/proc/" + std::to_string(child) + "/cgroup").find("/" + std::to_string(s.pid) + "-") !=
+               std::string::npos);
   s.req("DELETE", "/v1/jobs/" + id);
   json done = s.req("GET", "/v1/jobs/" + id + "/wait?timeout_ms=10000").j();
   BOOST_TEST(done["result"]["status"] == "cancelled");
