@@ -3,8 +3,8 @@
 #include <linux/capability.h>
 #include <signal.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,7 +46,9 @@ void go_ahead(sandbox::CloneResult& r) {
 
 }  // namespace
 
-bool WarmPool::owns(pid_t pid) { return g_warm_pids.count(pid) != 0; }
+bool WarmPool::owns(pid_t pid) {
+  return g_warm_pids.count(pid) != 0;
+}
 
 WarmPool::WarmPool(uv_loop_t* loop) : loop_(loop) {}
 
@@ -58,7 +60,8 @@ WarmPool::~WarmPool() {
 void WarmPool::unwatch() {
   if (!poll_) return;
   uv_poll_stop(poll_);
-  uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+  uv_close(reinterpret_cast<uv_handle_t*>(poll_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
   poll_ = nullptr;
   poll_fd_ = -1;
 }
@@ -82,8 +85,10 @@ void WarmPool::watch(int fd) {
   uv_poll_start(poll_, UV_READABLE, [](uv_poll_t* h, int, int) {
     auto* pool = static_cast<WarmPool*>(h->data);
     Zygote* z = Zygote::get();
-    if (z && z->socket() == pool->poll_fd_) z->read_replies();
-    else pool->unwatch();
+    if (z && z->socket() == pool->poll_fd_)
+      z->read_replies();
+    else
+      pool->unwatch();
   });
 }
 
@@ -106,7 +111,8 @@ void WarmPool::shutdown() {
   unwatch();
   if (timer_) {
     uv_timer_stop(timer_);
-    uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    uv_close(reinterpret_cast<uv_handle_t*>(timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
     timer_ = nullptr;
   }
   for (auto& [k, s] : slots_)
@@ -138,27 +144,28 @@ bool WarmPool::fill_async(const std::string& key, Slot& slot) {
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return false;
   const int mine = sv[0];
   std::weak_ptr<bool> alive = alive_;
-  bool sent = z->fill_async(slot.spec, sv[1], [this, alive, key, mine](std::optional<sandbox::CloneResult> r) {
-    if (r) go_ahead(*r);
-    const bool created = r && r->pid > 0;
-    WarmPool* self = alive.expired() ? nullptr : this;
-    auto it = self ? slots_.find(key) : slots_.end();
-    if (self && it != slots_.end()) {
-      it->second.filling--;
-      if (!created) it->second.failing = true;
-    }
-    if (!created || !self || shut_down_ || it == slots_.end()) {
-      close(mine);
-      if (created) {
-        kill(r->pid, SIGKILL);
-        while (waitpid(r->pid, nullptr, 0) < 0 && errno == EINTR) {
+  bool sent =
+      z->fill_async(slot.spec, sv[1], [this, alive, key, mine](std::optional<sandbox::CloneResult> r) {
+        if (r) go_ahead(*r);
+        const bool created = r && r->pid > 0;
+        WarmPool* self = alive.expired() ? nullptr : this;
+        auto it = self ? slots_.find(key) : slots_.end();
+        if (self && it != slots_.end()) {
+          it->second.filling--;
+          if (!created) it->second.failing = true;
         }
-      }
-      return;
-    }
-    g_warm_pids.insert(r->pid);
-    it->second.idle.push_back(Entry{r->pid, mine, *r});
-  });
+        if (!created || !self || shut_down_ || it == slots_.end()) {
+          close(mine);
+          if (created) {
+            kill(r->pid, SIGKILL);
+            while (waitpid(r->pid, nullptr, 0) < 0 && errno == EINTR) {
+            }
+          }
+          return;
+        }
+        g_warm_pids.insert(r->pid);
+        it->second.idle.push_back(Entry{r->pid, mine, *r});
+      });
   close(sv[1]);
   if (!sent) {
     close(sv[0]);
@@ -230,7 +237,8 @@ void WarmPool::schedule_fill() {
     uv_unref(reinterpret_cast<uv_handle_t*>(timer_));  // never what keeps a loop running
   }
   if (uv_is_active(reinterpret_cast<uv_handle_t*>(timer_))) return;
-  uv_timer_start(timer_, [](uv_timer_t* t) { static_cast<WarmPool*>(t->data)->on_timer(); }, 0, 0);
+  uv_timer_start(
+      timer_, [](uv_timer_t* t) { static_cast<WarmPool*>(t->data)->on_timer(); }, 0, 0);
 }
 
 void WarmPool::on_timer() {
