@@ -299,9 +299,9 @@ class HttpConnection {
     uv_close(reinterpret_cast<uv_handle_t*>(&h_), [](uv_handle_t* h) { static_cast<HttpConnection*>(h->data)->handle_closed(); });
   }
 
-  // May be closed to make room for a new connection: it never completed a request's
-  // headers and is not answering one.
-  bool evictable() const { return !closing_ && !seen_request_ && !current_; }
+  // May be closed to make room for a new connection: it never completed an accepted
+  // request's headers (or is only lingering after its last answer), and is not answering one.
+  bool evictable() const { return !closing_ && !current_ && (!seen_request_ || lingering_); }
   bool closing() const { return closing_; }
 
   HttpServer* server_;
@@ -348,12 +348,15 @@ class HttpConnection {
   void arm_idle_timer() {
     if (lingering_ || closing_) return;
     writes_at_arm_ = writes_done_;
+    queued_at_arm_ = stream()->write_queue_size;
     uv_timer_start(
         &timer_,
         [](uv_timer_t* t) {
           auto* c = static_cast<HttpConnection*>(t->data);
           if (c->current_) {
-            if (c->stream()->write_queue_size > 0 && c->writes_done_ == c->writes_at_arm_) c->close();  // not reading
+            size_t queued = c->stream()->write_queue_size;
+            if (queued > 0 && c->writes_done_ == c->writes_at_arm_ && queued >= c->queued_at_arm_)
+              c->close();  // the client read nothing of its answer for a whole period
             else c->arm_idle_timer();  // a long wait or a quiet log stream: not idle
             return;
           }
@@ -487,7 +490,6 @@ class HttpConnection {
   int on_headers_complete() {
     commit_header();
     in_value_ = false;
-    seen_request_ = true;
     // Who is asking is settled before a byte of the body is read or buffered.
     if (tokens_) {
       auto who = authenticate();
@@ -499,6 +501,7 @@ class HttpConnection {
     } else {
       req_.client = peer_;
     }
+    seen_request_ = true;
     // The request timer keeps running: the body must arrive within the same timeout.
     const size_t max_body = server_->limits_.max_body_bytes;
     if (parser_.content_length != ULLONG_MAX && parser_.content_length > max_body) {
@@ -572,6 +575,7 @@ class HttpConnection {
   size_t header_bytes_ = 0;
   size_t bytes_in_message_ = 0;
   uint64_t writes_done_ = 0, writes_at_arm_ = 0;
+  size_t queued_at_arm_ = 0;
   bool keep_alive_ = true;
   bool closing_ = false;
   bool lingering_ = false;

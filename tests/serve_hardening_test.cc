@@ -440,6 +440,28 @@ BOOST_AUTO_TEST_CASE(an_idle_connection_is_closed) {
   BOOST_TEST(ms_since(t0) < 3000);
 }
 
+// A client that asks for a live log stream and then reads nothing is dropped after
+// idle_timeout, while the job still runs: it cannot hold the server's write buffers.
+BOOST_AUTO_TEST_CASE(a_client_that_stops_reading_its_answer_is_dropped) {
+  Server s("idle_timeout: 500ms\n");
+  Resp r = s.unix_req("POST", "/v1/jobs", job("burst_then_sleep"));
+  BOOST_REQUIRE(r.code == 202);
+  std::string id = r.j()["id"];
+  int fd = connect_unix(s.sock);
+  int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  std::string req = "GET /v1/jobs/" + id + "/logs HTTP/1.1\r\nHost: x\r\n\r\n";
+  (void)!send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  sleep(4);  // read nothing while the job writes 2 MiB and then sleeps
+  BOOST_TEST(s.unix_req("GET", "/v1/jobs/" + id).j()["state"] == "running");
+  auto t0 = std::chrono::steady_clock::now();
+  std::string got = read_all(fd, 20000);  // what was in flight, then EOF: the server hung up
+  close(fd);
+  BOOST_TEST(ms_since(t0) < 10000);
+  BOOST_TEST(got.size() < (2u << 20));  // it did not wait for the client to take it all
+  BOOST_TEST(s.unix_req("DELETE", "/v1/jobs/" + id).code == 202);
+}
+
 // Jobs belong to who submitted them: on TCP the token's name, on the unix socket the
 // peer's uid. Others get 404 on every job endpoint and do not see it listed; admins (a
 // token marked admin, root) see and cancel everything. Requires root (to act as other uids).
