@@ -7,6 +7,7 @@
 #include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 
 namespace wj {
@@ -52,6 +53,69 @@ void send_json(const std::shared_ptr<HttpExchange>& ex, int status, const ojson&
 
 void send_error(const std::shared_ptr<HttpExchange>& ex, int status, const std::string& code, const std::string& msg) {
   ex->respond(status, "application/json", http_error_body(code, msg));
+}
+
+// yaml-cpp scans long scalars slowly (about 4 MB/s, twice per document), on the loop
+// thread: one 8 MiB inline module held every other client for 2 s. The API body is JSON,
+// already validated by nlohmann: its string literals longer than 64 KiB without escapes
+// (inline modules as data: URLs) go to YAML as short placeholders, and are put back in the
+// parsed tree. Only locations after such a string on its own line shift.
+struct LongStrings {
+  std::string text;  // the body with placeholders
+  std::string tag;   // placeholders are TAG<index>
+  std::vector<std::string> values;
+};
+
+LongStrings shorten_long_strings(const std::string& json_text) {
+  constexpr size_t kLong = 64 * 1024;
+  LongStrings out;
+  std::random_device rd;
+  char tag[64];
+  std::snprintf(tag, sizeof tag, "wasmjail-long-string-%08x%08x-", rd(), rd());
+  out.tag = tag;
+  out.text.reserve(std::min(json_text.size(), kLong));
+  size_t i = 0;
+  while (i < json_text.size()) {
+    if (json_text[i] != '"') {
+      out.text += json_text[i++];
+      continue;
+    }
+    size_t j = i + 1;
+    bool escapes = false;
+    while (j < json_text.size() && json_text[j] != '"') {
+      if (json_text[j] == '\\') {
+        escapes = true;
+        ++j;
+      }
+      ++j;
+    }
+    size_t len = std::min(j, json_text.size()) - i - 1;
+    if (len > kLong && !escapes) {
+      out.text += "\"" + out.tag + std::to_string(out.values.size()) + "\"";
+      out.values.push_back(json_text.substr(i + 1, len));
+    } else {
+      out.text.append(json_text, i, j - i + 1);
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
+void restore_long_strings(const YAML::Node& root, const LongStrings& ls) {
+  if (ls.values.empty()) return;
+  std::vector<YAML::Node> todo{root};  // no recursion: the tree may be deep
+  while (!todo.empty()) {
+    YAML::Node n = todo.back();
+    todo.pop_back();
+    if (n.IsMap()) {
+      for (auto it = n.begin(); it != n.end(); ++it) todo.push_back(it->second);
+    } else if (n.IsSequence()) {
+      for (auto it = n.begin(); it != n.end(); ++it) todo.push_back(*it);
+    } else if (n.IsScalar() && n.Scalar().rfind(ls.tag, 0) == 0) {
+      size_t k = std::strtoul(n.Scalar().c_str() + ls.tag.size(), nullptr, 10);
+      if (k < ls.values.size()) n = ls.values[k];  // the same node: its location and tag stay
+    }
+  }
 }
 
 }  // namespace
@@ -211,11 +275,13 @@ void Api::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
   cfg::Doc doc{"request"};
   YAML::Node root;
   try {
-    root = cfg::parse_text(rq.body, doc);
+    LongStrings ls = shorten_long_strings(rq.body);
+    ex->release_body();  // parsed: the text is not needed (a /v1/run may wait long), nor its buffer budget
+    root = cfg::parse_text(ls.text, doc);
+    restore_long_strings(root, ls);
   } catch (const cfg::ConfigError& e) {
     return send_error(ex, 400, "malformed_json", e.error.str());
-  }
-  ex->release_body();  // parsed: the text is not needed (a /v1/run may wait long), nor its buffer budget
+  }  // parsed: the text is not needed (a /v1/run may wait long), nor its buffer budget
   std::string policy_name;
   YAML::Node job_node = root;
   if (root.IsMap() && root["job"]) {
