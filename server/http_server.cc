@@ -233,7 +233,9 @@ class HttpConnection {
   // Writes raw bytes; false when the peer is too far behind (then the connection closes).
   bool write_raw(std::string data) {
     if (closing_) return false;
-    if (stream()->write_queue_size > server_->limits_.max_pending_write_bytes) {
+    const size_t queued = stream()->write_queue_size;
+    if (queued > server_->limits_.max_pending_write_bytes ||
+        (queued > 0 && server_->pending_write_bytes_ + data.size() > server_->limits_.max_pending_write_total)) {
       close();
       return false;
     }
@@ -245,11 +247,15 @@ class HttpConnection {
     auto* r = new Req{{}, std::move(data), this};
     uv_buf_t b = uv_buf_init(r->data.data(), static_cast<unsigned>(r->data.size()));
     r->w.data = r;
+    server_->pending_write_bytes_ += r->data.size();
     if (uv_write(&r->w, stream(), &b, 1, [](uv_write_t* w, int status) {
           auto* req = static_cast<Req*>(w->data);
-          if (status == 0) req->conn->writes_done_++;  // the handle (and so conn) outlives its writes
+          // The handle (and so the connection and its server) outlives its writes.
+          req->conn->server_->pending_write_bytes_ -= req->data.size();
+          if (status == 0) req->conn->writes_done_++;
           delete req;
         }) != 0) {
+      server_->pending_write_bytes_ -= r->data.size();
       delete r;
       close();
       return false;

@@ -11,7 +11,8 @@
 // - request bodies and pipelined input buffered at once, all connections together, stay
 //   within one budget (503 past it), part of which only the unix socket may use;
 // - timeouts: an idle connection is closed, a request must arrive within the header
-//   timeout from its first byte, and a client that stops reading its response is dropped.
+//   timeout from its first byte, and a client that stops reading its response is dropped;
+// - answers waiting for slow readers are bounded per connection and all together.
 #pragma once
 
 #include <uv.h>
@@ -106,6 +107,9 @@ struct HttpLimits {
   double idle_timeout_ms = 10000;    // a connection with no request for this long is closed; a client that
                                      // reads none of its response for this long is dropped
   size_t max_pending_write_bytes = 8u << 20;  // a reader this far behind is dropped
+  // Answers written but not yet taken by their clients, all connections together: past it,
+  // a connection that already has some waiting is dropped rather than given more.
+  size_t max_pending_write_total = 64u << 20;
   size_t max_connections = 256;               // per listener (see above)
   // Request bodies and pipelined input buffered at once, all connections together. TCP
   // clients together may use all but max_body_bytes of it (half, if it is smaller), so a
@@ -134,6 +138,7 @@ class HttpServer {
   void close_all(std::function<void()> done);
   size_t connections() const { return conns_.size(); }
   size_t buffered_bytes() const;  // charged against max_buffered_bytes now
+  size_t pending_write_bytes() const { return pending_write_bytes_; }
 
  private:
   friend class HttpConnection;
@@ -151,6 +156,7 @@ class HttpServer {
   std::shared_ptr<BufferBudget> budget_;
   std::function<void()> closed_cb_;
   size_t closing_handles_ = 0;
+  size_t pending_write_bytes_ = 0;
 };
 
 // Reads a token file: one token per line, "NAME TOKEN" or "NAME TOKEN admin" (blank lines

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "server/api.h"
@@ -113,9 +114,11 @@ struct Harness {
   std::vector<int> client_fds;
   std::vector<std::shared_ptr<wj::HttpExchange>> held;  // answered later (bodies stay charged)
   bool hold = false;
+  std::function<void(const std::shared_ptr<wj::HttpExchange>&)> custom;  // answers instead, when set
   explicit Harness(wj::HttpLimits limits = {}) {
     uv_loop_init(&loop);
     server = std::make_unique<wj::HttpServer>(&loop, limits, [this](const std::shared_ptr<wj::HttpExchange>& ex) {
+      if (custom) return custom(ex);
       if (hold) return held.push_back(ex);
       const auto& c = ex->client();
       ex->respond(200, "text/plain", c.owner + (c.admin ? " admin" : "") + " body=" + std::to_string(ex->request().body.size()));
@@ -212,4 +215,30 @@ BOOST_AUTO_TEST_CASE(buffered_bodies_stay_within_the_budget_and_are_given_back) 
   BOOST_TEST(r.rfind("HTTP/1.1 503", 0) == 0u, r);
   h.exchange(h.connect(), req, false);  // the unix side still fits
   BOOST_TEST(h.held.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(answers_waiting_for_readers_that_read_nothing_stay_bounded) {
+  wj::HttpLimits lim;
+  lim.max_pending_write_total = 512u << 10;
+  Harness h(lim);
+  const std::string chunk(64u << 10, 'z');
+  std::vector<size_t> accepted;
+  size_t peak = 0;
+  h.custom = [&](const std::shared_ptr<wj::HttpExchange>& ex) {
+    ex->begin_stream(200, "text/plain");
+    size_t n = 0;
+    while (n < 64 && ex->write_chunk(chunk)) {
+      ++n;
+      peak = std::max(peak, h.server->pending_write_bytes());
+    }
+    accepted.push_back(n);
+  };
+  // Three clients ask for a 4 MiB stream each and read nothing.
+  for (int i = 0; i < 3; ++i) h.exchange(h.connect(), "GET /v1/jobs/j1/logs HTTP/1.1\r\nHost: x\r\n\r\n", false);
+  BOOST_REQUIRE(accepted.size() == 3u);
+  for (size_t n : accepted) BOOST_TEST(n < 64u);  // each was dropped instead of queueing 4 MiB
+  BOOST_TEST(peak <= lim.max_pending_write_total + chunk.size() + 64);
+  for (int i = 0; i < 50 && h.server->connections() > 0; ++i) uv_run(&h.loop, UV_RUN_NOWAIT);
+  BOOST_TEST(h.server->connections() == 0u);
+  BOOST_TEST(h.server->pending_write_bytes() == 0u);
 }
