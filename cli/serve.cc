@@ -72,7 +72,9 @@ int serve(int argc, char** argv) {
   for (const auto& l : cfg.listen) has_tcp |= l.kind == Listener::kTcp;
   if (has_tcp) {
     if (cfg.token_file.empty()) return fail("a TCP listener requires token_file in the config (a bearer token)");
-    if (auto e = load_token_file(cfg.token_file, &tokens)) return fail(*e);
+    std::string warning;
+    if (auto e = load_token_file(cfg.token_file, &tokens, &warning)) return fail(*e);
+    if (!warning.empty()) std::fprintf(stderr, "wasmjail serve: warning: %s\n", warning.c_str());
   }
   // Every connection holds a descriptor: make room for the connection caps, within what
   // the administrator allows (the hard limit).

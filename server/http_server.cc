@@ -2,6 +2,7 @@
 
 #include "storage/curl_lib.h"
 #include <http_parser.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -114,10 +115,30 @@ void BufferCharge::reset() {
   bytes_ = 0;
 }
 
-std::optional<std::string> load_token_file(const std::string& path, std::vector<ApiToken>* out) {
+std::optional<std::string> load_token_file(const std::string& path, std::vector<ApiToken>* out, std::string* warning) {
   out->clear();
-  std::ifstream f(path);
-  if (!f) return "token_file " + path + ": cannot be read: " + std::strerror(errno);
+  // Whoever can write the file can add an admin token: only the server's user (or root)
+  // may. Opened once, checked and read through the same descriptor.
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return "token_file " + path + ": cannot be read: " + std::strerror(errno);
+  struct stat st {};
+  std::string text;
+  std::optional<std::string> bad;
+  if (fstat(fd, &st) != 0) bad = std::string("cannot be read: ") + std::strerror(errno);
+  else if (!S_ISREG(st.st_mode)) bad = "is not a regular file";
+  else if (st.st_uid != geteuid() && st.st_uid != 0) bad = "belongs to uid " + std::to_string(st.st_uid) + ", not to the server's user or root";
+  else if (st.st_mode & (S_IWGRP | S_IWOTH)) bad = "is writable by group or others (anyone who can write it could add an admin token)";
+  else if (st.st_size > (1 << 20)) bad = "is larger than 1 MiB";
+  char buf[4096];
+  for (ssize_t n; !bad && (n = read(fd, buf, sizeof buf)) != 0;) {
+    if (n < 0) bad = std::string("cannot be read: ") + std::strerror(errno);
+    else text.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  if (bad) return "token_file " + path + " " + *bad;
+  if (warning && (st.st_mode & S_IROTH))
+    *warning = "token_file " + path + " is readable by every local user: they can use its tokens";
+  std::istringstream f(text);
   std::string line;
   int lineno = 0;
   std::vector<int> bare_lines;

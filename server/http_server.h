@@ -162,8 +162,11 @@ class HttpServer {
 // Reads a token file: one token per line, "NAME TOKEN" or "NAME TOKEN admin" (blank lines
 // and lines starting with '#' are skipped). A file holding a single bare token (the
 // original format) names it "default", not admin. Tokens are at least 16 characters, names
-// and tokens unique. Errors name the file and line.
-std::optional<std::string> load_token_file(const std::string& path, std::vector<ApiToken>* out);
+// and tokens unique. Errors name the file and line. The file must be a regular file owned
+// by the server's user or root and not writable by group or others; one that every local
+// user can read is accepted with a `warning`.
+std::optional<std::string> load_token_file(const std::string& path, std::vector<ApiToken>* out,
+                                           std::string* warning = nullptr);
 
 // JSON error body of the stable shape {"error": {"code": ..., "message": ...}}.
 std::string http_error_body(const std::string& code, const std::string& message);

@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -58,6 +59,22 @@ BOOST_AUTO_TEST_CASE(token_files_hold_one_bare_token_or_several_named_ones) {
              ":1: a bare token (no name) is allowed only as the file's single entry");
   BOOST_TEST(load_error("a/b 0123456789abcdef-a\n") == ":1: a token name may hold only letters, digits, '-', '_' and '.'");
   BOOST_TEST(load_error("# nothing\n") == " holds no token");
+  // Whoever could write it could add an admin token.
+  TempDir d;
+  wjt::write_file(d.path + "/tokens", "ops 0123456789abcdef-ops admin\n");
+  chmod((d.path + "/tokens").c_str(), 0666);
+  auto e = wj::load_token_file(d.path + "/tokens", &t);
+  BOOST_REQUIRE(e);
+  BOOST_TEST(e->find("is writable by group or others") != std::string::npos, *e);
+  chmod((d.path + "/tokens").c_str(), 0644);
+  std::string warning;
+  BOOST_TEST(!wj::load_token_file(d.path + "/tokens", &t, &warning));
+  BOOST_TEST(warning.find("is readable by every local user") != std::string::npos, warning);
+  chmod((d.path + "/tokens").c_str(), 0600);
+  warning.clear();
+  BOOST_TEST(!wj::load_token_file(d.path + "/tokens", &t, &warning));
+  BOOST_TEST(warning.empty());
+  BOOST_TEST(wj::load_token_file(d.path, &t)->find("is not a regular file") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(text_log_values_cannot_start_a_line_or_pass_for_another_field) {
