@@ -30,7 +30,9 @@ bool valid_id(const std::string& id) {
 
 Route route_request(const std::string& m, const std::string& p) {
   auto not_allowed = [&] { return error(405, "method_not_allowed", m + " is not allowed on " + p); };
-  auto only = [&](const char* method, Route::Endpoint e) { return m == method ? endpoint(e) : not_allowed(); };
+  auto only = [&](const char* method, Route::Endpoint e) {
+    return m == method ? endpoint(e) : not_allowed();
+  };
   if (p == "/healthz") return only("GET", Route::kHealth);
   if (p == "/metrics") return only("GET", Route::kMetrics);
   if (p == "/v1/run") return only("POST", Route::kRun);
@@ -53,9 +55,12 @@ Route route_request(const std::string& m, const std::string& p) {
       return r;
     }
     Route::Endpoint e;
-    if (sub == "/wait") e = Route::kWaitJob;
-    else if (sub == "/logs") e = Route::kJobLogs;
-    else return error(404, "not_found", "no such endpoint: " + p);
+    if (sub == "/wait")
+      e = Route::kWaitJob;
+    else if (sub == "/logs")
+      e = Route::kJobLogs;
+    else
+      return error(404, "not_found", "no such endpoint: " + p);
     if (m != "GET") {
       Route r = not_allowed();
       r.job_id = id;

@@ -131,7 +131,8 @@ Resp http(int fd, const std::string& method, const std::string& path, const std:
   if (fd < 0) return {};
   std::string req = method + " " + path + " HTTP/1.1\r\nHost: wasmjail\r\nConnection: close\r\n";
   if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
-  if (method == "POST") req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  if (method == "POST")
+    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   req += "\r\n" + body;
   size_t off = 0;
   while (off < req.size()) {
@@ -154,8 +155,8 @@ size_t proc_status_kib(pid_t pid, const char* key) {
 size_t open_fds(pid_t pid) {
   size_t n = 0;
   std::error_code ec;
-  for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec); !ec && it != fs::directory_iterator();
-       it.increment(ec))
+  for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec))
     ++n;
   return n;
 }
@@ -178,7 +179,8 @@ struct Server {
     sock = dir + "/wasmjail.sock";
     log_path = dir + "/server.log";
     std::string config = "output_root: " + dir + "/outputs\nsocket_mode: \"0666\"\n" + extra_config;
-    std::vector<std::string> argv = {wjt::binary(), "serve", "--config", dir + "/server.yaml", "--listen", "unix:" + sock};
+    std::vector<std::string> argv = {wjt::binary(),        "serve",    "--config",
+                                     dir + "/server.yaml", "--listen", "unix:" + sock};
     if (!tokens.empty()) {
       wjt::write_file(dir + "/tokens", tokens);
       config += "token_file: " + dir + "/tokens\n";
@@ -204,8 +206,10 @@ struct Server {
       for (int i = 0; i < 500 && !up; ++i) {
         int fd = connect_tcp(port);
         up = fd >= 0;
-        if (fd >= 0) close(fd);
-        else usleep(10000);
+        if (fd >= 0)
+          close(fd);
+        else
+          usleep(10000);
       }
       BOOST_REQUIRE_MESSAGE(up, "TCP listener did not start: " + log());
     }
@@ -277,7 +281,8 @@ std::string base64(const std::string& in) {
 }
 
 std::string job_for(const std::string& wasm_bytes, const std::string& extra = "") {
-  return R"({"entry_module": {"url": "data:application/wasm;base64,)" + base64(wasm_bytes) + R"("})" + extra + "}";
+  return R"({"entry_module": {"url": "data:application/wasm;base64,)" + base64(wasm_bytes) + R"("})" + extra +
+         "}";
 }
 
 std::string job(const std::string& guest, const std::string& extra = "") {
@@ -418,8 +423,8 @@ BOOST_AUTO_TEST_CASE(near_complete_large_bodies_stay_within_the_buffer_budget) {
             c.answer.find("\"code\":\"server_busy\"") != std::string::npos;
     complete += c.sent == total;
   }
-  BOOST_TEST_MESSAGE("peak RSS grew by " << (hwm1 - hwm0) / 1024 << " MiB; " << busy << " answered 503, " << complete
-                                         << " sent all but the last byte");
+  BOOST_TEST_MESSAGE("peak RSS grew by " << (hwm1 - hwm0) / 1024 << " MiB; " << busy << " answered 503, "
+                                         << complete << " sent all but the last byte");
   BOOST_TEST(busy >= 150u);
   BOOST_TEST(hwm1 - hwm0 < 300u * 1024, "peak RSS grew by " << (hwm1 - hwm0) / 1024 << " MiB");
   // Meanwhile and afterwards, the server serves.
@@ -471,12 +476,12 @@ BOOST_AUTO_TEST_CASE(clients_reach_only_their_own_jobs_unless_admin) {
   BOOST_REQUIRE(r.code == 202);
   const std::string id = r.j()["id"];
   BOOST_TEST(s.tcp_req(kAlice, "GET", "/v1/jobs/" + id).code == 200);
-  for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
-           {"GET", "/v1/jobs/" + id},
-           {"GET", "/v1/jobs/" + id + "/wait?timeout_ms=100"},
-           {"GET", "/v1/jobs/" + id + "/logs"},
-           {"DELETE", "/v1/jobs/" + id},
-           {"POST", "/v1/jobs/" + id + "/logs"}}) {
+  for (const auto& [method, path] :
+       std::vector<std::pair<std::string, std::string>>{{"GET", "/v1/jobs/" + id},
+                                                        {"GET", "/v1/jobs/" + id + "/wait?timeout_ms=100"},
+                                                        {"GET", "/v1/jobs/" + id + "/logs"},
+                                                        {"DELETE", "/v1/jobs/" + id},
+                                                        {"POST", "/v1/jobs/" + id + "/logs"}}) {
     BOOST_TEST_CONTEXT(method << " " << path) {
       r = s.tcp_req(kBob, method, path);
       BOOST_TEST(r.code == 404);
@@ -490,18 +495,26 @@ BOOST_AUTO_TEST_CASE(clients_reach_only_their_own_jobs_unless_admin) {
   // Unix clients: uid 65534 owns its job; uid 65533 cannot reach it; nor alice's.
   BOOST_REQUIRE_MESSAGE(geteuid() == 0, "needs root to connect as other uids");
   const std::string sock = s.sock;
-  r = as_uid(65534, [&] { return http(connect_unix(sock), "POST", "/v1/jobs", job("loop", R"(, "limits": {"wall_time": "20s"})")); });
+  r = as_uid(65534, [&] {
+    return http(connect_unix(sock), "POST", "/v1/jobs", job("loop", R"(, "limits": {"wall_time": "20s"})"));
+  });
   BOOST_REQUIRE(r.code == 202);
   const std::string uid_job = r.j()["id"];
-  BOOST_TEST(as_uid(65534, [&] { return http(connect_unix(sock), "GET", "/v1/jobs/" + uid_job); }).code == 200);
+  BOOST_TEST(as_uid(65534, [&] { return http(connect_unix(sock), "GET", "/v1/jobs/" + uid_job); }).code ==
+             200);
   BOOST_TEST(as_uid(65534, [&] { return http(connect_unix(sock), "GET", "/v1/jobs/" + id); }).code == 404);
-  BOOST_TEST(as_uid(65533, [&] { return http(connect_unix(sock), "DELETE", "/v1/jobs/" + uid_job); }).code == 404);
-  BOOST_TEST(as_uid(65533, [&] { return http(connect_unix(sock), "GET", "/v1/jobs/" + uid_job + "/logs"); }).code == 404);
-  BOOST_TEST(as_uid(65533, [&] { return http(connect_unix(sock), "GET", "/v1/jobs"); }).j()["jobs"].size() == 0u);
+  BOOST_TEST(as_uid(65533, [&] { return http(connect_unix(sock), "DELETE", "/v1/jobs/" + uid_job); }).code ==
+             404);
+  BOOST_TEST(as_uid(65533, [&] {
+               return http(connect_unix(sock), "GET", "/v1/jobs/" + uid_job + "/logs");
+             }).code == 404);
+  BOOST_TEST(as_uid(65533, [&] { return http(connect_unix(sock), "GET", "/v1/jobs"); }).j()["jobs"].size() ==
+             0u);
   BOOST_TEST(s.tcp_req(kAlice, "GET", "/v1/jobs/" + uid_job).code == 404);
   // The job still runs: nobody else cancelled it. Its owner can.
   BOOST_TEST(s.tcp_req(kOps, "GET", "/v1/jobs/" + uid_job).j()["state"] == "running");
-  BOOST_TEST(as_uid(65534, [&] { return http(connect_unix(sock), "DELETE", "/v1/jobs/" + uid_job); }).code == 202);
+  BOOST_TEST(as_uid(65534, [&] { return http(connect_unix(sock), "DELETE", "/v1/jobs/" + uid_job); }).code ==
+             202);
   // Root on the unix socket is an admin: it sees both jobs and cancels alice's.
   BOOST_TEST(s.unix_req("GET", "/v1/jobs").j()["jobs"].size() == 2u);
   BOOST_TEST(s.unix_req("DELETE", "/v1/jobs/" + id).code == 202);
@@ -559,17 +572,20 @@ BOOST_AUTO_TEST_CASE(a_guest_chosen_name_cannot_forge_a_log_line) {
       Resp r = s.unix_req("POST", "/v1/run", job("log_forge"));
       BOOST_TEST(r.j()["result"]["status"] != "ok");
       std::string err = r.j()["result"]["error"];
-      BOOST_TEST(err.find("\n2026-01-01T00:00:00.000Z job_finished job=jforged") != std::string::npos);  // the bait
+      BOOST_TEST(err.find("\n2026-01-01T00:00:00.000Z job_finished job=jforged") !=
+                 std::string::npos);  // the bait
       std::string id = r.j()["id"];
       std::istringstream log(s.log());
       size_t finished = 0;
       for (std::string line; std::getline(log, line);) {
         BOOST_TEST(line.rfind("2026-01-01T00:00:00.000Z", 0) != 0u, "forged line: " << line);
         BOOST_TEST((line.find("jforged") == std::string::npos || line.find(id) != std::string::npos), line);
-        if (std::string(format) == "json") BOOST_TEST(!json::parse(line, nullptr, false).is_discarded(), line);
+        if (std::string(format) == "json")
+          BOOST_TEST(!json::parse(line, nullptr, false).is_discarded(), line);
         if (line.find("job_finished") != std::string::npos && line.find(id) != std::string::npos) {
           ++finished;
-          BOOST_TEST(line.find("\\n2026-01-01T00:00:00.000Z job_finished job=jforged") != std::string::npos, line);
+          BOOST_TEST(line.find("\\n2026-01-01T00:00:00.000Z job_finished job=jforged") != std::string::npos,
+                     line);
         }
       }
       BOOST_TEST(finished == 1u);

@@ -45,19 +45,25 @@ BOOST_AUTO_TEST_CASE(token_files_hold_one_bare_token_or_several_named_ones) {
   BOOST_TEST(t[0].name == "default");
   BOOST_TEST(t[0].token == "0123456789abcdef-secret");
   BOOST_TEST(!t[0].admin);
-  BOOST_TEST(load_error("# who  token  role\n\nalice 0123456789abcdef-alice\nops 0123456789abcdef-ops admin\n", &t) == "");
+  BOOST_TEST(
+      load_error("# who  token  role\n\nalice 0123456789abcdef-alice\nops 0123456789abcdef-ops admin\n",
+                 &t) == "");
   BOOST_REQUIRE(t.size() == 2u);
   BOOST_TEST(t[0].name == "alice");
   BOOST_TEST(!t[0].admin);
   BOOST_TEST(t[1].name == "ops");
   BOOST_TEST(t[1].admin);
   BOOST_TEST(load_error("alice short\n") == ":1: the token must be at least 16 characters");
-  BOOST_TEST(load_error("alice 0123456789abcdef-a\nalice 0123456789abcdef-b\n") == ":2: the name \"alice\" is used twice");
-  BOOST_TEST(load_error("a 0123456789abcdef-a\nb 0123456789abcdef-a\n") == ":2: the same token is listed twice");
-  BOOST_TEST(load_error("a 0123456789abcdef-a root\n") == ":1: expected \"NAME TOKEN\" or \"NAME TOKEN admin\"");
+  BOOST_TEST(load_error("alice 0123456789abcdef-a\nalice 0123456789abcdef-b\n") ==
+             ":2: the name \"alice\" is used twice");
+  BOOST_TEST(load_error("a 0123456789abcdef-a\nb 0123456789abcdef-a\n") ==
+             ":2: the same token is listed twice");
+  BOOST_TEST(load_error("a 0123456789abcdef-a root\n") ==
+             ":1: expected \"NAME TOKEN\" or \"NAME TOKEN admin\"");
   BOOST_TEST(load_error("0123456789abcdef-a\nb 0123456789abcdef-b\n") ==
              ":1: a bare token (no name) is allowed only as the file's single entry");
-  BOOST_TEST(load_error("a/b 0123456789abcdef-a\n") == ":1: a token name may hold only letters, digits, '-', '_' and '.'");
+  BOOST_TEST(load_error("a/b 0123456789abcdef-a\n") ==
+             ":1: a token name may hold only letters, digits, '-', '_' and '.'");
   BOOST_TEST(load_error("# nothing\n") == " holds no token");
   // Whoever could write it could add an admin token.
   TempDir d;
@@ -86,11 +92,13 @@ BOOST_AUTO_TEST_CASE(text_log_values_cannot_start_a_line_or_pass_for_another_fie
   BOOST_TEST(wj::log_text_value("a\nb\rc\td\x1b[31m\x7f") == "\"a\\nb\\rc\\td\\x1b[31m\\x7f\"");
   BOOST_TEST(wj::log_text_value("\xc2\x85 next line, caf\xc3\xa9") == "\"\\u0085 next line, caf\xc3\xa9\"");
   wj::ServerLog text(false);
-  std::string forged = "export \"x\n2026-01-01T00:00:00.000Z job_finished job=jforged status=ok\" is not exported";
+  std::string forged =
+      "export \"x\n2026-01-01T00:00:00.000Z job_finished job=jforged status=ok\" is not exported";
   std::string line = text.format("2026-01-01T00:00:00.000Z", "job_finished",
                                  {{"job", "j1"}, {"status", "setup_error"}, {"error", forged}});
   BOOST_TEST(line ==
-             "2026-01-01T00:00:00.000Z job_finished job=j1 status=setup_error error=\"export \\\"x\\n2026-01-01T00:00:00.000Z "
+             "2026-01-01T00:00:00.000Z job_finished job=j1 status=setup_error error=\"export "
+             "\\\"x\\n2026-01-01T00:00:00.000Z "
              "job_finished job=jforged status=ok\\\" is not exported\"\n");
   BOOST_TEST(std::count(line.begin(), line.end(), '\n') == 1);
   wj::ServerLog json(true);
@@ -134,12 +142,15 @@ struct Harness {
   std::function<void(const std::shared_ptr<wj::HttpExchange>&)> custom;  // answers instead, when set
   explicit Harness(wj::HttpLimits limits = {}) {
     uv_loop_init(&loop);
-    server = std::make_unique<wj::HttpServer>(&loop, limits, [this](const std::shared_ptr<wj::HttpExchange>& ex) {
-      if (custom) return custom(ex);
-      if (hold) return held.push_back(ex);
-      const auto& c = ex->client();
-      ex->respond(200, "text/plain", c.owner + (c.admin ? " admin" : "") + " body=" + std::to_string(ex->request().body.size()));
-    });
+    server =
+        std::make_unique<wj::HttpServer>(&loop, limits, [this](const std::shared_ptr<wj::HttpExchange>& ex) {
+          if (custom) return custom(ex);
+          if (hold) return held.push_back(ex);
+          const auto& c = ex->client();
+          ex->respond(
+              200, "text/plain",
+              c.owner + (c.admin ? " admin" : "") + " body=" + std::to_string(ex->request().body.size()));
+        });
   }
   int connect(std::vector<wj::ApiToken> tokens = {}) {
     int sv[2];
@@ -156,8 +167,10 @@ struct Harness {
       uv_run(&loop, UV_RUN_NOWAIT);
       char buf[4096];
       ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-      if (n > 0) out.append(buf, static_cast<size_t>(n));
-      else if (n == 0) break;
+      if (n > 0)
+        out.append(buf, static_cast<size_t>(n));
+      else if (n == 0)
+        break;
       else if (!out.empty() && out.find("\r\n\r\n") != std::string::npos) {
         auto cl = out.find("Content-Length: ");
         if (cl != std::string::npos &&
@@ -186,15 +199,19 @@ BOOST_AUTO_TEST_CASE(a_unix_client_is_its_uid_and_a_tcp_style_client_its_token) 
   Harness h;
   std::string r = h.exchange(h.connect(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
   BOOST_TEST(r.find("\r\n\r\nuid:" + std::to_string(getuid()) + " admin body=0") != std::string::npos, r);
-  std::vector<wj::ApiToken> tokens = {{"alice", "0123456789abcdef-alice", false}, {"ops", "0123456789abcdef-ops", true}};
+  std::vector<wj::ApiToken> tokens = {{"alice", "0123456789abcdef-alice", false},
+                                      {"ops", "0123456789abcdef-ops", true}};
   int fd = h.connect(tokens);
-  r = h.exchange(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer 0123456789abcdef-alice\r\n\r\n");
+  r = h.exchange(fd,
+                 "GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer 0123456789abcdef-alice\r\n\r\n");
   BOOST_TEST(r.find("\r\n\r\ntoken:alice body=0") != std::string::npos, r);
-  r = h.exchange(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer 0123456789abcdef-ops\r\n\r\n");
+  r = h.exchange(fd,
+                 "GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer 0123456789abcdef-ops\r\n\r\n");
   BOOST_TEST(r.find("\r\n\r\ntoken:ops admin body=0") != std::string::npos, r);
   // A wrong token is refused as soon as the headers end: the declared body is never awaited.
-  r = h.exchange(h.connect(tokens), "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n"
-                                    "Content-Length: 8000000\r\n\r\n");
+  r = h.exchange(h.connect(tokens),
+                 "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n"
+                 "Content-Length: 8000000\r\n\r\n");
   BOOST_TEST(r.rfind("HTTP/1.1 401 Unauthorized\r\n", 0) == 0u, r);
   BOOST_TEST(r.find("WWW-Authenticate: Bearer\r\n") != std::string::npos);
   BOOST_TEST(h.server->buffered_bytes() == 0u);
@@ -226,9 +243,11 @@ BOOST_AUTO_TEST_CASE(buffered_bodies_stay_within_the_budget_and_are_given_back) 
   // TCP-style clients may use only what is left after one full request (here 1500 bytes).
   std::vector<wj::ApiToken> tokens = {{"t", "0123456789abcdef-t", false}};
   std::string auth = "Authorization: Bearer 0123456789abcdef-t\r\n";
-  h.exchange(h.connect(tokens), "POST /v1/jobs HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 1000\r\n\r\n" + body, false);
+  h.exchange(h.connect(tokens),
+             "POST /v1/jobs HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 1000\r\n\r\n" + body, false);
   BOOST_TEST(h.held.size() == 1u);
-  r = h.exchange(h.connect(tokens), "POST /v1/jobs HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 1000\r\n\r\n");
+  r = h.exchange(h.connect(tokens),
+                 "POST /v1/jobs HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 1000\r\n\r\n");
   BOOST_TEST(r.rfind("HTTP/1.1 503", 0) == 0u, r);
   h.exchange(h.connect(), req, false);  // the unix side still fits
   BOOST_TEST(h.held.size() == 2u);
@@ -251,7 +270,8 @@ BOOST_AUTO_TEST_CASE(answers_waiting_for_readers_that_read_nothing_stay_bounded)
     accepted.push_back(n);
   };
   // Three clients ask for a 4 MiB stream each and read nothing.
-  for (int i = 0; i < 3; ++i) h.exchange(h.connect(), "GET /v1/jobs/j1/logs HTTP/1.1\r\nHost: x\r\n\r\n", false);
+  for (int i = 0; i < 3; ++i)
+    h.exchange(h.connect(), "GET /v1/jobs/j1/logs HTTP/1.1\r\nHost: x\r\n\r\n", false);
   BOOST_REQUIRE(accepted.size() == 3u);
   for (size_t n : accepted) BOOST_TEST(n < 64u);  // each was dropped instead of queueing 4 MiB
   BOOST_TEST(peak <= lim.max_pending_write_total + chunk.size() + 64);

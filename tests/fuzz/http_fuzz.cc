@@ -35,7 +35,8 @@ void answer(const std::shared_ptr<wj::HttpExchange>& ex) {
   if (r.endpoint != wj::Route::kError && r.status != 0) std::abort();
   if (r.endpoint == wj::Route::kError && (r.status < 400 || r.status > 499 || r.code.empty())) std::abort();
   switch (r.endpoint) {
-    case wj::Route::kError: return ex->respond(r.status, "application/json", wj::http_error_body(r.code, r.message));
+    case wj::Route::kError:
+      return ex->respond(r.status, "application/json", wj::http_error_body(r.code, r.message));
     case wj::Route::kSubmit:
     case wj::Route::kRun: {
       size_t n = rq.body.size();
@@ -79,8 +80,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // Write in chunks, letting the server run between them; read (and drop) its answers.
     for (int spins = 0; at < size && spins < 100000; ++spins) {
       ssize_t w = send(sv[1], data + at, std::min(step, size - at), MSG_NOSIGNAL);
-      if (w > 0) at += static_cast<size_t>(w);
-      else if (w < 0 && errno != EAGAIN) break;  // the server closed
+      if (w > 0)
+        at += static_cast<size_t>(w);
+      else if (w < 0 && errno != EAGAIN)
+        break;  // the server closed
       uv_run(loop(), UV_RUN_NOWAIT);
       while (recv(sv[1], sink, sizeof sink, 0) > 0) {
       }
