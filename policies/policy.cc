@@ -49,6 +49,7 @@ const std::vector<LimitField>& limit_fields() {
       {"output_bytes", LimitKind::kBytes, nullptr, &Limits::output_bytes, kTiB},
       {"open_files", LimitKind::kCount, nullptr, &Limits::open_files, 1u << 20},
       {"module_bytes", LimitKind::kBytes, nullptr, &Limits::module_bytes, kTiB},
+      {"stdin_bytes", LimitKind::kBytes, nullptr, &Limits::stdin_bytes, kTiB},
   };
   return k;
 }

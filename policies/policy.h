@@ -31,6 +31,7 @@ struct Limits {
   std::optional<uint64_t> output_bytes;  // everything the job writes, together
   std::optional<uint64_t> open_files;
   std::optional<uint64_t> module_bytes;
+  std::optional<uint64_t> stdin_bytes;  // a job spec's `stdin` (run streams its own, unbounded)
 };
 
 enum class Isolation { kOff, kBestEffort, kRequired };

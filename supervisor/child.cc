@@ -61,8 +61,8 @@ bool arrange_fds(const ChildSetup& s) {
     if (t < 0) return false;
     tmp.push_back(t);
   }
-  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (devnull < 0 || dup2(devnull, 0) < 0) return false;
+  int in = s.stdin_fd >= 0 ? fcntl(s.stdin_fd, F_DUPFD_CLOEXEC, high) : open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (in < 0 || dup2(in, 0) < 0) return false;
   for (size_t i = 0; i < tmp.size(); ++i)
     if (dup2(tmp[i], static_cast<int>(i) + 1) < 0) return false;  // 1,2,3 then preopens from 4
   return true;
@@ -131,7 +131,7 @@ void child_main(const ChildSetup& s) {
   cfg.entry = s.job->entry_point;
   cfg.argv = s.job->argv;
   cfg.env = s.job->env;
-  cfg.stdin_fd = -1;
+  cfg.stdin_fd = s.stdin_fd >= 0 ? 0 : -1;
   cfg.stdout_fd = kChildStdout;
   cfg.stderr_fd = kChildStderr;
   for (int i = 0; i < 3; ++i) cfg.stdio_is_tty[i] = s.stdio_is_tty[i];

@@ -55,6 +55,7 @@ std::optional<std::string> options_for(const JobSpec& spec, const std::shared_pt
   if (auto over = check_job_limits(spec.limits, policy->limits)) return over;
   const Limits lim = effective_limits(spec.limits, policy->limits);
   if (lim.module_bytes) prep->module_bytes_max = *lim.module_bytes;
+  prep->stdin_bytes_max = lim.stdin_bytes.value_or(UINT64_MAX / 2);
   const FetchSettings& f = policy->fetch;
   prep->fetch.downloads_allowed = f.url_download.value_or(false);
   prep->fetch.allowed_hosts = f.allowed_hosts.value_or(std::vector<std::string>{});

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -48,6 +49,32 @@ std::string fmt_ms(double ms) {
 std::string signal_name(int sig) {
   const char* abbrev = sigabbrev_np(sig);
   return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+// The job spec's stdin as a sealed memfd: the guest reads it as a file (fd_read, poll ready,
+// its size in fd_filestat_get) and can change nothing in it.
+std::optional<std::string> stdin_memfd(const std::string& data, int* fd) {
+  int m = memfd_create("wasmjail-stdin", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (m < 0) return "memfd_create: " + strerr(errno);
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = write(m, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : EIO;
+      close(m);
+      return "writing stdin to a memfd: " + strerr(e);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (lseek(m, 0, SEEK_SET) != 0 ||
+      fcntl(m, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0) {
+    int e = errno;
+    close(m);
+    return "sealing the stdin memfd: " + strerr(e);
+  }
+  *fd = m;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -483,6 +510,15 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   // anything (it waits for a go-ahead that never came): reap it, on this and later starts
   // until none is left.
   if (Zygote::strays_possible()) Zygote::set_strays_possible(reap_strays());
+  // The guest's stdin (a stream from the caller) is closed here on every path: the child
+  // holds its own copy once it exists.
+  struct FdCloser {
+    int fd;
+    ~FdCloser() {
+      if (fd >= 0) close(fd);
+    }
+  } stdin_fd{opts.stdin_fd};
+  opts.stdin_fd = -1;
   auto* r = new Running{};
   std::shared_ptr<JobControl> control = r->control;
   control->running_ = r;
@@ -541,6 +577,18 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   } else if (auto err = read_file_capped(job.module_path, r->opts.module_bytes_max, &module, "module size limit")) {
     { r->fail_now(Status::kInvalidJob, *err); return control; }
   }
+  if (stdin_fd.fd < 0 && job.stdin_data) {
+    if (r->limits.stdin_bytes && job.stdin_data->size() > *r->limits.stdin_bytes) {
+      r->fail_now(Status::kInvalidJob, "stdin: " + std::to_string(job.stdin_data->size()) +
+                                           " bytes exceed the stdin_bytes limit of " +
+                                           std::to_string(*r->limits.stdin_bytes) + " bytes");
+      return control;
+    }
+    if (auto err = stdin_memfd(*job.stdin_data, &stdin_fd.fd)) {
+      r->fail_now(Status::kInternalError, *err);
+      return control;
+    }
+  }
   std::vector<int> dir_fds;
   auto close_dirs = [&] {
     for (int fd : dir_fds) close(fd);
@@ -598,6 +646,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
                    &r->opts.sandbox, {}};
   for (int i = 0; i < 3; ++i) setup.stdio_is_tty[i] = r->opts.stdio_is_tty[i];
   setup.compile_only = r->opts.compile_only;
+  setup.stdin_fd = stdin_fd.fd;
   const Limits& lim = r->limits;
   if (lim.wall_time_ms) {
     // The child's watchdog stops the guest a little before the supervisor's SIGKILL.
@@ -616,7 +665,8 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   // The fork server creates it when one runs (same child_main, V8 already initialized);
   // otherwise a direct clone of this process.
   std::optional<sandbox::CloneResult> forked;
-  if (Zygote* z = Zygote::get()) forked = z->spawn(setup);
+  // (The fork server's request carries no stdin fd: a job with stdin is cloned directly.)
+  if (Zygote* z = Zygote::get(); z && setup.stdin_fd < 0) forked = z->spawn(setup);
   if (forked) {
     setup.clone = *forked;
   } else {

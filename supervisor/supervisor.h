@@ -59,6 +59,10 @@ struct RunOptions {
   size_t background_compile_min_bytes = 0;
   // Internal: this job is that second child (compile the entry module, run nothing).
   bool compile_only = false;
+  // A readable fd the guest's fd 0 reads from as a stream (`run` passes a pipe it fills from
+  // its own stdin). The supervisor owns it from start() on and closes it once the child has
+  // it. -1: the job's stdin_data if set, else end of file.
+  int stdin_fd = -1;
   // Called once the child exists, with its pid (for monitoring and tests).
   std::function<void(pid_t)> on_spawn;
 };
