@@ -186,8 +186,13 @@ int run(int argc, char** argv) {
   opts.keep_max = 64 * 1024;
   opts.v8_flags = v8_flags_for(policy->wasm);
   opts.cache_dir = CodeCache::default_dir();
-  // One job: compile eagerly (a background compile would only delay the exit).
+  // One job: a turbofan policy compiles eagerly (a background compile would delay the exit).
   opts.background_compile_min_bytes = 0;
+  // Under the tiered tier a cold module's TurboFan code is compiled beside the job for the
+  // next run, and given up if the job ends first.
+  opts.background_compile = CodeCache::background_compile_enabled();
+  opts.background_compile_max_bytes = CodeCache::kOneShotBackgroundMax;
+  opts.background_ends_with_job = true;
   opts.policy = std::make_shared<const Policy>(std::move(policy.value()));
   opts.on_output = [](Stream s, const char* data, size_t n) {
     write_fd(s == Stream::kStdout ? 1 : 2, data, n);

@@ -51,6 +51,20 @@ std::string signal_name(int sig) {
   return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
 
+bool has_flag(const std::vector<std::string>& flags, const char* f) {
+  return std::find(flags.begin(), flags.end(), f) != flags.end();
+}
+
+// The `turbofan` tier's flags for the same policy: what the code cache holds.
+std::vector<std::string> turbofan_flags(const std::vector<std::string>& flags) {
+  std::vector<std::string> out;
+  for (const std::string& f : flags) {
+    if (f == "--liftoff") out.push_back("--no-liftoff");
+    else if (f != "--wasm-dynamic-tiering") out.push_back(f);
+  }
+  return out;
+}
+
 // The job spec's stdin as a sealed memfd: the guest reads it as a file (fd_read, poll ready,
 // its size in fd_filestat_get) and can change nothing in it.
 std::optional<std::string> stdin_memfd(const std::string& data, int* fd) {
@@ -114,6 +128,7 @@ struct Running {
   std::string cache_key;
   std::vector<uint8_t> cached_code;
   bool compiling_in_background = false;  // cold, large module: ran tiered; a sibling compiles
+  std::shared_ptr<JobControl> sibling;   // that compile, when this job started it
   std::optional<RunOutcome> outcome;
   std::optional<wire::ViolationRecord> violation;
   std::optional<std::string> protocol_error;
@@ -138,7 +153,14 @@ struct Running {
   std::shared_ptr<JobControl> control = std::make_shared<JobControl>();
   bool cancelled = false;
 
+  // A one-shot frontend's job ends: so does the compile it started (see RunOptions).
+  void end_sibling() {
+    if (sibling && opts.background_ends_with_job) sibling->cancel();
+    sibling.reset();
+  }
+
   void finish_result() {
+    end_sibling();
     result.timing.total = ms_between(t_start, Clock::now());
     control->running_ = nullptr;
     auto cb = std::move(done);
@@ -331,6 +353,7 @@ struct Running {
     if (outcome) {
       result.timing.compile = outcome->compile_ms;
       result.timing.run = outcome->run_ms;
+      result.timing.instantiate = outcome->instantiate_ms;
       result.usage.peak_wasm_memory_bytes = outcome->peak_wasm_memory_bytes;
       result.code_cache = outcome->code_cache;
     }
@@ -408,8 +431,9 @@ struct Running {
       }
     }
     result.timing.total = ms_between(t_start, Clock::now());
-    double startup = result.timing.total - result.timing.compile - result.timing.run;
+    double startup = result.timing.total - result.timing.compile - result.timing.instantiate - result.timing.run;
     result.timing.startup = startup > 0 ? startup : 0;
+    end_sibling();
     control->running_ = nullptr;
     auto cb = std::move(done);
     Result r = std::move(result);
@@ -470,15 +494,15 @@ void Supervisor::cancel_background() {
   for (auto& c : controls) c->cancel();
 }
 
-void Supervisor::compile_in_background(const Job& job, const std::vector<uint8_t>& module, const RunOptions& opts,
-                                       const std::string& key) {
+std::shared_ptr<JobControl> Supervisor::compile_in_background(const Job& job, const std::vector<uint8_t>& module,
+                                                              const RunOptions& opts, const std::string& key) {
   Job cj;
   cj.module_path = job.module_path;
   cj.module_bytes = module;
   cj.entry_point = job.entry_point;
   cj.argv = {job.argv.empty() ? job.module_path : job.argv[0]};
   RunOptions co;
-  co.v8_flags = opts.v8_flags;
+  co.v8_flags = turbofan_flags(opts.v8_flags);
   co.policy = opts.policy;
   // The policy's limits, not the job's own (smaller) ones: one client must not be able to
   // make the compile that every later job of the module relies on fail.
@@ -503,6 +527,7 @@ void Supervisor::compile_in_background(const Job& job, const std::vector<uint8_t
     }
   });
   if (auto it = compiling_->find(key); it != compiling_->end()) it->second = compile;
+  return compile;
 }
 
 std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, std::function<void(Result)> done) {
@@ -612,20 +637,36 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       { r->fail_now(Status::kInternalError, "pipe2: " + strerr(e)); return control; }
     }
   }
-  // The code cache serves the TurboFan tier, whose code is complete when compiled.
+  // The code cache holds TurboFan code, complete when compiled. The `turbofan` tier reads
+  // and fills it; the `tiered` tier reads it (a hit runs on that code) and has it filled
+  // by a sibling on a miss.
   const auto& fl = r->opts.v8_flags;
-  if (!r->opts.cache_dir.empty() && std::find(fl.begin(), fl.end(), "--no-liftoff") != fl.end()) {
+  const bool tf_tier = has_flag(fl, "--no-liftoff");
+  const bool tiered_tier = has_flag(fl, "--liftoff") && has_flag(fl, "--wasm-dynamic-tiering");
+  if (!r->opts.cache_dir.empty() && (tf_tier || tiered_tier)) {
+    std::vector<std::string> tf = turbofan_flags(fl);
     r->cache = std::make_unique<CodeCache>(r->opts.cache_dir, r->opts.cache_max_bytes);
-    r->cache_key = CodeCache::key_for(module, fl);
+    r->cache_key = CodeCache::key_for(module, tf);
+    const bool may_compile_beside = !r->opts.compile_only && !compile_failed_->count(r->cache_key) &&
+                                    module.size() <= r->opts.background_compile_max_bytes &&
+                                    (compiling_->count(r->cache_key) || compiling_->size() < kMaxBackgroundCompiles);
     if (auto hit = r->cache->get(r->cache_key)) {
       r->cached_code = std::move(*hit);
-    } else if (!r->opts.compile_only && r->opts.background_compile_min_bytes &&
-               module.size() >= r->opts.background_compile_min_bytes && !compile_failed_->count(r->cache_key) &&
-               (compiling_->count(r->cache_key) || compiling_->size() < kMaxBackgroundCompiles)) {
+      r->opts.v8_flags = std::move(tf);  // the code's own flags (V8 checks them when deserializing)
+    } else if (tiered_tier) {
+      // Cold, tiered: the job runs at once on Liftoff; the TurboFan code comes from a
+      // sibling that runs no guest code (at most one per module at a time).
+      if (r->opts.background_compile && may_compile_beside) {
+        if (!compiling_->count(r->cache_key)) r->sibling = compile_in_background(job, module, r->opts, r->cache_key);
+        r->compiling_in_background = true;
+      }
+      r->cache.reset();
+    } else if (r->opts.background_compile_min_bytes && module.size() >= r->opts.background_compile_min_bytes &&
+               may_compile_beside) {
       // Cold and large: TurboFan code for the cache comes from a second child that runs no
       // guest code (at most one per module at a time); this job runs on Liftoff with
       // dynamic tier-up now, offering no code.
-      if (!compiling_->count(r->cache_key)) compile_in_background(job, module, r->opts, r->cache_key);
+      if (!compiling_->count(r->cache_key)) r->sibling = compile_in_background(job, module, r->opts, r->cache_key);
       std::vector<std::string> tiered;
       for (const std::string& f : fl) {
         if (f == "--no-liftoff") {
@@ -647,6 +688,10 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   for (int i = 0; i < 3; ++i) setup.stdio_is_tty[i] = r->opts.stdio_is_tty[i];
   setup.compile_only = r->opts.compile_only;
   setup.stdin_fd = stdin_fd.fd;
+  {
+    const auto& f = r->opts.v8_flags;
+    r->result.tier = has_flag(f, "--no-liftoff") ? "turbofan" : has_flag(f, "--wasm-dynamic-tiering") ? "tiered" : "liftoff";
+  }
   const Limits& lim = r->limits;
   if (lim.wall_time_ms) {
     // The child's watchdog stops the guest a little before the supervisor's SIGKILL.

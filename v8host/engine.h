@@ -82,6 +82,11 @@ void init_v8_once(const std::vector<std::string>& flags);
 void preinitialize_v8();
 bool v8_preinitialized();
 
+// What the job is doing, for a handler that must say when it ran out of memory (set by
+// run_module; read from V8's OOM handler or a new-handler, so a lock-free atomic).
+enum class RunPhase : int { kStartup, kCompile, kInstantiate, kRun };
+RunPhase current_phase();
+
 RunOutcome run_module(const RunConfig& cfg);
 
 // Makes V8 draw its entropy (hash seeds, ASLR hints, Math.random seeds) from getrandom(2)
