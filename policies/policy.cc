@@ -1041,7 +1041,10 @@ std::vector<std::string> v8_flags_for(const WasmSettings& w) {
   switch (w.tier.value_or(Tier::kTiered)) {
     case Tier::kLiftoff: out = {"--liftoff", "--no-wasm-tier-up", "--no-wasm-dynamic-tiering"}; break;
     case Tier::kTurbofan: out = {"--no-liftoff"}; break;
-    case Tier::kTiered: out = {"--liftoff", "--wasm-dynamic-tiering"}; break;
+    // Lazy: each function is compiled (Liftoff) on its first call. Measured on a 75 MB module
+    // running 1% of its functions: 0.67 s and 180 MB peak RSS, against 7.3 s and 870 MB
+    // compiling every function up front (README: Performance).
+    case Tier::kTiered: out = {"--liftoff", "--wasm-dynamic-tiering", "--wasm-lazy-compilation"}; break;
   }
   for (size_t i = 0; i < wasm_features().size(); ++i)
     out.push_back((w.feature(i) ? "--experimental-wasm-" : "--no-experimental-wasm-") +

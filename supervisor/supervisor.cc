@@ -55,12 +55,14 @@ bool has_flag(const std::vector<std::string>& flags, const char* f) {
   return std::find(flags.begin(), flags.end(), f) != flags.end();
 }
 
-// The `turbofan` tier's flags for the same policy: what the code cache holds.
+// The `turbofan` tier's flags for the same policy: what the code cache holds (an eager
+// compile of every function). Flags that are already the turbofan tier's stay as they are.
 std::vector<std::string> turbofan_flags(const std::vector<std::string>& flags) {
+  if (!has_flag(flags, "--liftoff")) return flags;
   std::vector<std::string> out;
   for (const std::string& f : flags) {
     if (f == "--liftoff") out.push_back("--no-liftoff");
-    else if (f != "--wasm-dynamic-tiering") out.push_back(f);
+    else if (f != "--wasm-dynamic-tiering" && f != "--wasm-lazy-compilation") out.push_back(f);
   }
   return out;
 }
@@ -596,9 +598,12 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   if (r->limits.stdout_bytes) r->opts.stdout_cap = static_cast<size_t>(*r->limits.stdout_bytes);
   if (r->limits.stderr_bytes) r->opts.stderr_cap = static_cast<size_t>(*r->limits.stderr_bytes);
   if (r->limits.module_bytes) r->opts.module_bytes_max = static_cast<size_t>(*r->limits.module_bytes);
+  // The module bytes live once here, not also in r->job: every copy in this process counts
+  // against a directly cloned child's RLIMIT_DATA (its `memory` limit).
   std::vector<uint8_t> module;
-  if (job.module_bytes) {
-    module = *job.module_bytes;
+  if (r->job.module_bytes) {
+    module = std::move(*r->job.module_bytes);
+    r->job.module_bytes.reset();
   } else if (auto err = read_file_capped(job.module_path, r->opts.module_bytes_max, &module, "module size limit")) {
     { r->fail_now(Status::kInvalidJob, *err); return control; }
   }
@@ -672,6 +677,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
         if (f == "--no-liftoff") {
           tiered.push_back("--liftoff");
           tiered.push_back("--wasm-dynamic-tiering");
+          tiered.push_back("--wasm-lazy-compilation");
         } else {
           tiered.push_back(f);
         }

@@ -629,6 +629,11 @@ RunOutcome run_module(const RunConfig& cfg) {
   // Must be set before the context exists: it makes WebAssembly.compileStreaming available.
   if (cfg.cached_code) iso->SetWasmStreamingCallback(streaming_callback);
   g_on_fatal = cfg.on_fatal;
+  // Out of memory where no isolate is current (a Zone on a compile thread): the same record.
+  v8::V8::SetFatalMemoryErrorCallback([](const char*, bool) {
+    if (g_on_fatal) g_on_fatal(true);
+    _exit(70);
+  });
   iso->SetOOMErrorHandler([](const char*, bool) {
     if (g_on_fatal) g_on_fatal(true);
     _exit(70);
