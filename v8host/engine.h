@@ -81,6 +81,9 @@ void init_v8_once(const std::vector<std::string>& flags);
 // job children that then call init_v8_once (flags, fresh address hints, worker threads).
 void preinitialize_v8();
 bool v8_preinitialized();
+// Enables V8's wasm trap handler in this process and says whether the platform took it
+// (`wasmjail doctor`; callable once per process, never in one that runs jobs itself).
+bool wasm_trap_handler_available();
 
 // What the job is doing, for a handler that must say when it ran out of memory (set by
 // run_module; read from V8's OOM handler or a new-handler, so a lock-free atomic).
