@@ -165,6 +165,21 @@ BOOST_AUTO_TEST_CASE(submit_get_wait_logs_list_run_health_metrics) {
              std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(a_job_spec_gives_the_guest_its_stdin) {
+  Server s;
+  json r = s.req("POST", "/v1/run", job("stdin_reader", R"(, "parameters": ["upper"], "stdin": "over the api")")).j();
+  BOOST_TEST(r["result"]["status"] == "ok");
+  BOOST_TEST(r["result"]["stdout"] == "OVER THE APIbytes=12 read=0\n");
+  r = s.req("POST", "/v1/run", job("stdin_reader", R"(, "parameters": ["upper"], "stdin": {"base64": "YWJj"})")).j();
+  BOOST_TEST(r["result"]["stdout"] == "ABCbytes=3 read=0\n");
+  // Over the policy's stdin_bytes: refused with the place in the request.
+  Resp bad = s.req("POST", "/v1/run", job("stdin_reader", R"(, "stdin": "toolong", "limits": {"stdin_bytes": "4B"})"));
+  BOOST_TEST(bad.code == 200);  // /v1/run answers with the finished job: invalid_job
+  BOOST_TEST(bad.j()["result"]["status"] == "invalid_job");
+  std::string text = bad.body;
+  BOOST_TEST(text.find("stdin: 7 bytes exceed the stdin_bytes limit of 4 bytes") != std::string::npos, text);
+}
+
 BOOST_AUTO_TEST_CASE(errors_have_a_stable_shape) {
   Server s("max_request_bytes: 64KiB\n");
   Resp r = s.req("GET", "/v1/jobs/jdeadbeef");
