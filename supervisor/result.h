@@ -82,6 +82,9 @@ struct Result {
   // Answered at the result record (serve): usage.cpu_ms and usage.peak_rss_bytes are 0 here
   // and arrive at the reap (the stored record, /metrics). Not rendered.
   bool usage_pending = false;
+  // The code the entry module started on: "turbofan" (eager, or from the cache), "tiered"
+  // (Liftoff, hot functions tier up), "liftoff"; "" when no child ran.
+  std::string tier;
 };
 
 nlohmann::ordered_json to_json(const Result& r);

@@ -124,7 +124,7 @@ std::optional<RunOutcome> decode_outcome(std::string_view payload, std::string* 
     if (v == j.end() || !v->is_number() || v->get<double>() < 0 || v->get<double>() > 1e12) return fail(key);
     *dst = v->get<double>();
   }
-  if (auto v = j.find("instantiate_ms"); v != j.end()) {
+  if (auto v = j.find("instantiate_ms"); v != j.end()) {  // optional: older children did not send it
     if (!v->is_number() || v->get<double>() < 0 || v->get<double>() > 1e12) return fail("instantiate_ms");
     o.instantiate_ms = v->get<double>();
   }

@@ -191,15 +191,16 @@ sandbox::Mode mode_from(uint8_t v, bool* ok) {
 
 // SCM_RIGHTS carries at most 253 fds; a spawn request has the spec memfd, the job memfd,
 // 3 pipes and the preopens.
-constexpr size_t kMaxPreopens = 248;
-constexpr size_t kMaxFds = kMaxPreopens + 5;
+constexpr size_t kMaxPreopens = 247;
+constexpr size_t kMaxFds = kMaxPreopens + 6;
 constexpr uint32_t kSpawn = 1, kFill = 2;
 
 struct RequestHead {
   uint32_t magic;
-  uint32_t seq;       // echoed in the reply
-  uint32_t kind;      // kSpawn or kFill
-  uint32_t preopens;  // spawn: fds after the memfds and the 3 pipes
+  uint32_t seq;        // echoed in the reply
+  uint32_t kind;       // kSpawn or kFill
+  uint32_t preopens;   // spawn: fds after the memfds and the 3 pipes
+  uint32_t has_stdin;  // spawn: the guest's stdin is the last fd
 };
 
 struct ReplyHead {
@@ -211,10 +212,11 @@ struct ReplyHead {
 };
 constexpr size_t kMaxReply = 4096;
 
-// A job sent to a warm pooled process: the setup memfd, 3 pipes, the preopens.
+// A job sent to a warm pooled process: the setup memfd, 3 pipes, the preopens, its stdin.
 struct JobHead {
   uint32_t magic;
   uint32_t preopens;
+  uint32_t has_stdin;
 };
 
 // Sends one message; false with errno set on failure (nothing was sent then).
@@ -387,7 +389,7 @@ constexpr int kWarmNice = 10;
   if (n < 0 && errno == ECONNRESET) n = recv_with_fds(channel, &head, sizeof head, &fds);
   if (n <= 0) _exit(0);  // the supervisor dropped this process
   if (n != static_cast<ssize_t>(sizeof head) || head.magic != kSetupMagic || head.preopens > kMaxPreopens ||
-      fds.size() != 4 + static_cast<size_t>(head.preopens)) {
+      head.has_stdin > 1 || fds.size() != 4 + static_cast<size_t>(head.preopens) + head.has_stdin) {
     if (fds.size() >= 4) refuse_job(fds[3], "warm job process: malformed job message");
     _exit(0);
   }
@@ -403,7 +405,8 @@ constexpr int kWarmNice = 10;
   s.stdout_w = fds[1];
   s.stderr_w = fds[2];
   s.record_w = fds[3];
-  s.preopen_fds.assign(fds.begin() + 4, fds.end());
+  s.preopen_fds.assign(fds.begin() + 4, fds.begin() + 4 + head.preopens);
+  s.stdin_fd = head.has_stdin ? fds.back() : -1;
   s.clone = clone;
   s.warm = true;
   s.seccomp_program = prog;
@@ -469,10 +472,10 @@ constexpr int kWarmNice = 10;
     };
     sandbox::CloneResult refused;
     refused.err = EINVAL;
-    const size_t want = head.kind == kSpawn ? 5 + static_cast<size_t>(head.preopens) : 2;
+    const size_t want = head.kind == kSpawn ? 5 + static_cast<size_t>(head.preopens) + head.has_stdin : 2;
     if (n != static_cast<ssize_t>(sizeof head) || head.magic != kSetupMagic || head.preopens > kMaxPreopens ||
-        (head.kind != kSpawn && head.kind != kFill) || (head.kind == kFill && head.preopens != 0) ||
-        fds.size() != want) {
+        (head.kind != kSpawn && head.kind != kFill) || (head.kind == kFill && (head.preopens || head.has_stdin)) ||
+        head.has_stdin > 1 || fds.size() != want) {
       refused.error = "fork server: malformed request";
       reply(refused);
       continue;
@@ -513,7 +516,8 @@ constexpr int kWarmNice = 10;
       s.stdout_w = fds[2];
       s.stderr_w = fds[3];
       s.record_w = fds[4];
-      s.preopen_fds.assign(fds.begin() + 5, fds.end());
+      s.preopen_fds.assign(fds.begin() + 5, fds.begin() + 5 + head.preopens);
+      s.stdin_fd = head.has_stdin ? fds.back() : -1;
       s.clone = clone;
       s.seccomp_program = prog;
       child_main(s);
@@ -808,7 +812,8 @@ std::optional<sandbox::CloneResult> Zygote::spawn(const ChildSetup& s) {
   if (mfd < 0) return std::nullopt;
   std::vector<int> fds = {mfd, s.stdout_w, s.stderr_w, s.record_w};
   fds.insert(fds.end(), s.preopen_fds.begin(), s.preopen_fds.end());
-  auto r = request(kSpawn, warm_spec_of(s), fds);
+  if (s.stdin_fd >= 0) fds.push_back(s.stdin_fd);
+  auto r = request(kSpawn, warm_spec_of(s), fds, static_cast<uint32_t>(s.preopen_fds.size()), s.stdin_fd >= 0);
   close(mfd);
   return r;
 }
@@ -833,14 +838,15 @@ bool Zygote::wait_ready() {
   return ready_ = true;
 }
 
-uint32_t Zygote::send_request(uint32_t kind, const WarmSpec& spec, const std::vector<int>& fds) {
+uint32_t Zygote::send_request(uint32_t kind, const WarmSpec& spec, const std::vector<int>& fds, uint32_t preopens,
+                              bool has_stdin) {
   int sfd = memfd_with(encode_warm_spec(spec), "wasmjail-policy");
   if (sfd < 0) return 0;
   std::vector<int> all = {sfd};
   all.insert(all.end(), fds.begin(), fds.end());
   uint32_t seq = ++seq_;
   if (seq == 0) seq = ++seq_;
-  RequestHead head{kSetupMagic, seq, kind, kind == kSpawn ? static_cast<uint32_t>(fds.size() - 4) : 0};
+  RequestHead head{kSetupMagic, seq, kind, preopens, has_stdin ? 1u : 0u};
   bool sent = send_with_fds(sock_, &head, sizeof head, all);
   int send_err = errno;
   close(sfd);
@@ -914,12 +920,13 @@ std::optional<sandbox::CloneResult> Zygote::await_reply(uint32_t seq) {
   }
 }
 
-std::optional<sandbox::CloneResult> Zygote::request(uint32_t kind, const WarmSpec& spec, const std::vector<int>& fds) {
+std::optional<sandbox::CloneResult> Zygote::request(uint32_t kind, const WarmSpec& spec, const std::vector<int>& fds,
+                                                    uint32_t preopens, bool has_stdin) {
   if (!wait_ready()) {
     stop();
     return std::nullopt;  // nothing was sent
   }
-  uint32_t seq = send_request(kind, spec, fds);
+  uint32_t seq = send_request(kind, spec, fds, preopens, has_stdin);
   if (!seq) return std::nullopt;
   return await_reply(seq);
 }
@@ -975,7 +982,8 @@ bool send_job_to_warm(int channel, const ChildSetup& s, std::string* error) {
   }
   std::vector<int> fds = {mfd, s.stdout_w, s.stderr_w, s.record_w};
   fds.insert(fds.end(), s.preopen_fds.begin(), s.preopen_fds.end());
-  JobHead head{kSetupMagic, static_cast<uint32_t>(s.preopen_fds.size())};
+  if (s.stdin_fd >= 0) fds.push_back(s.stdin_fd);
+  JobHead head{kSetupMagic, static_cast<uint32_t>(s.preopen_fds.size()), s.stdin_fd >= 0 ? 1u : 0u};
   bool sent = send_with_fds(channel, &head, sizeof head, fds);
   int e = errno;
   close(mfd);

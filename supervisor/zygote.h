@@ -115,10 +115,12 @@ class Zygote {
   void stop();
 
   // Sends a request (the warm spec in a memfd, then `fds`) and reads its reply.
-  std::optional<sandbox::CloneResult> request(uint32_t kind, const WarmSpec& spec, const std::vector<int>& fds);
+  std::optional<sandbox::CloneResult> request(uint32_t kind, const WarmSpec& spec, const std::vector<int>& fds,
+                                              uint32_t preopens = 0, bool has_stdin = false);
 
   // Sends a request without waiting; its sequence number, or 0 when nothing was sent.
-  uint32_t send_request(uint32_t kind, const WarmSpec& spec, const std::vector<int>& fds);
+  uint32_t send_request(uint32_t kind, const WarmSpec& spec, const std::vector<int>& fds, uint32_t preopens = 0,
+                        bool has_stdin = false);
   // Waits (until the ready byte, then up to 5 s) for the reply to `seq`, handing any
   // earlier fill replies to their callbacks.
   std::optional<sandbox::CloneResult> await_reply(uint32_t seq);

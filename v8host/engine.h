@@ -90,6 +90,10 @@ bool wasm_trap_handler_available();
 // before any job is known and without starting a thread. run_module then uses them for the
 // one job this process runs (when its heap limit is the same), instead of creating its own.
 void prewarm_isolate(const std::vector<std::string>& flags, uint64_t heap_limit_bytes);
+// What the job is doing, for a handler that must say when it ran out of memory (set by
+// run_module; read from V8's OOM handler or a new-handler, so a lock-free atomic).
+enum class RunPhase : int { kStartup, kCompile, kInstantiate, kRun };
+RunPhase current_phase();
 
 RunOutcome run_module(const RunConfig& cfg);
 
