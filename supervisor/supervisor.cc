@@ -460,6 +460,7 @@ void Supervisor::compile_in_background(const Job& job, const std::vector<uint8_t
   co.cache_max_bytes = opts.cache_max_bytes;
   co.module_bytes_max = opts.module_bytes_max;
   co.compile_only = true;
+  co.no_direct_clone = opts.no_direct_clone;
   std::weak_ptr<Compiling> inflight = compiling_;
   std::weak_ptr<std::set<std::string>> failed = compile_failed_;
   auto stored = std::make_shared<CodeCache>(opts.cache_dir, opts.cache_max_bytes);
@@ -546,7 +547,8 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     for (int fd : dir_fds) close(fd);
   };
   for (const DirMount& d : job.dirs) {
-    int fd = open(d.host_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = d.host_fd >= 0 ? fcntl(d.host_fd, F_DUPFD_CLOEXEC, 0)
+                            : open(d.host_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
       int e = errno;
       close_dirs();
@@ -619,6 +621,11 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   if (Zygote* z = Zygote::get()) forked = z->spawn(setup);
   if (forked) {
     setup.clone = *forked;
+  } else if (r->opts.no_direct_clone) {
+    for (auto& p : fds) close(p[0]), close(p[1]);
+    close_dirs();
+    r->fail_now(Status::kInternalError, "the fork server could not create the job process (retry the job)");
+    return control;
   } else {
     setup.clone = sandbox::clone_job_process(r->opts.sandbox);
     if (setup.clone.pid == 0) child_main(setup);
@@ -705,6 +712,10 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     uv_close(reinterpret_cast<uv_handle_t*>(h), close_cb);
   });
   return control;
+}
+
+bool Supervisor::spawns_via_fork_server(const Job& job) {
+  return Zygote::get() != nullptr && job.dirs.size() <= Zygote::kMaxPreopens;
 }
 
 Result run_job(const Job& job, RunOptions opts) {

@@ -156,7 +156,7 @@ sandbox::Mode mode_from(uint8_t v, bool* ok) {
 // ---- the request and the reply on the socket --------------------------------------------
 
 // SCM_RIGHTS carries at most 253 fds; a request has the memfd, 3 pipes and the preopens.
-constexpr size_t kMaxPreopens = 249;
+constexpr size_t kMaxPreopens = Zygote::kMaxPreopens;
 constexpr size_t kMaxFds = kMaxPreopens + 4;
 
 struct RequestHead {

@@ -1,6 +1,7 @@
 #include "tests/testlib.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -8,6 +9,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
@@ -132,9 +134,43 @@ pid_t zygote_of(pid_t pid) {
   return -1;
 }
 
+namespace {
+
+// Every folder a test makes, and every temp folder the wasmjail processes it starts make
+// (they inherit TMPDIR), lives under one folder per test process, removed when it exits:
+// a suite run leaves nothing in /tmp, whichever test forgot to clean up.
+struct TestTmpRoot {
+  std::string path;
+  pid_t owner = getpid();
+  TestTmpRoot() {
+    const char* base = getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/wasmjail-test-XXXXXX";
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp");
+    path = tmpl;
+    setenv("TMPDIR", path.c_str(), 1);
+  }
+  ~TestTmpRoot() {
+    if (getpid() != owner) return;  // a forked child leaving: the folder is its parent's
+    std::error_code ec;
+    // Make everything removable first (tests create read-only folders on purpose).
+    for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+      if (it->is_directory(ec) && !it->is_symlink(ec)) chmod(it->path().c_str(), 0700);
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+TestTmpRoot& tmp_root() {
+  static TestTmpRoot root;
+  return root;
+}
+// Created before main, so that TMPDIR is set before any test or thread starts.
+[[maybe_unused]] const bool g_tmp_root_made = !tmp_root().path.empty();
+
+}  // namespace
+
 std::string temp_dir() {
-  const char* base = getenv("TMPDIR");
-  std::string tmpl = std::string(base ? base : "/tmp") + "/wasmjail-test-XXXXXX";
+  std::string tmpl = tmp_root().path + "/t-XXXXXX";
   if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp");
   return tmpl;
 }
