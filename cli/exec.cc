@@ -172,6 +172,10 @@ int exec(int argc, char** argv) {
     ExecutorConfig cfg;
     cfg.concurrency = 1;
     cfg.cache_dir = CodeCache::default_dir();
+    if (CodeCache probe(cfg.cache_dir, 0); !probe.error().empty()) {
+      std::fprintf(stderr, "wasmjail: warning: code cache not used: %s\n", probe.error().c_str());
+      cfg.cache_dir.clear();
+    }
     Executor ex(&loop, cfg);
     Submission sub;
     sub.spec = std::move(spec.value());

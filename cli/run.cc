@@ -127,6 +127,10 @@ int run(int argc, char** argv) {
   opts.keep_max = 64 * 1024;
   opts.v8_flags = v8_flags_for(policy->wasm);
   opts.cache_dir = CodeCache::default_dir();
+  if (CodeCache probe(opts.cache_dir, 0); !probe.error().empty()) {
+    std::fprintf(stderr, "wasmjail: warning: code cache not used: %s\n", probe.error().c_str());
+    opts.cache_dir.clear();
+  }
   // One job: compile eagerly (a background compile would only delay the exit).
   opts.background_compile_min_bytes = 0;
   opts.policy = std::make_shared<const Policy>(std::move(policy.value()));

@@ -109,6 +109,8 @@ int serve(int argc, char** argv) {
   ecfg.output_root_fd = std::make_shared<const UniqueFd>(std::move(output_root));
   ecfg.local_roots = cfg.local_roots;
   ecfg.cache_dir = cfg.cache_dir == "default" ? CodeCache::default_dir() : cfg.cache_dir;
+  // A cache folder others could write (or its key) would let them choose the code jobs run.
+  if (CodeCache probe(ecfg.cache_dir, 0); !probe.error().empty()) return fail("cache_dir: " + probe.error());
   ecfg.background_compile_min_bytes = CodeCache::background_compile_min();
   ecfg.cache_max_bytes = cfg.cache_max_bytes;
   ecfg.on_event = [&log](const JobRecord& j, const char* ev) { log.job(j, ev); };

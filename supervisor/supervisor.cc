@@ -108,8 +108,10 @@ struct Running {
     finish_result();
   }
 
-  std::shared_ptr<JobControl> control = std::make_shared<JobControl>();
+  std::shared_ptr<JobControl> control;
   bool cancelled = false;
+  Supervisor* sup = nullptr;
+  RunOptions retry_opts;  // as the caller gave them: for a retry without the cache
 
   void finish_result() {
     result.timing.total = ms_between(t_start, Clock::now());
@@ -308,6 +310,7 @@ struct Running {
       result.code_cache = outcome->code_cache;
     }
     if (compiling_in_background) result.code_cache = "compiling";
+    if (opts.cache_retry) result.code_cache = "evicted";  // the cached code crashed; this run compiled afresh
     const bool signaled = WIFSIGNALED(wait_status);
     const int sig = signaled ? WTERMSIG(wait_status) : 0;
     if (violation || (signaled && sig == SIGSYS)) {
@@ -379,6 +382,22 @@ struct Running {
         case OutcomeKind::kCpuLimit: set_cpu_limit(); break;
         case OutcomeKind::kInternalError: result.status = Status::kInternalError; result.error = o.message; break;
       }
+    }
+    // Code from the cache that crashes the job is not trusted again: its entry goes, and
+    // the job runs once more, compiled afresh (output it already streamed stays streamed).
+    if (result.status == Status::kCrashed && signaled && sig != SIGKILL && !cached_code.empty() && cache &&
+        !cancelled && !opts.cache_retry) {
+      cache->remove(cache_key);
+      RunOptions again = std::move(retry_opts);
+      again.cache_retry = true;
+      Supervisor* s = sup;
+      Job j = std::move(job);
+      auto cb = std::move(done);
+      auto ctl = control;
+      ctl->running_ = nullptr;
+      delete this;
+      s->start_with(j, std::move(again), std::move(cb), ctl);
+      return;
     }
     result.timing.total = ms_between(t_start, Clock::now());
     double startup = result.timing.total - result.timing.compile - result.timing.run;
@@ -480,13 +499,22 @@ void Supervisor::compile_in_background(const Job& job, const std::vector<uint8_t
 }
 
 std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, std::function<void(Result)> done) {
+  auto control = std::make_shared<JobControl>();
+  start_with(job, std::move(opts), std::move(done), control);
+  return control;
+}
+
+void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(Result)> done,
+                            const std::shared_ptr<JobControl>& control) {
   // A fork server that failed may have left a job process that exited without running
   // anything (it waits for a go-ahead that never came): reap it, on this and later starts
   // until none is left.
   if (Zygote::strays_possible()) Zygote::set_strays_possible(reap_strays());
   auto* r = new Running{};
-  std::shared_ptr<JobControl> control = r->control;
+  r->control = control;
   control->running_ = r;
+  r->sup = this;
+  r->retry_opts = opts;
   r->loop = loop_;
   r->job = job;
   r->opts = std::move(opts);
@@ -498,7 +526,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   if (r->opts.policy) {
     if (auto over = check_job_limits(r->opts.job_limits, r->opts.policy->limits)) {
       r->fail_now(Status::kInvalidJob, *over);
-      return control;
+      return;
     }
     r->limits = effective_limits(r->opts.job_limits, r->opts.policy->limits);
   } else {
@@ -514,7 +542,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       if (auto why = cgroup_unavailable_reason()) {
         if (cg == Isolation::kRequired) {
           r->fail_now(Status::kSetupError, "sandbox setup failed: " + *why + " (the policy requires cgroup)");
-          return control;
+          return;
         }
         r->cgroup_skipped = true;
       }
@@ -524,13 +552,13 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   if (r->limits.open_files && job.dirs.size() > *r->limits.open_files) {
     r->fail_now(Status::kInvalidJob, std::to_string(job.dirs.size()) + " directories are mounted but the open_files limit is " +
                                          std::to_string(*r->limits.open_files) + " (each is an open file of the guest)");
-    return control;
+    return;
   }
   r->opts.sandbox.preopens.clear();
   for (const DirMount& d : job.dirs) r->opts.sandbox.preopens.push_back({d.host_path, d.guest_path, d.read_only});
   if (auto err = sandbox::apply_test_unavailable(getenv("WASMJAIL_TEST_UNAVAILABLE"), &r->opts.sandbox)) {
     r->fail_now(Status::kSetupError, *err);
-    return control;
+    return;
   }
 
   if (r->limits.stdout_bytes) r->opts.stdout_cap = static_cast<size_t>(*r->limits.stdout_bytes);
@@ -540,7 +568,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   if (job.module_bytes) {
     module = *job.module_bytes;
   } else if (auto err = read_file_capped(job.module_path, r->opts.module_bytes_max, &module, "module size limit")) {
-    { r->fail_now(Status::kInvalidJob, *err); return control; }
+    { r->fail_now(Status::kInvalidJob, *err); return; }
   }
   std::vector<int> dir_fds;
   auto close_dirs = [&] {
@@ -553,7 +581,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       int e = errno;
       close_dirs();
       { r->fail_now(Status::kInvalidJob, "cannot open directory " + d.host_path + " for " +
-                                                  d.guest_path + ": " + strerr(e)); return control; }
+                                                  d.guest_path + ": " + strerr(e)); return; }
     }
     dir_fds.push_back(fd);
   }
@@ -563,12 +591,13 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       int e = errno;
       for (int j = 0; j < i; ++j) close(fds[j][0]), close(fds[j][1]);
       close_dirs();
-      { r->fail_now(Status::kInternalError, "pipe2: " + strerr(e)); return control; }
+      { r->fail_now(Status::kInternalError, "pipe2: " + strerr(e)); return; }
     }
   }
   // The code cache serves the TurboFan tier, whose code is complete when compiled.
   const auto& fl = r->opts.v8_flags;
-  if (!r->opts.cache_dir.empty() && std::find(fl.begin(), fl.end(), "--no-liftoff") != fl.end()) {
+  if (!r->opts.cache_dir.empty() && !r->opts.cache_retry && std::find(fl.begin(), fl.end(), "--no-liftoff") != fl.end() &&
+      CodeCache(r->opts.cache_dir, 0).enabled()) {
     r->cache = std::make_unique<CodeCache>(r->opts.cache_dir, r->opts.cache_max_bytes);
     r->cache_key = CodeCache::key_for(module, fl);
     if (auto hit = r->cache->get(r->cache_key)) {
@@ -625,7 +654,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     for (auto& p : fds) close(p[0]), close(p[1]);
     close_dirs();
     r->fail_now(Status::kInternalError, "the fork server could not create the job process (retry the job)");
-    return control;
+    return;
   } else {
     setup.clone = sandbox::clone_job_process(r->opts.sandbox);
     if (setup.clone.pid == 0) child_main(setup);
@@ -637,7 +666,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     for (auto& p : fds) close(p[0]);
     bool refused = setup.clone.err == 0 || setup.clone.error.find("required") != std::string::npos;
     r->fail_now(refused ? Status::kSetupError : Status::kInternalError, setup.clone.error);
-    return control;
+    return;
   }
   r->pid = pid;
   g_job_pids.insert(pid);
@@ -648,7 +677,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     for (auto& p : fds) close(p[0]);
-    { r->fail_now(Status::kInternalError, "pidfd_open: " + strerr(e)); return control; }
+    { r->fail_now(Status::kInternalError, "pidfd_open: " + strerr(e)); return; }
   }
 
   for (int i = 0; i < 3; ++i) {
@@ -711,7 +740,6 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     run->pid_poll_open = false;
     uv_close(reinterpret_cast<uv_handle_t*>(h), close_cb);
   });
-  return control;
 }
 
 bool Supervisor::spawns_via_fork_server(const Job& job) {

@@ -630,6 +630,47 @@ uint32_t path_rename(Wasi& w, const uint64_t* a) {
   return sys(renameat(p1.dir.get(), p1.name.c_str(), p2.dir.get(), p2.name.c_str()));
 }
 
+// How many folders `dir` lies below the nearest preopened folder above it (walking ".."),
+// or -1 when none is found.
+int depth_below_preopen(Wasi& w, int dir) {
+  std::vector<std::pair<dev_t, ino_t>> roots;
+  for (const auto& e : w.fds()) {
+    struct stat st{};
+    if (e && e->is_preopen && e->host_fd >= 0 && fstat(e->host_fd, &st) == 0) roots.emplace_back(st.st_dev, st.st_ino);
+  }
+  UniqueFd cur(fcntl(dir, F_DUPFD_CLOEXEC, 0));
+  struct stat st{};
+  if (cur.get() < 0 || fstat(cur.get(), &st) != 0) return -1;
+  for (int depth = 0; depth < PATH_MAX / 2; ++depth) {
+    if (std::find(roots.begin(), roots.end(), std::pair{st.st_dev, st.st_ino}) != roots.end()) return depth;
+    UniqueFd up(openat(cur.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    struct stat ust{};
+    if (up.get() < 0 || fstat(up.get(), &ust) != 0) return -1;
+    if (ust.st_dev == st.st_dev && ust.st_ino == st.st_ino) return -1;  // the top: no preopen above
+    cur = std::move(up);
+    st = ust;
+  }
+  return -1;
+}
+
+// Whether a relative symlink target, read from a folder `depth` levels below its preopen,
+// climbs above that preopen ("..", lexically: components are not resolved).
+bool climbs_out(const std::string& target, int depth) {
+  size_t i = 0;
+  while (i <= target.size()) {
+    size_t j = target.find('/', i);
+    if (j == std::string::npos) j = target.size();
+    std::string_view comp(target.data() + i, j - i);
+    if (comp == "..") {
+      if (--depth < 0) return true;
+    } else if (!comp.empty() && comp != ".") {
+      ++depth;
+    }
+    i = j + 1;
+  }
+  return false;
+}
+
 uint32_t path_symlink(Wasi& w, const uint64_t* a) {
   Wasi::FdEntry* d;
   if (uint32_t r = get_dir(w, a[2], right::kPathSymlink, &d)) return r;
@@ -641,6 +682,10 @@ uint32_t path_symlink(Wasi& w, const uint64_t* a) {
   if (!target.empty() && target[0] == '/') return kPerm;
   ParentRef p;
   if (uint32_t r = resolve_parent(d->host_fd, path, &p)) return r;
+  // A relative link may not climb above the preopen either: left in an output folder it
+  // would point whoever later reads the results at host files.
+  int depth = depth_below_preopen(w, p.dir.get());
+  if (depth < 0 || climbs_out(target, depth)) return kPerm;
   return sys(symlinkat(target.c_str(), p.dir.get(), p.name.c_str()));
 }
 
