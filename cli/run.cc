@@ -138,6 +138,12 @@ int run(int argc, char** argv) {
     write_fd(s == Stream::kStdout ? 1 : 2, data, n);
   };
   Result r = run_job(job, opts);
+  // Best effort is visible: the user learns which protections this machine did not apply.
+  if (r.sandbox && !r.sandbox->skipped.empty()) {
+    std::string names;
+    for (const auto& n : r.sandbox->skipped) names += (names.empty() ? "" : ", ") + n;
+    std::fprintf(stderr, "wasmjail: warning: sandbox mechanisms skipped (best_effort in the policy): %s\n", names.c_str());
+  }
 
   switch (r.status) {
     case Status::kOk:

@@ -795,7 +795,7 @@ cfg::Expected<Policy> guarded(F&& f) {
 std::string_view to_string(Mechanism m) {
   static constexpr std::string_view k[] = {"user_namespace",  "pid_namespace", "net_namespace",
                                            "mount_namespace", "ipc_namespace", "uts_namespace",
-                                           "landlock",        "cgroup"};
+                                           "landlock",        "cgroup",        "filesystem"};
   return k[static_cast<size_t>(m)];
 }
 

@@ -42,9 +42,10 @@ enum class Mechanism {
   kIpcNamespace,
   kUtsNamespace,
   kLandlock,
-  kCgroup
+  kCgroup,
+  kFilesystem  // at least one of mount_namespace and landlock (fail closed when required)
 };
-constexpr size_t kMechanismCount = 8;
+constexpr size_t kMechanismCount = 9;
 std::string_view to_string(Mechanism m);  // "user_namespace"
 std::string_view to_string(Isolation i);  // "best_effort"
 

@@ -48,6 +48,7 @@ sandbox::SandboxSpec sandbox_spec_for(const Policy& p, const Limits& lim) {
   s.uts_ns = mode_of(iso.get(Mechanism::kUtsNamespace));
   s.mount_ns = mode_of(iso.get(Mechanism::kMountNamespace));
   s.landlock = mode_of(iso.get(Mechanism::kLandlock));
+  s.filesystem = mode_of(iso.get(Mechanism::kFilesystem));
 
   const SeccompAction act = p.seccomp.action();
   switch (act.kind) {

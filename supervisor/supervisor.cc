@@ -195,6 +195,9 @@ struct Running {
       if (rec->skipped & (1u << i)) info.skipped.push_back(name);
     }
     if (cgroup_skipped) info.skipped.push_back("cgroup");
+    const uint32_t fs_bits = sandbox::bit(sandbox::Mechanism::kMountNs) | sandbox::bit(sandbox::Mechanism::kLandlock);
+    if (opts.sandbox.filesystem == sandbox::Mode::kBestEffort && !(rec->applied & fs_bits))
+      info.skipped.push_back("filesystem");  // host paths were reachable (only best effort was asked)
     result.sandbox = std::move(info);
     if (rec->listener_fd < 0) return;
     if (!(rec->applied & sandbox::bit(sandbox::Mechanism::kSeccomp))) {

@@ -402,7 +402,7 @@ std::string encode_child_setup(const ChildSetup& s) {
   w.u8(s.compile_only);
   static const sandbox::SandboxSpec kDefaults;
   const sandbox::SandboxSpec& sb = s.sandbox ? *s.sandbox : kDefaults;
-  for (sandbox::Mode m : {sb.user_ns, sb.pid_ns, sb.net_ns, sb.ipc_ns, sb.uts_ns, sb.mount_ns, sb.landlock,
+  for (sandbox::Mode m : {sb.user_ns, sb.pid_ns, sb.net_ns, sb.ipc_ns, sb.uts_ns, sb.mount_ns, sb.landlock, sb.filesystem,
                           sb.capabilities, sb.seccomp.mode})
     w.u8(static_cast<uint8_t>(m));
   put_seccomp(w, sb.seccomp);
@@ -461,7 +461,7 @@ std::optional<std::string> decode_child_setup(std::string_view data, DecodedSetu
   sandbox::SandboxSpec& sb = out->sandbox;
   bool modes_ok = true;
   for (sandbox::Mode* m : {&sb.user_ns, &sb.pid_ns, &sb.net_ns, &sb.ipc_ns, &sb.uts_ns, &sb.mount_ns,
-                           &sb.landlock, &sb.capabilities, &sb.seccomp.mode})
+                           &sb.landlock, &sb.filesystem, &sb.capabilities, &sb.seccomp.mode})
     *m = mode_from(r.u8(), &modes_ok);
   uint8_t action = r.u8();
   if (action > static_cast<uint8_t>(sandbox::SeccompSpec::DefaultAction::kLog)) modes_ok = false;

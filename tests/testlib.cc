@@ -88,6 +88,18 @@ ProcResult run(const std::vector<std::string>& argv_in, const std::vector<std::s
   int status = 0;
   waitpid(pid, &status, 0);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  // wasmjail's own warning lines (a best-effort mechanism this machine skipped) are kept
+  // apart from what the guest wrote to stderr.
+  for (size_t at = 0; (at = r.err.find("wasmjail: warning: ", at)) != std::string::npos;) {
+    if (at != 0 && r.err[at - 1] != '\n') {
+      ++at;
+      continue;
+    }
+    size_t end = r.err.find('\n', at);
+    end = end == std::string::npos ? r.err.size() : end + 1;
+    r.warnings += r.err.substr(at, end - at);
+    r.err.erase(at, end - at);
+  }
   return r;
 }
 
