@@ -47,6 +47,7 @@ const std::vector<LimitField>& limit_fields() {
       {"stdout_bytes", LimitKind::kBytes, nullptr, &Limits::stdout_bytes, kTiB},
       {"stderr_bytes", LimitKind::kBytes, nullptr, &Limits::stderr_bytes, kTiB},
       {"output_bytes", LimitKind::kBytes, nullptr, &Limits::output_bytes, kTiB},
+      {"output_files", LimitKind::kCount, nullptr, &Limits::output_files, 1u << 30},
       {"open_files", LimitKind::kCount, nullptr, &Limits::open_files, 1u << 20},
       {"module_bytes", LimitKind::kBytes, nullptr, &Limits::module_bytes, kTiB},
   };

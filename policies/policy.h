@@ -28,7 +28,8 @@ struct Limits {
   std::optional<uint64_t> wasm_memory;  // each linear memory; a multiple of 64KiB
   std::optional<uint64_t> stdout_bytes;
   std::optional<uint64_t> stderr_bytes;
-  std::optional<uint64_t> output_bytes;  // everything the job writes, together
+  std::optional<uint64_t> output_bytes;  // everything the job writes, together (apparent size)
+  std::optional<uint64_t> output_files;  // files, folders and links the job creates
   std::optional<uint64_t> open_files;
   std::optional<uint64_t> module_bytes;
 };

@@ -140,6 +140,7 @@ void child_main(const ChildSetup& s) {
   cfg.heap_limit_bytes = s.memory_bytes;
   cfg.wasm_memory_limit_bytes = s.wasm_memory_bytes;
   cfg.output_limit_bytes = s.output_bytes;
+  cfg.output_limit_files = s.output_files;
   RunOutcome oom;
   oom.kind = OutcomeKind::kMemoryLimit;
   oom.message = "V8 ran out of memory" +

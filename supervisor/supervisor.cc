@@ -645,6 +645,7 @@ void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(
   setup.memory_bytes = lim.memory.value_or(0);
   setup.wasm_memory_bytes = lim.wasm_memory.value_or(0);
   setup.output_bytes = lim.output_bytes.value_or(0);
+  setup.output_files = lim.output_files.value_or(0);
 
   // The job process is created in its namespaces (a clone that behaves like fork).
   // The fork server creates it when one runs (same child_main, V8 already initialized);

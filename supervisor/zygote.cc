@@ -395,6 +395,7 @@ std::string encode_child_setup(const ChildSetup& s) {
   w.u64(s.memory_bytes);
   w.u64(s.wasm_memory_bytes);
   w.u64(s.output_bytes);
+  w.u64(s.output_files);
   w.strs(*s.v8_flags);
   w.u8(s.cached_code != nullptr);
   if (s.cached_code) w.blob(*s.cached_code);
@@ -451,6 +452,7 @@ std::optional<std::string> decode_child_setup(std::string_view data, DecodedSetu
   s.memory_bytes = r.u64();
   s.wasm_memory_bytes = r.u64();
   s.output_bytes = r.u64();
+  s.output_files = r.u64();
   out->v8_flags = r.strs();
   s.v8_flags = &out->v8_flags;
   out->has_cached_code = r.u8() != 0;
