@@ -591,3 +591,72 @@ BOOST_AUTO_TEST_CASE(local_sources_are_opened_beneath_the_roots_when_used) {
   BOOST_TEST(r.j()["result"]["status"] == "ok");
   BOOST_TEST(r.j()["result"]["stdout"] == "Hello from wasmjail!\n");
 }
+
+namespace {
+
+// The loopback HTTP server of tests/http_fixture.py (/hang never answers).
+struct HttpFixture {
+  pid_t pid = -1;
+  int to_child = -1, from_child = -1;
+  int port = 0;
+  explicit HttpFixture(const std::string& root) {
+    int in[2], out[2];
+    BOOST_REQUIRE(pipe(in) == 0 && pipe(out) == 0);
+    pid = fork();
+    if (pid == 0) {
+      dup2(in[0], 0);
+      dup2(out[1], 1);
+      close(in[1]);
+      close(out[0]);
+      execl("/usr/bin/python3", "python3", WJ_SOURCE_DIR "/tests/http_fixture.py", root.c_str(), nullptr);
+      _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    to_child = in[1];
+    from_child = out[0];
+    std::string line;
+    char c;
+    while (line.size() < 16 && read(from_child, &c, 1) == 1 && c != '\n') line += c;
+    port = std::atoi(line.c_str());
+    BOOST_REQUIRE(port > 0);
+  }
+  ~HttpFixture() {
+    close(to_child);  // the fixture exits when its stdin closes
+    close(from_child);
+    int st;
+    waitpid(pid, &st, 0);
+  }
+};
+
+}  // namespace
+
+// A preparation stuck on a download that never answers keeps neither the jobs behind it
+// from starting nor DELETE and SIGTERM from working.
+BOOST_AUTO_TEST_CASE(a_stuck_preparation_does_not_wedge_the_server) {
+  std::string pdir = wjt::temp_dir();
+  wjt::write_file(pdir + "/dl.yaml", "extends: default\nname: dl\nfetch:\n  url_download: true\n  allowed_hosts: [127.0.0.1]\n  timeout: 60s\n");
+  HttpFixture http(pdir);
+  Server s("concurrency: 2\ndrain_timeout: 2s\npolicy_dirs: [" + pdir + "]\nallowed_policies: [default, dl]\n");
+  std::string hang = "http://127.0.0.1:" + std::to_string(http.port) + "/hang";
+  std::string stuck = s.req("POST", "/v1/jobs?policy=dl", R"({"entry_module": {"url": ")" + hang + R"("}})").j()["id"];
+  BOOST_REQUIRE(wait_for([&] { return s.req("GET", "/v1/jobs/" + stuck).j()["state"] == "running"; }));
+  auto t0 = std::chrono::steady_clock::now();
+  Resp r = s.req("POST", "/v1/run", job("hello"));
+  BOOST_TEST(r.j()["result"]["status"] == "ok");
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)));  // not the download's 60 s
+  BOOST_TEST(s.req("DELETE", "/v1/jobs/" + stuck).code == 202);
+  r = s.req("GET", "/v1/jobs/" + stuck + "/wait?timeout_ms=5000");
+  BOOST_TEST(r.j()["state"] == "done");
+  BOOST_TEST(r.j()["result"]["status"] == "cancelled");
+  // Another stuck one, then SIGTERM: after drain_timeout it is cancelled, its download
+  // aborted, and the server exits well before the download's own timeout.
+  s.req("POST", "/v1/jobs?policy=dl", R"({"entry_module": {"url": ")" + hang + R"("}})");
+  t0 = std::chrono::steady_clock::now();
+  kill(s.pid, SIGTERM);
+  int st = 0;
+  BOOST_TEST(waitpid(s.pid, &st, 0) == s.pid);
+  s.pid = -1;
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)));
+  BOOST_TEST(WIFEXITED(st));
+}
