@@ -214,7 +214,7 @@ BOOST_AUTO_TEST_CASE(a_cache_folder_others_can_write_is_refused) {
                     {"WASMJAIL_CACHE_DIR=" + cache});
   BOOST_TEST(json::parse(r.out)["status"] == "ok");
   BOOST_TEST(!json::parse(r.out).contains("code_cache"));
-  BOOST_TEST(r.err.find("code cache not used: cache folder " + cache + " has mode 0777: others may write it") !=
+  BOOST_TEST(r.warnings.find("code cache not used: cache folder " + cache + " has mode 0777: others may write it") !=
              std::string::npos);
   BOOST_TEST(entries(cache).empty());
   wjt::write_file(dir + "/server.yaml", "output_root: " + dir + "/outputs\ncache_dir: " + cache + "\n");

@@ -160,6 +160,9 @@ struct TestTmpRoot {
     if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp");
     path = tmpl;
     setenv("TMPDIR", path.c_str(), 1);
+    // Nor in the user's home: the code cache is this process's own (a test that wants
+    // another one sets WASMJAIL_CACHE_DIR for the processes it starts).
+    if (!getenv("WASMJAIL_CACHE_DIR")) setenv("WASMJAIL_CACHE_DIR", (path + "/code-cache").c_str(), 1);
   }
   ~TestTmpRoot() {
     if (getpid() != owner) return;  // a forked child leaving: the folder is its parent's
