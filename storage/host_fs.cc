@@ -17,7 +17,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string strerr(int e) { return std::strerror(e); }
+std::string strerr(int e) {
+  return std::strerror(e);
+}
 
 const char* kind_of(mode_t m) {
   if (S_ISFIFO(m)) return "a FIFO";
@@ -61,8 +63,10 @@ int open_beneath(int dirfd, const std::string& rel, int flags, mode_t mode, bool
   }
 }
 
-std::optional<std::string> open_private_dir(const std::string& path, bool create, const char* what, UniqueFd* out) {
-  if (path.empty() || path[0] != '/') return std::string(what) + " must be an absolute path, got \"" + path + "\"";
+std::optional<std::string> open_private_dir(const std::string& path, bool create, const char* what,
+                                            UniqueFd* out) {
+  if (path.empty() || path[0] != '/')
+    return std::string(what) + " must be an absolute path, got \"" + path + "\"";
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd && errno == ENOENT && create) {
     std::error_code ec;
@@ -79,17 +83,18 @@ std::optional<std::string> open_private_dir(const std::string& path, bool create
   }
   if (!fd) {
     if (errno == ELOOP || errno == ENOTDIR) {
-      struct stat st{};
+      struct stat st {};
       if (lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
         return std::string(what) + " " + path + " is a symlink; name the real folder";
     }
     return std::string("cannot open ") + what + " " + path + ": " + strerr(errno);
   }
-  struct stat st{};
-  if (fstat(fd.get(), &st) != 0) return std::string("cannot stat ") + what + " " + path + ": " + strerr(errno);
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0)
+    return std::string("cannot stat ") + what + " " + path + ": " + strerr(errno);
   if (st.st_uid != geteuid())
-    return std::string(what) + " " + path + " is owned by uid " + std::to_string(st.st_uid) + ", not by this user (uid " +
-           std::to_string(geteuid()) + "); remove it or name another folder";
+    return std::string(what) + " " + path + " is owned by uid " + std::to_string(st.st_uid) +
+           ", not by this user (uid " + std::to_string(geteuid()) + "); remove it or name another folder";
   if (st.st_mode & (S_IWGRP | S_IWOTH))
     return std::string(what) + " " + path + " has mode " + octal(st.st_mode) +
            ": others may write it; make it 0700 (chmod go-w) or name another folder";
@@ -110,14 +115,15 @@ std::optional<std::string> make_dir_beneath(int dirfd, const std::string& name, 
     if (e == ELOOP) return "folder " + name + " is a symlink; it was not followed";
     return "cannot open folder " + name + ": " + strerr(e);
   }
-  struct stat st{};
+  struct stat st {};
   if (fstat(fd.get(), &st) != 0 || st.st_uid != geteuid())
     return "folder " + name + " is not owned by this user; it was not used";
   *out = std::move(fd);
   return std::nullopt;
 }
 
-std::optional<std::string> write_new_file(int dirfd, const std::string& name, const std::string& data, mode_t mode) {
+std::optional<std::string> write_new_file(int dirfd, const std::string& name, const std::string& data,
+                                          mode_t mode) {
   // unlinkat removes a symlink itself, never its target; O_EXCL|O_NOFOLLOW then refuses
   // anything that appeared in between.
   if (unlinkat(dirfd, name.c_str(), 0) != 0 && errno != ENOENT)
@@ -162,7 +168,7 @@ std::optional<std::string> open_source(const std::string& path, const std::vecto
     }
     if (!inside) return path + " is outside the server's local_roots";
   }
-  struct stat st{};
+  struct stat st {};
   if (fstat(fd.get(), &st) != 0) return "cannot stat " + path + ": " + strerr(errno);
   if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
     return path + " is " + kind_of(st.st_mode) + "; only regular files and folders can be sources";
@@ -176,7 +182,8 @@ std::optional<std::string> open_source(const std::string& path, const std::vecto
   return std::nullopt;
 }
 
-std::optional<std::string> open_single_wasm(int dirfd, const std::string& shown, UniqueFd* out, std::string* name) {
+std::optional<std::string> open_single_wasm(int dirfd, const std::string& shown, UniqueFd* out,
+                                            std::string* name) {
   int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
   if (dup < 0) return "cannot list " + shown + ": " + strerr(errno);
   DIR* d = fdopendir(dup);
@@ -198,7 +205,7 @@ std::optional<std::string> open_single_wasm(int dirfd, const std::string& shown,
     if (errno == ELOOP) return shown + "/" + found[0] + " is a symlink; name the file itself";
     return "cannot open " + shown + "/" + found[0] + ": " + strerr(errno);
   }
-  struct stat st{};
+  struct stat st {};
   if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
     return shown + "/" + found[0] + " is " + kind_of(st.st_mode) + ", not a regular file";
   int fl = fcntl(fd.get(), F_GETFL);
@@ -208,14 +215,15 @@ std::optional<std::string> open_single_wasm(int dirfd, const std::string& shown,
   return std::nullopt;
 }
 
-std::optional<std::string> read_fd_capped(int fd, const std::string& shown, uint64_t cap, std::vector<uint8_t>* out,
-                                          const char* limit) {
-  struct stat st{};
+std::optional<std::string> read_fd_capped(int fd, const std::string& shown, uint64_t cap,
+                                          std::vector<uint8_t>* out, const char* limit) {
+  struct stat st {};
   if (fstat(fd, &st) != 0) return "cannot read " + shown + ": " + strerr(errno);
-  if (!S_ISREG(st.st_mode)) return "cannot read " + shown + ": it is " + kind_of(st.st_mode) + ", not a regular file";
+  if (!S_ISREG(st.st_mode))
+    return "cannot read " + shown + ": it is " + kind_of(st.st_mode) + ", not a regular file";
   if (static_cast<uint64_t>(st.st_size) > cap)
-    return shown + " is " + std::to_string(st.st_size) + " bytes, over the " + limit + " of " + std::to_string(cap) +
-           " bytes";
+    return shown + " is " + std::to_string(st.st_size) + " bytes, over the " + limit + " of " +
+           std::to_string(cap) + " bytes";
   out->clear();
   out->reserve(static_cast<size_t>(st.st_size));
   char buf[1 << 16];
@@ -225,7 +233,8 @@ std::optional<std::string> read_fd_capped(int fd, const std::string& shown, uint
     if (n < 0) return "cannot read " + shown + ": " + strerr(errno);
     if (n == 0) break;
     if (out->size() + static_cast<size_t>(n) > cap)
-      return shown + " grew over the " + std::string(limit) + " of " + std::to_string(cap) + " bytes while being read";
+      return shown + " grew over the " + std::string(limit) + " of " + std::to_string(cap) +
+             " bytes while being read";
     out->insert(out->end(), buf, buf + n);
   }
   return std::nullopt;
@@ -245,8 +254,8 @@ std::optional<std::string> read_file_beneath(int dirfd, const std::string& name,
   return read_fd_capped(fd.get(), name, cap, out, "size limit");
 }
 
-std::optional<std::string> replace_file_beneath(int dirfd, const std::string& name, const void* data, size_t size,
-                                                mode_t mode) {
+std::optional<std::string> replace_file_beneath(int dirfd, const std::string& name, const void* data,
+                                                size_t size, mode_t mode) {
   unsigned char rnd[8];
   if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd) return std::string("getrandom: ") + strerr(errno);
   std::string tmp = "." + name + ".tmp.";

@@ -49,7 +49,8 @@ int open_beneath(int dirfd, const std::string& rel, int flags, mode_t mode, bool
 // A folder only this process's user controls: opened O_NOFOLLOW (a symlink is refused),
 // created (0700, parents 0755) when missing and `create`, and refused when another user
 // owns it or when its group or others may write it. `what` names it in messages.
-std::optional<std::string> open_private_dir(const std::string& path, bool create, const char* what, UniqueFd* out);
+std::optional<std::string> open_private_dir(const std::string& path, bool create, const char* what,
+                                            UniqueFd* out);
 
 // Makes folder `name` (one component) beneath `dirfd` with `mode` and opens it beneath
 // (no symlinks). `must_be_new`: an existing entry is an error (a planted job folder); else
@@ -80,8 +81,8 @@ std::optional<std::string> open_single_wasm(int dirfd, const std::string& shown,
                                             std::string* name);
 
 // Reads a whole regular file from `fd`, at most `cap` bytes (`limit` names the cap).
-std::optional<std::string> read_fd_capped(int fd, const std::string& shown, uint64_t cap, std::vector<uint8_t>* out,
-                                          const char* limit);
+std::optional<std::string> read_fd_capped(int fd, const std::string& shown, uint64_t cap,
+                                          std::vector<uint8_t>* out, const char* limit);
 
 // Reads file `name` beneath `dirfd` (no symlinks, regular only, at most `cap` bytes).
 // ENOENT is reported as nullopt with *missing set.
@@ -89,7 +90,7 @@ std::optional<std::string> read_file_beneath(int dirfd, const std::string& name,
                                              std::vector<uint8_t>* out, bool* missing = nullptr);
 
 // Writes `data` to `name` beneath `dirfd` atomically (a private temp file, then renameat).
-std::optional<std::string> replace_file_beneath(int dirfd, const std::string& name, const void* data, size_t size,
-                                                mode_t mode = 0600);
+std::optional<std::string> replace_file_beneath(int dirfd, const std::string& name, const void* data,
+                                                size_t size, mode_t mode = 0600);
 
 }  // namespace wj

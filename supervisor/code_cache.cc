@@ -46,7 +46,8 @@ std::string hmac(const std::string& key, const std::string& cache_key, const voi
   OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0), OSSL_PARAM_construct_end()};
   unsigned char md[EVP_MAX_MD_SIZE];
   size_t md_len = 0;
-  bool ok = ctx && EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(), params) == 1 &&
+  bool ok = ctx &&
+            EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(), params) == 1 &&
             EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(msg.data()), msg.size()) == 1 &&
             EVP_MAC_update(ctx, static_cast<const unsigned char*>(payload), len) == 1 &&
             EVP_MAC_final(ctx, md, &md_len, sizeof md) == 1;
@@ -82,13 +83,15 @@ std::optional<std::string> load_key(const std::string& dir, std::string* key) {
       continue;
     }
     if (!fd) return "cannot open the cache key " + shown + ": " + std::strerror(errno);
-    struct stat st{};
-    if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return "cache key " + shown + " is not a regular file";
+    struct stat st {};
+    if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+      return "cache key " + shown + " is not a regular file";
     if (st.st_uid != geteuid()) return "cache key " + shown + " is not owned by this user";
     if (st.st_mode & 077) return "cache key " + shown + " may be read by others; chmod 600 it (or remove it)";
     std::vector<uint8_t> bytes;
     if (auto e = read_fd_capped(fd.get(), shown, kKeyBytes, &bytes, "key size")) return e;
-    if (bytes.size() != kKeyBytes) return "cache key " + shown + " is not " + std::to_string(kKeyBytes) + " bytes";
+    if (bytes.size() != kKeyBytes)
+      return "cache key " + shown + " is not " + std::to_string(kKeyBytes) + " bytes";
     key->assign(bytes.begin(), bytes.end());
     return std::nullopt;
   }
@@ -97,7 +100,7 @@ std::optional<std::string> load_key(const std::string& dir, std::string* key) {
 
 std::mutex g_states_mu;
 std::map<std::string, std::shared_ptr<const CodeCache::State>> g_states;  // folder -> opened state
-std::map<std::string, std::string> g_errors;                             // folder -> why refused
+std::map<std::string, std::string> g_errors;                              // folder -> why refused
 
 }  // namespace
 
@@ -141,17 +144,19 @@ std::string CodeCache::default_dir() {
 std::string CodeCache::key_for(const std::vector<uint8_t>& module, const std::vector<std::string>& v8_flags) {
   std::vector<std::string> flags = v8_flags;
   std::sort(flags.begin(), flags.end());
-  std::string key = "sha256:" + sha256_hex(module.data(), module.size()) + " v8:" +
-                    std::to_string(V8_MAJOR_VERSION) + "." + std::to_string(V8_MINOR_VERSION) + "." +
+  std::string key = "sha256:" + sha256_hex(module.data(), module.size()) +
+                    " v8:" + std::to_string(V8_MAJOR_VERSION) + "." + std::to_string(V8_MINOR_VERSION) + "." +
                     std::to_string(V8_BUILD_NUMBER) + "." + std::to_string(V8_PATCH_LEVEL) + " flags:";
   for (const auto& f : flags) key += f + " ";
   return key;
 }
 
-std::string CodeCache::name_for(const std::string& key) const { return sha256_hex(key.data(), key.size()) + ".code"; }
+std::string CodeCache::name_for(const std::string& key) const {
+  return sha256_hex(key.data(), key.size()) + ".code";
+}
 
 bool CodeCache::has(const std::string& key) const {
-  struct stat st{};
+  struct stat st {};
   return enabled() && fstatat(state_->dir.get(), name_for(key).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
          S_ISREG(st.st_mode);
 }
@@ -183,14 +188,16 @@ std::optional<std::vector<uint8_t>> CodeCache::get(const std::string& key) const
   const size_t at = head + key_len + 8 + kMacBytes;
   if (len > kMaxEntry || bytes.size() - at != len) return bad();
   std::string want = hmac(state_->key, key, bytes.data() + at, len);
-  if (want.size() != kMacBytes || CRYPTO_memcmp(want.data(), bytes.data() + head + key_len + 8, kMacBytes) != 0)
+  if (want.size() != kMacBytes ||
+      CRYPTO_memcmp(want.data(), bytes.data() + head + key_len + 8, kMacBytes) != 0)
     return bad();
   utimensat(state_->dir.get(), name.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);  // recently used: evicted last
   return std::vector<uint8_t>(bytes.begin() + static_cast<std::ptrdiff_t>(at), bytes.end());
 }
 
 void CodeCache::put(const std::string& key, const std::string& payload) const {
-  if (!enabled() || payload.size() > kMaxEntry || payload.size() > max_bytes_ || key.size() > kMaxKeyLen) return;
+  if (!enabled() || payload.size() > kMaxEntry || payload.size() > max_bytes_ || key.size() > kMaxKeyLen)
+    return;
   std::string mac = hmac(state_->key, key, payload.data(), payload.size());
   if (mac.size() != kMacBytes) return;
   std::string entry(kMagic, 8);
@@ -224,14 +231,15 @@ void CodeCache::evict() const {
   while (dirent* e = readdir(d)) {
     std::string n = e->d_name;
     if (n.size() < 5 || n.compare(n.size() - 5, 5, ".code") != 0) continue;
-    struct stat st{};
+    struct stat st {};
     if (fstatat(state_->dir.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     total += static_cast<uint64_t>(st.st_size);
     entries.push_back({st.st_mtim, n, static_cast<uint64_t>(st.st_size)});
   }
   closedir(d);
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    return a.mtime.tv_sec != b.mtime.tv_sec ? a.mtime.tv_sec < b.mtime.tv_sec : a.mtime.tv_nsec < b.mtime.tv_nsec;
+    return a.mtime.tv_sec != b.mtime.tv_sec ? a.mtime.tv_sec < b.mtime.tv_sec
+                                            : a.mtime.tv_nsec < b.mtime.tv_nsec;
   });
   for (const Entry& e : entries) {
     if (total <= max_bytes_) break;
