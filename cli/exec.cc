@@ -172,6 +172,9 @@ int exec(int argc, char** argv) {
     ExecutorConfig cfg;
     cfg.concurrency = 1;
     cfg.cache_dir = CodeCache::default_dir();
+    cfg.background_compile = CodeCache::background_compile_enabled();
+    cfg.background_compile_max_bytes = CodeCache::kOneShotBackgroundMax;
+    cfg.background_ends_with_job = true;
     if (CodeCache probe(cfg.cache_dir, 0); !probe.error().empty()) {
       std::fprintf(stderr, "wasmjail: warning: code cache not used: %s\n", probe.error().c_str());
       cfg.cache_dir.clear();

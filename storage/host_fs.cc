@@ -141,7 +141,8 @@ std::optional<std::string> write_new_file(int dirfd, const std::string& name, co
 }
 
 std::optional<std::string> open_source(const std::string& path, const std::vector<std::string>& roots,
-                                       OpenedSource* out) {
+                                       bool enforce_roots, OpenedSource* out) {
+  if (enforce_roots && roots.empty()) return path + ": local sources are not allowed here (no local_roots)";
   const int flags = O_RDONLY | O_NONBLOCK | O_NOCTTY;
   UniqueFd fd;
   if (roots.empty()) {

@@ -72,9 +72,10 @@ struct OpenedSource {
 // Opens a local source in one step: beneath the first of `roots` that holds it lexically
 // (openat2 RESOLVE_BENEATH: a symlink leading out fails), or as given when `roots` is
 // empty (the local user's own job). O_NONBLOCK: a FIFO cannot block the open. Only
-// regular files and folders are accepted.
+// regular files and folders are accepted. With `enforce_roots` and no roots, every local
+// source is refused (a server that allows none).
 std::optional<std::string> open_source(const std::string& path, const std::vector<std::string>& roots,
-                                       OpenedSource* out);
+                                       bool enforce_roots, OpenedSource* out);
 
 // The single regular `.wasm` file of an opened folder, opened beneath it.
 std::optional<std::string> open_single_wasm(int dirfd, const std::string& shown, UniqueFd* out,

@@ -212,7 +212,7 @@ std::string resolve_local(const std::string& base, const std::string& p) {
 
 // Bytes of a module or file input from any source, with its pin checked.
 std::optional<std::string> fetch_bytes(const StorageSpec& s, const std::string& base, uint64_t cap,
-                                       const FetchLimits& fetch, const std::vector<std::string>& roots, bool is_module,
+                                       const FetchLimits& fetch, const PrepareOptions& popts, bool is_module,
                                        std::vector<uint8_t>* out, std::string* local_dir, SharedFd* local_dir_fd) {
   std::optional<std::string> err;
   switch (s.source) {
@@ -227,7 +227,7 @@ std::optional<std::string> fetch_bytes(const StorageSpec& s, const std::string& 
       // Checked and opened in one step, now: what the path was at submission does not count.
       std::string path = resolve_local(base, s.source_path);
       OpenedSource src;
-      if (auto e = open_source(path, roots, &src)) return s.field + ": " + *e;
+      if (auto e = open_source(path, popts.local_roots, popts.local_roots_enforced, &src)) return s.field + ": " + *e;
       if (src.is_dir) {
         if (!is_module) {
           *local_dir = path;
@@ -256,6 +256,38 @@ std::optional<std::string> fetch_bytes(const StorageSpec& s, const std::string& 
     for (char& ch : want) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     if (got != want) return s.field + ": content does not match its pin: expected " + want + ", got " + got;
   }
+  return std::nullopt;
+}
+
+// The job spec's stdin, within the policy's stdin_bytes.
+std::optional<std::string> fetch_stdin(const StdinSpec& st, const std::string& base, const PrepareOptions& opts,
+                                       std::string* out) {
+  const uint64_t cap = opts.stdin_bytes_max;
+  auto over = [&](uint64_t n) {
+    const cfg::Location& w = st.where;
+    std::string at = w.file.empty() ? "" : w.file + ":" + std::to_string(w.line) + ":" + std::to_string(w.column) + ": ";
+    return at + "stdin: " + std::to_string(n) + " bytes exceed the stdin_bytes limit of " + std::to_string(cap) + " bytes";
+  };
+  if (st.kind == StdinSpec::Kind::kText) {
+    if (st.data.size() > cap) return over(st.data.size());
+    *out = st.data;
+    return std::nullopt;
+  }
+  StorageSpec src = st.source;
+  if (st.kind == StdinSpec::Kind::kBase64) {
+    src = StorageSpec{};
+    src.source = StorageSource::kInline;
+    src.url = "data:application/octet-stream;base64,";
+    for (char c : st.data)
+      if (c != '\n' && c != '\r' && c != ' ' && c != '\t') src.url += c;
+    src.field = "stdin.base64";
+  }
+  std::vector<uint8_t> bytes;
+  std::string local_dir;
+  SharedFd local_fd;
+  if (auto err = fetch_bytes(src, base, cap, opts.fetch, opts, false, &bytes, &local_dir, &local_fd)) return err;
+  if (!local_dir.empty()) return "stdin: " + local_dir + " is a folder; stdin must be a file";
+  out->assign(bytes.begin(), bytes.end());
   return std::nullopt;
 }
 
@@ -290,11 +322,10 @@ std::optional<std::string> prepare_job(const JobSpec& spec, const PrepareOptions
   const std::string& base = spec.base_dir;
   std::string dummy;
   SharedFd dummy_fd;
-  const auto& roots = opts.local_roots;
 
   // Modules.
   std::vector<uint8_t> bytes;
-  if (auto err = fetch_bytes(spec.entry_module, base, opts.module_bytes_max, opts.fetch, roots, true, &bytes, &dummy, &dummy_fd))
+  if (auto err = fetch_bytes(spec.entry_module, base, opts.module_bytes_max, opts.fetch, opts, true, &bytes, &dummy, &dummy_fd))
     return err;
   job.module_bytes = std::move(bytes);
   const StorageSpec& em = spec.entry_module;
@@ -302,10 +333,13 @@ std::optional<std::string> prepare_job(const JobSpec& spec, const PrepareOptions
   job.module_path = shown;
   for (const StorageSpec& s : spec.import_modules) {
     ModuleBlob blob;
-    if (auto err = fetch_bytes(s, base, opts.module_bytes_max, opts.fetch, roots, true, &blob.bytes, &dummy, &dummy_fd)) return err;
+    if (auto err = fetch_bytes(s, base, opts.module_bytes_max, opts.fetch, opts, true, &blob.bytes, &dummy, &dummy_fd)) return err;
     blob.name = !s.name.empty() ? s.name : s.path;
     if (!s.name.empty() && !s.path.empty()) blob.aliases.push_back(s.path);
     job.libraries.push_back(std::move(blob));
+  }
+  if (spec.stdin_spec) {
+    if (auto err = fetch_stdin(*spec.stdin_spec, base, opts, &job.stdin_data.emplace())) return err;
   }
   job.entry_point = spec.entry_point;
   job.env = spec.env;
@@ -319,7 +353,7 @@ std::optional<std::string> prepare_job(const JobSpec& spec, const PrepareOptions
     std::vector<uint8_t> content;
     std::string local_dir;
     SharedFd local_fd;
-    if (auto err = fetch_bytes(s, base, UINT64_MAX / 2, opts.fetch, roots, false, &content, &local_dir, &local_fd))
+    if (auto err = fetch_bytes(s, base, UINT64_MAX / 2, opts.fetch, opts, false, &content, &local_dir, &local_fd))
       return err;
     if (!local_dir.empty()) {
       job.dirs.push_back(DirMount{local_dir, s.path, true, local_fd->get()});

@@ -26,6 +26,7 @@ struct FetchLimits {
 
 struct PrepareOptions {
   uint64_t module_bytes_max = 256ull << 20;
+  uint64_t stdin_bytes_max = 64ull << 20;  // the job spec's stdin (policy limits.stdin_bytes)
   FetchLimits fetch;
   // Where outputs are written: DIR/<name> for each output. Empty: an output's
   // source_path when it has one, else a fresh folder under $TMPDIR.
@@ -35,9 +36,10 @@ struct PrepareOptions {
   // output_dir names it in results. Null: output_dir is the local user's own folder.
   SharedFd output_root;
   std::string job_dir_name;
-  // Local sources must lie beneath one of these folders (openat2 RESOLVE_BENEATH); empty:
-  // any path the local user's job names.
+  // Local sources must lie beneath one of these folders (openat2 RESOLVE_BENEATH). When
+  // not enforced (the local user's own job), any path the job names.
   std::vector<std::string> local_roots;
+  bool local_roots_enforced = false;
 };
 
 struct PreparedJob {
