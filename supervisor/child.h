@@ -37,6 +37,7 @@ struct ChildSetup {
   bool compile_only = false;  // compile the entry module for the cache; run no guest code
   bool warm = false;          // a warm pooled process: sandbox::prepare_warm already ran
   int stdin_fd = -1;          // becomes the guest's fd 0; -1: end of file (/dev/null)
+  uint64_t output_files = 0;  // entries the guest may create; 0 = none
 };
 
 [[noreturn]] void child_main(const ChildSetup& setup);
