@@ -443,7 +443,7 @@ struct Running {
     }
     if (output_over) return;  // the job fails at its cap: wait for the end
     answered = true;
-    classify_into_result(0, true);
+    (void)classify_into_result(0, true);  // never a retry: that needs a crash
     result.usage_pending = true;
     end_sibling();
     control->running_ = nullptr;
@@ -465,7 +465,7 @@ struct Running {
       if (cb) cb(u);
       return;
     }
-    classify_into_result(wait_status, false);
+    if (classify_into_result(wait_status, false)) return;  // started again
     end_sibling();
     control->running_ = nullptr;
     auto cb = std::move(done);
@@ -476,7 +476,9 @@ struct Running {
 
   // The verdict from what arrived and how the process ended (`early`: it has not ended yet;
   // taken as a clean exit, with no rusage).
-  void classify_into_result(int status_word, bool early) {
+  // Returns true when the job was started again instead (a crash in cached code): this
+  // Running is gone then.
+  bool classify_into_result(int status_word, bool early) {
     if (!early) {
       Usage u = reaped_usage();
       result.usage.cpu_ms = u.cpu_ms;
@@ -596,11 +598,12 @@ struct Running {
       ctl->running_ = nullptr;
       delete this;
       s->start_with(j, std::move(again), std::move(cb), ctl);
-      return;
+      return true;
     }
     result.timing.total = ms_between(t_start, Clock::now());
     double startup = result.timing.total - result.timing.compile - result.timing.instantiate - result.timing.run;
     result.timing.startup = startup > 0 ? startup : 0;
+    return false;
   }
 };
 
