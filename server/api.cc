@@ -197,6 +197,9 @@ void Api::handle(const std::shared_ptr<HttpExchange>& ex) {
   ++http_requests_;
   const HttpRequest& rq = ex->request();
   Route r = route_request(rq.method, rq.path);
+  // Only submissions read a body. Any other request's body is dropped now, with its share
+  // of the buffer budget: a long wait or log stream must not hold either while it lasts.
+  if (r.endpoint != Route::kSubmit && r.endpoint != Route::kRun) ex->release_body();
   if (!r.job_id.empty()) {
     // Another client's job is not found, exactly like one that does not exist.
     auto job = executor_.find(r.job_id);

@@ -469,6 +469,36 @@ BOOST_AUTO_TEST_CASE(a_client_that_stops_reading_its_answer_is_dropped) {
   BOOST_TEST(s.unix_req("DELETE", "/v1/jobs/" + id).code == 202);
 }
 
+// A body sent with a request that takes none (GET .../wait, GET .../logs) used to stay
+// charged against the buffer budget for as long as the answer lasted: two long waits with
+// full bodies held the whole budget, and every submission, from any client, was 503.
+BOOST_AUTO_TEST_CASE(a_body_on_a_long_get_does_not_hold_the_buffer_budget) {
+  Server s("max_request_bytes: 1MiB\nmax_buffered_request_bytes: 2MiB\n");
+  Resp r = s.unix_req("POST", "/v1/jobs", job("burst_then_sleep"));
+  BOOST_REQUIRE(r.code == 202);
+  std::string id = r.j()["id"];
+  std::vector<int> waiters;
+  const std::string body(1 << 20, 'x');
+  for (int i = 0; i < 2; ++i) {
+    int fd = connect_unix(s.sock);
+    BOOST_REQUIRE(fd >= 0);
+    std::string req = "GET /v1/jobs/" + id + (i == 0 ? "/wait?timeout_ms=20000" : "/logs") +
+                      " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    size_t off = 0;
+    while (off < req.size()) {
+      ssize_t n = send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+      BOOST_REQUIRE(n > 0);
+      off += static_cast<size_t>(n);
+    }
+    waiters.push_back(fd);
+  }
+  usleep(500 * 1000);  // both requests are complete and being answered
+  Resp small = s.unix_req("POST", "/v1/jobs", job("hello"));
+  BOOST_TEST(small.code == 202, small.body);
+  for (int fd : waiters) close(fd);
+  BOOST_TEST(s.unix_req("DELETE", "/v1/jobs/" + id).code == 202);
+}
+
 // Jobs belong to who submitted them: on TCP the token's name, on the unix socket the
 // peer's uid. Others get 404 on every job endpoint and do not see it listed; admins (a
 // token marked admin, root) see and cancel everything. Requires root (to act as other uids).
