@@ -254,9 +254,7 @@ class HttpConnection {
   // Writes raw bytes; false when the peer is too far behind (then the connection closes).
   bool write_raw(std::string data) {
     if (closing_) return false;
-    const size_t queued = stream()->write_queue_size;
-    if (queued > server_->limits_.max_pending_write_bytes ||
-        (queued > 0 && server_->pending_write_bytes_ + data.size() > server_->limits_.max_pending_write_total)) {
+    if (stream()->write_queue_size > server_->limits_.max_pending_write_bytes || !may_queue(data.size())) {
       close();
       return false;
     }
@@ -283,6 +281,20 @@ class HttpConnection {
     }
     return true;
   }
+
+  // Whether `n` more bytes may wait for this client, all connections' unread answers
+  // together staying within max_pending_write_total. A connection already behind gets no
+  // more past it. A fresh answer past it is refused too, unless it is small (an error, a
+  // status: those always go) or nothing else waits (an answer larger than the whole budget
+  // can still be sent): otherwise every client that asks for a large answer and reads none
+  // of it would have it queued in full.
+  bool may_queue(size_t n) {
+    const size_t pending = server_->pending_write_bytes_;
+    if (pending + n <= server_->limits_.max_pending_write_total) return true;
+    if (stream()->write_queue_size > 0) return false;
+    return n <= kSmallAnswer || pending == 0;
+  }
+  static constexpr size_t kSmallAnswer = 64u << 10;
 
   // The current exchange is answered: go on with the next request, or close.
   void response_done() {
@@ -627,6 +639,11 @@ void HttpExchange::release_body() {
 void HttpExchange::respond(int status, const std::string& content_type, const std::string& body,
                            const std::vector<std::pair<std::string, std::string>>& extra) {
   if (started_ || !conn_) return;
+  // An answer that may not wait for this client now (see may_queue) is a 503 instead.
+  if (!conn_->may_queue(body.size() + 1024))
+    return respond(503, "application/json",
+                   http_error_body("server_busy", "the server holds as many unread answers as it may; retry later"),
+                   {{"Retry-After", "1"}});
   started_ = finished_ = true;
   std::string head = "HTTP/1.1 " + std::to_string(status) + " " + http_reason(status) + "\r\nContent-Type: " +
                      content_type + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
