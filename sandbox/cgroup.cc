@@ -516,8 +516,38 @@ std::string JobCgroup::path_of(const std::string& controller) const {
 }
 
 std::optional<std::string> JobCgroup::join(pid_t pid) {
-  for (const std::string& dir : paths_)
-    if (auto e = write_cgroup_file(dir + "/cgroup.procs", std::to_string(pid))) return e;
+  const std::string p = std::to_string(pid);
+  // v1 has a folder per hierarchy: where the process is now in each, so that a join that
+  // fails part-way can put it back. Left in the folders it joined, it would be killed as a
+  // straggler when they are removed, though the policy's best_effort lets it run without them.
+  std::vector<std::string> origin(paths_.size());
+  if (paths_.size() > 1)
+    if (auto text = read_small("/proc/" + p + "/cgroup")) {
+      std::istringstream in(*text);
+      for (std::string line; std::getline(in, line);) {
+        auto a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
+        if (b == std::string::npos) continue;
+        std::set<std::string> ctrls;
+        std::istringstream cs(line.substr(a + 1, b - a - 1));
+        for (std::string c; std::getline(cs, c, ',');) ctrls.insert(c);
+        const std::string rel = line.substr(b + 1);
+        for (size_t i = 0; i < paths_.size(); ++i)
+          for (const auto& [c, dir] : by_controller_)
+            if (dir == paths_[i] && ctrls.count(c)) {
+              // paths_[i] is MOUNT/wasmjail/NAME
+              std::string mount = dir.substr(0, dir.rfind('/'));
+              mount = mount.substr(0, mount.rfind('/'));
+              origin[i] = rel == "/" ? mount : mount + rel;
+            }
+      }
+    }
+  for (size_t i = 0; i < paths_.size(); ++i) {
+    if (auto e = write_cgroup_file(paths_[i] + "/cgroup.procs", p)) {
+      for (size_t j = 0; j < i; ++j)
+        if (!origin[j].empty()) (void)write_cgroup_file(origin[j] + "/cgroup.procs", p);
+      return e;
+    }
+  }
   return std::nullopt;
 }
 
