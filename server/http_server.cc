@@ -542,7 +542,7 @@ class HttpConnection {
     }
     seen_request_ = true;
     // The request timer keeps running: the body must arrive within the same timeout.
-    const size_t max_body = server_->limits_.max_body_bytes;
+    const size_t max_body = max_body_bytes();
     if (parser_.content_length != ULLONG_MAX && parser_.content_length > max_body) {
       reply_error(413, "payload_too_large", "the request body is larger than " + std::to_string(max_body) + " bytes");
       return -1;
@@ -560,10 +560,17 @@ class HttpConnection {
                 {{"Retry-After", "1"}});
     return -1;
   }
+  // The largest body this client may send: max_body_bytes, or for TCP clients their share
+  // of the buffer budget when that is smaller (a larger body could never be buffered: it is
+  // refused as too large, not answered "busy, retry later" forever).
+  size_t max_body_bytes() const {
+    const size_t m = server_->limits_.max_body_bytes;
+    return tokens_ ? std::min(m, server_->budget_->tcp_cap) : m;
+  }
   int on_body(const char* at, size_t n) {
-    if (req_.body.size() + n > server_->limits_.max_body_bytes) {
+    if (req_.body.size() + n > max_body_bytes()) {
       reply_error(413, "payload_too_large",
-                  "the request body is larger than " + std::to_string(server_->limits_.max_body_bytes) + " bytes");
+                  "the request body is larger than " + std::to_string(max_body_bytes()) + " bytes");
       return 1;
     }
     if (!body_charge_.grow_to(req_.body.size() + n)) return busy();  // chunked: charged as it comes

@@ -309,3 +309,30 @@ BOOST_AUTO_TEST_CASE(large_answers_to_clients_that_read_nothing_stay_within_the_
   BOOST_TEST(r.rfind("HTTP/1.1 200 OK\r\n", 0) == 0u, r);
   BOOST_TEST(r.find("\r\n\r\nsmall") != std::string::npos, r);
 }
+
+// When the buffer budget is small (max_buffered_request_bytes may be as low as
+// max_request_bytes), TCP clients together get only half of it. A TCP body larger than that
+// share can never be buffered: it used to be 503 server_busy ("retry later") forever; it is
+// 413 with the size a TCP client may send. The unix socket still takes a full body.
+BOOST_AUTO_TEST_CASE(a_tcp_body_larger_than_the_tcp_share_of_the_budget_is_413_not_503) {
+  wj::HttpLimits lim;
+  lim.max_body_bytes = 1000;
+  lim.max_buffered_bytes = 1000;  // TCP clients: 500
+  Harness h(lim);
+  std::vector<wj::ApiToken> tokens = {{"t", "0123456789abcdef-t", false}};
+  std::string auth = "Authorization: Bearer 0123456789abcdef-t\r\n";
+  std::string r = h.exchange(h.connect(tokens),
+                             "POST /v1/jobs HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 800\r\n\r\n");
+  BOOST_TEST(r.rfind("HTTP/1.1 413 Payload Too Large\r\n", 0) == 0u, r);
+  BOOST_TEST(r.find("larger than 500 bytes") != std::string::npos, r);
+  // Chunked: refused the same way once past the share.
+  r = h.exchange(h.connect(tokens), "POST /v1/jobs HTTP/1.1\r\nHost: x\r\n" + auth +
+                                        "Transfer-Encoding: chunked\r\n\r\n258\r\n" + std::string(600, 'y') +
+                                        "\r\n0\r\n\r\n");
+  BOOST_TEST(r.rfind("HTTP/1.1 413 Payload Too Large\r\n", 0) == 0u, r);
+  BOOST_TEST(h.server->buffered_bytes() == 0u);
+  r = h.exchange(h.connect(), "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 800\r\n\r\n" +
+                                  std::string(800, 'x'));
+  BOOST_TEST(r.rfind("HTTP/1.1 200 OK\r\n", 0) == 0u, r);
+  BOOST_TEST(r.find("body=800") != std::string::npos, r);
+}
