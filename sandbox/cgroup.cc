@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -146,12 +147,25 @@ uint64_t self_start_time() {
   return t;
 }
 
+// SIGKILL to each process listed in a folder's cgroup.procs. A listed pid may exit and be
+// reused by another process before the signal: each is pinned with a pidfd first and
+// signalled only if the folder still lists it (then the pinned process is the one in it).
+void kill_members(const std::string& dir) {
+  for (pid_t p : read_pids(dir + "/cgroup.procs")) {
+    if (p <= 0) continue;
+    int fd = static_cast<int>(syscall(SYS_pidfd_open, p, 0));
+    if (fd < 0) continue;  // gone already
+    std::vector<pid_t> now = read_pids(dir + "/cgroup.procs");
+    if (std::find(now.begin(), now.end(), p) != now.end()) syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
+    close(fd);
+  }
+}
+
 // Kills what is in a cgroup folder and removes it; waits up to ~0.5 s for the kernel to
 // let go of exiting tasks.
 std::optional<std::string> kill_and_rmdir(const std::string& dir, bool v2, bool fake) {
   if (v2 && !fake && exists(dir + "/cgroup.kill")) (void)write_cgroup_file(dir + "/cgroup.kill", "1");
-  for (pid_t p : read_pids(dir + "/cgroup.procs"))
-    if (p > 0 && !fake) kill(p, SIGKILL);
+  if (!fake) kill_members(dir);
   if (fake)
     for (const std::string& f : kV2LeafFiles) unlink((dir + "/" + f).c_str());
   int e = 0;
@@ -159,9 +173,7 @@ std::optional<std::string> kill_and_rmdir(const std::string& dir, bool v2, bool 
     if (rmdir(dir.c_str()) == 0 || errno == ENOENT) return std::nullopt;
     e = errno;
     if (e != EBUSY) break;
-    if (i % 50 == 49)
-      for (pid_t p : read_pids(dir + "/cgroup.procs"))
-        if (p > 0 && !fake) kill(p, SIGKILL);
+    if (i % 50 == 49 && !fake) kill_members(dir);
     usleep(1000);
   }
   return err_text("rmdir " + dir, e);
