@@ -297,6 +297,11 @@ CgroupHost cgroup_host_v2(const std::string& base, bool move_self, bool fake_tre
     if (statfs(base.c_str(), &fs) != 0) return fail(err_text("statfs " + base, errno));
     if (static_cast<unsigned long>(fs.f_type) != CGROUP2_SUPER_MAGIC)
       return fail(base + " is not a cgroup2 folder");
+    // The host's root cgroup (the only one without cgroup.type, even seen from inside a
+    // cgroup namespace) is the machine's: enabling controllers there is not ours to do.
+    if (access((base + "/cgroup.type").c_str(), F_OK) != 0 && errno == ENOENT)
+      return fail(base + " is the host's root cgroup: run wasmjail in a delegated cgroup "
+                  "(systemd Delegate=yes) or set WASMJAIL_CGROUP_ROOT");
   }
   h.version = CgroupVersion::kV2;
   h.v2_base = base;
