@@ -68,6 +68,9 @@ class HttpServer {
   std::optional<std::string> listen_unix(const std::string& path, unsigned mode);
   // Binds a TCP address; requests must carry "Authorization: Bearer <token>".
   std::optional<std::string> listen_tcp(const std::string& host, int port, const std::string& token);
+  // Listens on a socket already bound and listening (systemd socket activation). A TCP
+  // one needs the bearer token, as listen_tcp.
+  std::optional<std::string> listen_fd(int fd, bool tcp, const std::string& token);
   // Closes the listeners (new connections are refused); open connections go on.
   void stop_accepting();
   // Closes every connection; `done` runs once all handles are closed.
