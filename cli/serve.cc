@@ -17,6 +17,7 @@
 
 #include "policies/server_config.h"
 #include "server/api.h"
+#include "server/callbacks.h"
 #include "cli/cli.h"
 #include "storage/curl_lib.h"
 #include "supervisor/code_cache.h"
@@ -188,6 +189,10 @@ int serve(int argc, char** argv) {
   {
     Executor executor(loop, ecfg);
     Api api(loop, executor, cfg, policies);
+    std::string cb_error;
+    std::unique_ptr<CallbackSender> callbacks = CallbackSender::create(loop, executor, cfg.callbacks, log, &cb_error);
+    if (!cb_error.empty()) return fail(cb_error);
+    api.set_callbacks(callbacks.get());
     HttpLimits hl;
     hl.max_body_bytes = cfg.max_request_bytes;
     hl.header_timeout_ms = cfg.header_timeout_ms;
@@ -223,10 +228,11 @@ int serve(int argc, char** argv) {
       Executor* executor;
       HttpServer* http;
       ServerLog* log;
+      CallbackSender* callbacks;
       double drain_ms;
       uv_signal_t* sigs[2];
       bool started = false;
-    } ctx{&executor, &http, &log, cfg.drain_timeout_ms, {&sigterm, &sigint}};
+    } ctx{&executor, &http, &log, callbacks.get(), cfg.drain_timeout_ms, {&sigterm, &sigint}};
     auto on_signal = [](uv_signal_t* s, int signum) {
       auto* c = static_cast<ShutdownCtx*>(s->data);
       if (c->started) return;
@@ -235,6 +241,7 @@ int serve(int argc, char** argv) {
       c->http->stop_accepting();
       c->executor->drain(c->drain_ms, [c] {
         c->log->event("shutdown_complete", {});
+        if (c->callbacks) c->callbacks->shutdown();  // retries still waiting give up
         for (uv_signal_t* sg : c->sigs) uv_close(reinterpret_cast<uv_handle_t*>(sg), nullptr);
         c->http->close_all([] {});
       });

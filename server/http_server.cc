@@ -1,5 +1,7 @@
 #include "server/http_server.h"
 
+#include <sys/socket.h>
+
 #include "storage/curl_lib.h"
 #include <http_parser.h>
 #include <sys/stat.h>
@@ -113,6 +115,16 @@ class HttpConnection {
   }
 
   void start() {
+    client_ = "token";
+    if (!tcp_) {
+      uv_os_fd_t fd = -1;
+      ucred cred{};
+      socklen_t len = sizeof cred;
+      client_ = uv_fileno(reinterpret_cast<uv_handle_t*>(&h_), &fd) == 0 &&
+                        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0
+                    ? "uid:" + std::to_string(cred.uid)
+                    : "unix";
+    }
     arm_header_timer();
     uv_read_start(
         stream(),
@@ -353,6 +365,7 @@ class HttpConnection {
     http_parser_pause(&parser_, 1);
     auto ex = std::make_shared<HttpExchange>();
     ex->req_ = std::move(req_);
+    ex->req_.client = client_;
     ex->conn_ = this;
     current_ = ex;
     if (tcp_) {
@@ -369,6 +382,7 @@ class HttpConnection {
 
   bool tcp_;
   std::string token_;
+  std::string client_;  // HttpRequest::client for every request on this connection
   union {
     uv_pipe_t pipe;
     uv_tcp_t tcp;

@@ -21,6 +21,9 @@ struct HttpRequest {
   std::map<std::string, std::string> query;    // decoded
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
+  // Who sent it, for per-client state (idempotency keys): "uid:N" on a unix socket (the
+  // peer's SO_PEERCRED uid), "token" on TCP (the one bearer token). One place to re-key.
+  std::string client;
 };
 
 class HttpConnection;

@@ -1,4 +1,5 @@
 #include "supervisor/executor.h"
+#include "supervisor/zygote.h"
 
 #include <sys/random.h>
 
@@ -86,6 +87,8 @@ std::shared_ptr<JobRecord> Executor::submit(Submission s, std::string* error) {
   auto job = std::make_shared<JobRecord>();
   job->id = new_job_id();
   job->policy_name = s.policy_name;
+  for (const auto& o : s.spec.outputs)
+    if (!o.publish_to.empty()) job->not_published.emplace_back(o.name, o.publish_to);
   job->submitted_at = std::chrono::system_clock::now();
   job->t_submitted = std::chrono::steady_clock::now();
   job->submission = std::move(s);
@@ -206,7 +209,7 @@ void Executor::pump() {
 // fork handlers: a thread-pool worker inside malloc at that moment would leave the child
 // deadlocked. So children are only spawned while no preparation runs on the pool.
 void Executor::launch_ready() {
-  if (preparing_ > 0) return;
+  if (preparing_ > 0 || (pool_work_ > 0 && !Zygote::get())) return;
   while (!ready_.empty()) {
     auto job = ready_.front();
     ready_.pop_front();
