@@ -205,7 +205,7 @@ BOOST_AUTO_TEST_CASE(bacalhau_v1_errors_name_what_and_where) {
   const std::string em = R"("EntryModule": {"Source": {"Type": "inline", "Params": {"URL": "data:,x"}}})";
   BOOST_TEST(err(R"({"Type": "batch", "Tasks": [{"Engine": {"Type": "wasm", "Params": {"EntryModule":
     {"Source": {"Type": "s3", "Params": {"Bucket": "b"}}}}}}]})") ==
-             "job.yaml:2:17: Tasks[0].Engine.Params.EntryModule.Source.Type \"s3\" is not served by this executor "
+             "job.yaml:2:25: Tasks[0].Engine.Params.EntryModule.Source.Type \"s3\" is not served by this executor "
              "(it serves urlDownload, localDirectory and inline)");
   BOOST_TEST(err(R"({"Type": "batch", "Tasks": [{"Engine": {"Type": "wasm", "Params": {)" + em + R"(}},
     "InputSources": [{"Source": {"Type": "ipfs", "Params": {"CID": "Qm"}}, "Target": "/in"}]}]})")
@@ -213,7 +213,7 @@ BOOST_AUTO_TEST_CASE(bacalhau_v1_errors_name_what_and_where) {
   BOOST_TEST(err(R"({"Type": "service", "Tasks": []})") ==
              "job.yaml:1:10: Type is \"service\"; this executor runs only \"batch\" jobs (one run to completion)");
   BOOST_TEST(err(R"({"Type": "batch", "Tasks": [{"Engine": {"Type": "docker", "Params": {}}}]})") ==
-             "job.yaml:1:45: Tasks[0].Engine.Type is \"docker\"; this executor runs only \"wasm\"");
+             "job.yaml:1:49: Tasks[0].Engine.Type is \"docker\"; this executor runs only \"wasm\"");
   BOOST_TEST(err(R"({"Type": "batch", "Tasks": [{"Engine": {"Type": "wasm", "Params": {)" + em + R"(}},
     "Resources": {"Memory": "lots"}}]})")
                  .find("Tasks[0].Resources.Memory: \"lots\" is not a memory size") != std::string::npos);

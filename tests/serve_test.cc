@@ -99,6 +99,9 @@ struct Server {
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.code);
+    char* ctype = nullptr;
+    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype);
+    if (r.code != 0) wjt::record_api_response(method, path, r.code, ctype ? ctype : "", r.body);
     curl_slist_free_all(hs);
     curl_easy_cleanup(c);
     return r;
