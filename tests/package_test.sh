@@ -54,6 +54,32 @@ fi
 "$bin" --version | grep -q '^wasmjail .* (commit ' || fail "--version: $("$bin" --version)"
 "$bin" --version | grep -q '^V8 10\.' || fail "--version lacks V8"
 
+# The service's restrictions, emulated without systemd (this machine has no systemd as
+# pid 1): a read-only file system (ProtectSystem=strict), no new privileges
+# (NoNewPrivileges=yes), no capabilities (CapabilityBoundingSet=, AmbientCapabilities=), an
+# unprivileged user (User=). The job must still get every namespace, Landlock and seccomp.
+if [[ $(id -u) == 0 ]] && command -v unshare >/dev/null && command -v setpriv >/dev/null; then
+  chmod 755 "$tmp" && chmod -R a+rX "$dest" "$tmp/elsewhere"
+  printf '{"entry_module": {"source_path": "hello.wasm"}, "parameters": ["hardened"]}' > "$tmp/elsewhere/job.json"
+  chmod a+r "$tmp/elsewhere/job.json"
+  res=$(cd "$tmp/elsewhere" && unshare --mount --propagation private sh -c '
+      mount -o remount,bind,ro / || exit 3
+      if touch /.wj-rw-check 2>/dev/null; then rm -f /.wj-rw-check; exit 4; fi
+      exec setpriv --no-new-privs --bounding-set=-all --inh-caps=-all --ambient-caps=-all \
+        --reuid=nobody --regid=nogroup --clear-groups env WASMJAIL_CACHE_DIR=off \
+        "$0" exec --policy-dir "$1" job.json' "$bin" "$dest$etc/policies") || true
+  python3 - "$res" <<'PY' || fail "the sandbox under the service's restrictions: $res"
+import json, sys
+r = json.loads(sys.argv[1])
+applied = set(r["sandbox"]["applied"])
+need = {"user_ns", "pid_ns", "net_ns", "ipc_ns", "uts_ns", "mount_ns", "seccomp", "capabilities"}
+assert r["status"] == "ok" and r["stdout"] == "Hello, hardened!\n", r
+assert need <= applied, ("not applied", need - applied)
+PY
+else
+  echo "SKIP: not root (or no unshare/setpriv): the service's restrictions were not emulated" >&2
+fi
+
 # systemd-analyze verify on the installed units. verify checks that ExecStart's binary
 # exists, and nothing is installed system-wide: copies whose only change is that path.
 if command -v systemd-analyze >/dev/null; then
