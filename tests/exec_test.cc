@@ -95,6 +95,14 @@ BOOST_AUTO_TEST_CASE(examples_give_their_documented_results) {
   j = json::parse(r.out);
   BOOST_TEST(j["status"] == "ok");
   BOOST_TEST(j["stdout"] == "library ready\nThe library says 42 (and 40 + 2 = 42)\n");
+  std::string out = wjt::temp_dir();
+  r = wjt::run({binary(), "exec", WJ_SOURCE_DIR "/configs/examples/bacalhau-v1.yaml", "--output-dir", out});
+  j = json::parse(r.out);
+  BOOST_TEST(j["status"] == "ok");
+  BOOST_TEST(j["stdout"] == "3 rows, total 20\n");
+  BOOST_TEST(j["publishing"]["published"] == false);
+  BOOST_TEST(wjt::read_file(out + "/totals/totals.csv") == "apples,6\npears,10\nplums,24\nTOTAL,20\n");
+  fs::remove_all(out);
 }
 
 BOOST_AUTO_TEST_CASE(result_shape_is_complete) {
