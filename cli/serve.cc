@@ -51,7 +51,7 @@ struct InheritedListener {
 
 // The LISTEN_FDS protocol of sd_listen_fds(3), which systemd documents as a stable interface:
 // when LISTEN_PID is this process, fds 3 .. 3+LISTEN_FDS-1 are listening sockets. Written
-// here rather than linking libsystemd, which would load 8 more shared objects into every
+// here rather than linking libsystemd, which would load 7 more shared objects into every
 // `run` and `exec` process (start-up cost, README "Performance") for these few lines. The
 // variables are removed so no child sees them. Only stream sockets that are listening, on
 // a unix path or a loopback address, are taken; anything else is an error.
