@@ -24,19 +24,19 @@ namespace wj::cli {
 
 int version(int argc, char** argv) {
   const scmp_version* sv = seccomp_version();
-  std::string seccomp = std::to_string(sv->major) + "." + std::to_string(sv->minor) + "." + std::to_string(sv->micro);
-  std::string nlohmann = std::to_string(NLOHMANN_JSON_VERSION_MAJOR) + "." + std::to_string(NLOHMANN_JSON_VERSION_MINOR) +
-                         "." + std::to_string(NLOHMANN_JSON_VERSION_PATCH);
-  std::string text = std::string("wasmjail ") + WJ_VERSION + " (commit " + WJ_GIT_COMMIT + ")\n" +
-                     "V8 " + v8_version() + "\n" +
-                     "libuv " + uv_version_string() + "\n" +
-                     "libseccomp " + seccomp + "\n" +
-                     "yaml-cpp " + WJ_YAML_CPP_VERSION + "\n" +
-                     "nlohmann_json " + nlohmann + "\n" +
+  std::string seccomp =
+      std::to_string(sv->major) + "." + std::to_string(sv->minor) + "." + std::to_string(sv->micro);
+  std::string nlohmann = std::to_string(NLOHMANN_JSON_VERSION_MAJOR) + "." +
+                         std::to_string(NLOHMANN_JSON_VERSION_MINOR) + "." +
+                         std::to_string(NLOHMANN_JSON_VERSION_PATCH);
+  std::string text = std::string("wasmjail ") + WJ_VERSION + " (commit " + WJ_GIT_COMMIT + ")\n" + "V8 " +
+                     v8_version() + "\n" + "libuv " + uv_version_string() + "\n" + "libseccomp " + seccomp +
+                     "\n" + "yaml-cpp " + WJ_YAML_CPP_VERSION + "\n" + "nlohmann_json " + nlohmann + "\n" +
                      OpenSSL_version(OPENSSL_VERSION) + "\n";
   if (argc > 0 && std::string(argv[0]) == "--json") {
-    nlohmann::ordered_json j{{"wasmjail", WJ_VERSION}, {"commit", WJ_GIT_COMMIT}, {"v8", v8_version()},
-                             {"libuv", uv_version_string()}, {"libseccomp", seccomp}, {"yaml_cpp", WJ_YAML_CPP_VERSION},
+    nlohmann::ordered_json j{{"wasmjail", WJ_VERSION},    {"commit", WJ_GIT_COMMIT},
+                             {"v8", v8_version()},        {"libuv", uv_version_string()},
+                             {"libseccomp", seccomp},     {"yaml_cpp", WJ_YAML_CPP_VERSION},
                              {"nlohmann_json", nlohmann}, {"openssl", OpenSSL_version(OPENSSL_VERSION)}};
     text = j.dump(2) + "\n";
   } else if (argc > 0) {

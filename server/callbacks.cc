@@ -54,7 +54,8 @@ std::optional<UrlParts> split_url(const std::string& url, std::string* why) {
     return true;
   };
   std::string port, user;
-  ok = ok && get(CURLUPART_SCHEME, &p.scheme) && get(CURLUPART_HOST, &p.host) && get(CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+  ok = ok && get(CURLUPART_SCHEME, &p.scheme) && get(CURLUPART_HOST, &p.host) &&
+       get(CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
   p.has_userinfo = get(CURLUPART_USER, &user);
   c->url_cleanup(u);
   if (!ok) {
@@ -67,7 +68,9 @@ std::optional<UrlParts> split_url(const std::string& url, std::string* why) {
   return p;
 }
 
-size_t discard(char*, size_t s, size_t n, void*) { return s * n; }
+size_t discard(char*, size_t s, size_t n, void*) {
+  return s * n;
+}
 
 }  // namespace
 
@@ -87,8 +90,9 @@ struct CallbackSender::Delivery {
   double timeout_ms = 0;
 };
 
-std::unique_ptr<CallbackSender> CallbackSender::create(uv_loop_t* loop, Executor& executor, const CallbackConfig& cfg,
-                                                       ServerLog& log, std::string* error) {
+std::unique_ptr<CallbackSender> CallbackSender::create(uv_loop_t* loop, Executor& executor,
+                                                       const CallbackConfig& cfg, ServerLog& log,
+                                                       std::string* error) {
   if (cfg.secret_file.empty()) return nullptr;
   std::ifstream f(cfg.secret_file);
   if (!f) {
@@ -99,12 +103,14 @@ std::unique_ptr<CallbackSender> CallbackSender::create(uv_loop_t* loop, Executor
   std::getline(f, secret);
   while (!secret.empty() && (secret.back() == '\r' || secret.back() == ' ')) secret.pop_back();
   if (secret.rfind("whsec_", 0) != 0) {
-    *error = "callbacks.secret_file " + cfg.secret_file + " must hold a Standard Webhooks secret: whsec_<base64 key>";
+    *error = "callbacks.secret_file " + cfg.secret_file +
+             " must hold a Standard Webhooks secret: whsec_<base64 key>";
     return nullptr;
   }
   auto key = unbase64(secret.substr(6));
   if (!key || key->size() < 24 || key->size() > 64) {
-    *error = "callbacks.secret_file " + cfg.secret_file + ": the part after whsec_ must be base64 of a 24 to 64 byte key";
+    *error = "callbacks.secret_file " + cfg.secret_file +
+             ": the part after whsec_ must be base64 of a 24 to 64 byte key";
     return nullptr;
   }
   if (std::string why; !curl::lib(&why)) {
@@ -114,18 +120,21 @@ std::unique_ptr<CallbackSender> CallbackSender::create(uv_loop_t* loop, Executor
   return std::unique_ptr<CallbackSender>(new CallbackSender(loop, executor, cfg, log, std::move(*key)));
 }
 
-CallbackSender::CallbackSender(uv_loop_t* loop, Executor& executor, CallbackConfig cfg, ServerLog& log, std::string key)
+CallbackSender::CallbackSender(uv_loop_t* loop, Executor& executor, CallbackConfig cfg, ServerLog& log,
+                               std::string key)
     : loop_(loop), executor_(executor), cfg_(std::move(cfg)), log_(log), key_(std::move(key)) {}
 
-CallbackSender::~CallbackSender() { *alive_ = false; }
+CallbackSender::~CallbackSender() {
+  *alive_ = false;
+}
 
 std::string CallbackSender::sign(const std::string& key, const std::string& id, const std::string& timestamp,
                                  const std::string& body) {
   const std::string msg = id + "." + timestamp + "." + body;
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(msg.data()),
-       msg.size(), mac, &len);
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), mac, &len);
   return "v1," + base64(mac, len);
 }
 
@@ -133,9 +142,11 @@ std::optional<std::string> CallbackSender::check_url(const std::string& url) con
   std::string why;
   auto p = split_url(url, &why);
   if (!p) return why;
-  if (p->scheme != "http" && p->scheme != "https") return "callback_url must be http:// or https://, got " + p->scheme + "://";
+  if (p->scheme != "http" && p->scheme != "https")
+    return "callback_url must be http:// or https://, got " + p->scheme + "://";
   if (p->has_userinfo) return "callback_url must not carry credentials";
-  std::string hp = (p->host.find(':') != std::string::npos ? "[" + p->host + "]" : p->host) + ":" + std::to_string(p->port);
+  std::string hp = (p->host.find(':') != std::string::npos ? "[" + p->host + "]" : p->host) + ":" +
+                   std::to_string(p->port);
   std::string plain = p->host + ":" + std::to_string(p->port);
   if (std::find(cfg_.allowed_hosts.begin(), cfg_.allowed_hosts.end(), plain) != cfg_.allowed_hosts.end() ||
       std::find(cfg_.allowed_hosts.begin(), cfg_.allowed_hosts.end(), hp) != cfg_.allowed_hosts.end())
@@ -174,14 +185,15 @@ void CallbackSender::attempt(Delivery* d) {
         auto* dv = static_cast<Delivery*>(w->data);
         const curl::Lib* c = curl::lib(&dv->error);
         if (!c) return;
-        const std::string ts = std::to_string(
-            std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+        const std::string ts = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                  std::chrono::system_clock::now().time_since_epoch())
+                                                  .count());
         CURL* h = c->easy_init();
         curl_slist* hs = nullptr;
-        for (const std::string& line : {std::string("Content-Type: application/json"), "webhook-id: " + dv->msg_id,
-                                        "webhook-timestamp: " + ts,
-                                        "webhook-signature: " + sign(dv->key, dv->msg_id, ts, dv->body),
-                                        std::string("Expect:")})
+        for (const std::string& line :
+             {std::string("Content-Type: application/json"), "webhook-id: " + dv->msg_id,
+              "webhook-timestamp: " + ts, "webhook-signature: " + sign(dv->key, dv->msg_id, ts, dv->body),
+              std::string("Expect:")})
           hs = c->slist_append(hs, line.c_str());
         c->easy_setopt(h, CURLOPT_URL, dv->url.c_str());
         c->easy_setopt(h, CURLOPT_HTTPHEADER, hs);
@@ -190,7 +202,7 @@ void CallbackSender::attempt(Delivery* d) {
         c->easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(dv->body.size()));
         c->easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);  // never follow a redirect
         c->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-        c->easy_setopt(h, CURLOPT_NOPROXY, "*");        // the allowed host is called, not a proxy
+        c->easy_setopt(h, CURLOPT_NOPROXY, "*");  // the allowed host is called, not a proxy
         c->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         c->easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(dv->timeout_ms));
         c->easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
@@ -216,11 +228,13 @@ void CallbackSender::attempt_done(Delivery* d) {
   const bool ok = d->error.empty() && d->http_status >= 200 && d->http_status < 300;
   auto finish = [this, d] {
     --in_flight_;
-    uv_close(reinterpret_cast<uv_handle_t*>(&d->timer), [](uv_handle_t* h) { delete static_cast<Delivery*>(h->data); });
+    uv_close(reinterpret_cast<uv_handle_t*>(&d->timer),
+             [](uv_handle_t* h) { delete static_cast<Delivery*>(h->data); });
   };
   if (ok) {
     ++delivered_;
-    log_.event("callback_delivered", {{"job", d->job_id}, {"attempt", std::to_string(d->attempt)},
+    log_.event("callback_delivered", {{"job", d->job_id},
+                                      {"attempt", std::to_string(d->attempt)},
                                       {"status", std::to_string(d->http_status)}});
     return finish();
   }
@@ -231,8 +245,9 @@ void CallbackSender::attempt_done(Delivery* d) {
                         : "HTTP " + std::to_string(d->http_status);
   if (d->attempt >= cfg_.max_attempts || shutting_down_) {
     ++failed_;
-    log_.event("callback_failed", {{"job", d->job_id}, {"url", d->url}, {"attempts", std::to_string(d->attempt)},
-                                   {"error", why}});
+    log_.event(
+        "callback_failed",
+        {{"job", d->job_id}, {"url", d->url}, {"attempts", std::to_string(d->attempt)}, {"error", why}});
     return finish();
   }
   log_.event("callback_retry", {{"job", d->job_id}, {"attempt", std::to_string(d->attempt)}, {"error", why}});
@@ -241,11 +256,14 @@ void CallbackSender::attempt_done(Delivery* d) {
   d->http_status = 0;
   const double wait = d->backoff_ms;
   d->backoff_ms *= 2;
-  uv_timer_start(&d->timer, [](uv_timer_t* t) {
-    auto* dd = static_cast<Delivery*>(t->data);
-    dd->sender->waiting_.erase(dd);
-    dd->sender->attempt(dd);
-  }, static_cast<uint64_t>(wait), 0);
+  uv_timer_start(
+      &d->timer,
+      [](uv_timer_t* t) {
+        auto* dd = static_cast<Delivery*>(t->data);
+        dd->sender->waiting_.erase(dd);
+        dd->sender->attempt(dd);
+      },
+      static_cast<uint64_t>(wait), 0);
 }
 
 void CallbackSender::shutdown() {
@@ -255,9 +273,12 @@ void CallbackSender::shutdown() {
     uv_timer_stop(&d->timer);
     ++failed_;
     --in_flight_;
-    log_.event("callback_failed", {{"job", d->job_id}, {"url", d->url}, {"attempts", std::to_string(d->attempt)},
+    log_.event("callback_failed", {{"job", d->job_id},
+                                   {"url", d->url},
+                                   {"attempts", std::to_string(d->attempt)},
                                    {"error", std::string("the server shut down before the next attempt")}});
-    uv_close(reinterpret_cast<uv_handle_t*>(&d->timer), [](uv_handle_t* h) { delete static_cast<Delivery*>(h->data); });
+    uv_close(reinterpret_cast<uv_handle_t*>(&d->timer),
+             [](uv_handle_t* h) { delete static_cast<Delivery*>(h->data); });
   }
   waiting_.clear();
 }

@@ -30,8 +30,9 @@ class ServerLog;
 class CallbackSender {
  public:
   // Reads the secret; nullopt with `error` when callbacks are configured but unusable.
-  static std::unique_ptr<CallbackSender> create(uv_loop_t* loop, Executor& executor, const CallbackConfig& cfg,
-                                                ServerLog& log, std::string* error);
+  static std::unique_ptr<CallbackSender> create(uv_loop_t* loop, Executor& executor,
+                                                const CallbackConfig& cfg, ServerLog& log,
+                                                std::string* error);
   ~CallbackSender();
 
   // Whether `url` may be called: http(s), a host:port in allowed_hosts, no credentials.
@@ -43,7 +44,7 @@ class CallbackSender {
   void shutdown();
 
   uint64_t delivered() const { return delivered_; }
-  uint64_t failed() const { return failed_; }      // gave up after every attempt
+  uint64_t failed() const { return failed_; }  // gave up after every attempt
   uint64_t attempts_failed() const { return attempts_failed_; }
 
   // "v1," + base64(HMAC-SHA256(key, id.timestamp.body)): exposed for tests.

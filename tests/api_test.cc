@@ -64,7 +64,8 @@ struct Server {
     sock = dir + "/wasmjail.sock";
     log_path = dir + "/server.log";
     wjt::write_file(dir + "/server.yaml", "output_root: " + dir + "/outputs\n" + extra_config);
-    std::vector<std::string> argv = {wjt::binary(), "serve", "--config", dir + "/server.yaml", "--listen", "unix:" + sock};
+    std::vector<std::string> argv = {wjt::binary(),        "serve",    "--config",
+                                     dir + "/server.yaml", "--listen", "unix:" + sock};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     pid = fork();
     if (pid == 0) {
@@ -141,7 +142,8 @@ struct Receiver {
       dup2(out[1], 1);
       close(in[1]);
       close(out[0]);
-      execl("/usr/bin/python3", "python3", WJ_SOURCE_DIR "/tests/webhook_receiver.py", secret.c_str(), nullptr);
+      execl("/usr/bin/python3", "python3", WJ_SOURCE_DIR "/tests/webhook_receiver.py", secret.c_str(),
+            nullptr);
       _exit(127);
     }
     close(in[0]);
@@ -149,7 +151,12 @@ struct Receiver {
     to_child = in[1];
     from_child = out[0];
     fcntl(from_child, F_SETFL, O_NONBLOCK);
-    BOOST_REQUIRE(wait_for([&] { pump(); return buf.find('\n') != std::string::npos || port > 0; }, 10000));
+    BOOST_REQUIRE(wait_for(
+        [&] {
+          pump();
+          return buf.find('\n') != std::string::npos || port > 0;
+        },
+        10000));
   }
   ~Receiver() {
     close(to_child);  // the receiver stops when its stdin closes
@@ -174,7 +181,12 @@ struct Receiver {
     }
   }
   bool wait_requests(size_t n, int ms = 30000) {
-    return wait_for([&] { pump(); return got.size() >= n; }, ms);
+    return wait_for(
+        [&] {
+          pump();
+          return got.size() >= n;
+        },
+        ms);
   }
   std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port) + path; }
 };
@@ -226,10 +238,12 @@ BOOST_AUTO_TEST_CASE(idempotency_key_same_request_same_job_per_client) {
   BOOST_TEST(b.headers.find("Idempotent-Replayed: true") != std::string::npos);
   BOOST_TEST(a.headers.find("Idempotent-Replayed") == std::string::npos);
   // The same key with another body: 422, naming the job it was used for.
-  Resp c = s.req("POST", "/v1/jobs", job("hello", R"(, "parameters": ["other"])"), {"Idempotency-Key: key-1"});
+  Resp c =
+      s.req("POST", "/v1/jobs", job("hello", R"(, "parameters": ["other"])"), {"Idempotency-Key: key-1"});
   BOOST_TEST(c.code == 422);
   BOOST_TEST(c.j()["error"]["code"] == "idempotency_key_reused");
-  BOOST_TEST(c.j()["error"]["message"].get<std::string>().find(a.j()["id"].get<std::string>()) != std::string::npos);
+  BOOST_TEST(c.j()["error"]["message"].get<std::string>().find(a.j()["id"].get<std::string>()) !=
+             std::string::npos);
   // Same key on the other endpoint is a different request too.
   BOOST_TEST(s.req("POST", "/v1/run", body, {"Idempotency-Key: key-1"}).code == 422);
   // Another key: another job. No key: another job each time.
@@ -246,7 +260,8 @@ BOOST_AUTO_TEST_CASE(idempotency_key_same_request_same_job_per_client) {
   // Keys are per client: the TCP client (bearer token) using key-1 gets its own job.
   std::string url = "http://127.0.0.1:" + std::to_string(port);
   BOOST_REQUIRE(wait_for([&] { return s.req("GET", "/healthz", "", {}, url).code != 0; }));
-  Resp t = s.req("POST", "/v1/jobs", body, {"Idempotency-Key: key-1", "Authorization: Bearer 0123456789abcdef-secret"}, url);
+  Resp t = s.req("POST", "/v1/jobs", body,
+                 {"Idempotency-Key: key-1", "Authorization: Bearer 0123456789abcdef-secret"}, url);
   BOOST_TEST(t.code == 202);
   BOOST_TEST(t.j()["id"] != a.j()["id"]);
   // A bad key is a 400; a refused submission is not remembered.
@@ -274,9 +289,10 @@ BOOST_AUTO_TEST_CASE(a_callback_delivers_the_finished_job_signed) {
   std::string dir = wjt::temp_dir();
   wjt::write_file(dir + "/secret", kSecret + "\n");
   Receiver rx(kSecret);
-  Server s("callbacks:\n  secret_file: " + dir + "/secret\n  allowed_hosts: [\"127.0.0.1:" + std::to_string(rx.port) +
-           "\"]\n  max_attempts: 3\n  backoff: 100ms\n");
-  Resp r = s.req("POST", "/v1/jobs", job("hello", R"(, "parameters": ["cb"], "callback_url": ")" + rx.url("/ok") + "\""));
+  Server s("callbacks:\n  secret_file: " + dir + "/secret\n  allowed_hosts: [\"127.0.0.1:" +
+           std::to_string(rx.port) + "\"]\n  max_attempts: 3\n  backoff: 100ms\n");
+  Resp r = s.req("POST", "/v1/jobs",
+                 job("hello", R"(, "parameters": ["cb"], "callback_url": ")" + rx.url("/ok") + "\""));
   BOOST_REQUIRE(r.code == 202);
   const std::string id = r.j()["id"];
   BOOST_REQUIRE_MESSAGE(rx.wait_requests(1), "no callback arrived: " + s.log());
@@ -292,7 +308,8 @@ BOOST_AUTO_TEST_CASE(a_callback_delivers_the_finished_job_signed) {
   BOOST_TEST(body == s.req("GET", "/v1/jobs/" + id).j());
 
   // An envelope's callback_url; a receiver failing twice gets the third attempt.
-  r = s.req("POST", "/v1/run", R"({"job": )" + job("hello") + R"(, "callback_url": ")" + rx.url("/fail-2") + "\"}");
+  r = s.req("POST", "/v1/run",
+            R"({"job": )" + job("hello") + R"(, "callback_url": ")" + rx.url("/fail-2") + "\"}");
   BOOST_TEST(r.code == 200);
   BOOST_REQUIRE(rx.wait_requests(4));
   BOOST_TEST(rx.got[3]["attempt"] == 3);
@@ -314,11 +331,13 @@ BOOST_AUTO_TEST_CASE(a_callback_delivers_the_finished_job_signed) {
   BOOST_TEST(s.log().find("302 (redirects are not followed)") != std::string::npos);
 
   // Only allowed hosts, only http(s).
-  r = s.req("POST", "/v1/jobs", job("hello", R"(, "callback_url": "http://127.0.0.2:)" + std::to_string(rx.port) + "/ok\""));
+  r = s.req("POST", "/v1/jobs",
+            job("hello", R"(, "callback_url": "http://127.0.0.2:)" + std::to_string(rx.port) + "/ok\""));
   BOOST_TEST(r.code == 400);
   BOOST_TEST(r.j()["error"]["code"] == "invalid_callback");
-  BOOST_TEST(r.j()["error"]["message"].get<std::string>().find("127.0.0.2:" + std::to_string(rx.port) +
-                                                               " is not in the server's callbacks.allowed_hosts") != std::string::npos);
+  BOOST_TEST(r.j()["error"]["message"].get<std::string>().find(
+                 "127.0.0.2:" + std::to_string(rx.port) +
+                 " is not in the server's callbacks.allowed_hosts") != std::string::npos);
   r = s.req("POST", "/v1/jobs", job("hello", R"(, "callback_url": "ftp://127.0.0.1/x")"));
   BOOST_TEST(r.j()["error"]["code"] == "invalid_callback");
   std::error_code ec;
@@ -329,12 +348,15 @@ BOOST_AUTO_TEST_CASE(callbacks_need_a_secret) {
   Server s;
   Resp r = s.req("POST", "/v1/jobs", job("hello", R"(, "callback_url": "http://127.0.0.1:9/x")"));
   BOOST_TEST(r.code == 400);
-  BOOST_TEST(r.j()["error"]["message"].get<std::string>().find("callbacks are not enabled") != std::string::npos);
+  BOOST_TEST(r.j()["error"]["message"].get<std::string>().find("callbacks are not enabled") !=
+             std::string::npos);
   // A malformed secret stops the server from starting.
   std::string dir = wjt::temp_dir();
   wjt::write_file(dir + "/secret", "not-a-secret\n");
-  wjt::write_file(dir + "/server.yaml", "callbacks: {secret_file: " + dir + "/secret, allowed_hosts: [\"a:1\"]}\n");
-  auto p = wjt::run({wjt::binary(), "serve", "--config", dir + "/server.yaml", "--listen", "unix:" + dir + "/s.sock"});
+  wjt::write_file(dir + "/server.yaml",
+                  "callbacks: {secret_file: " + dir + "/secret, allowed_hosts: [\"a:1\"]}\n");
+  auto p = wjt::run(
+      {wjt::binary(), "serve", "--config", dir + "/server.yaml", "--listen", "unix:" + dir + "/s.sock"});
   BOOST_TEST(p.exit_code == 2);
   BOOST_TEST(p.err.find("must hold a Standard Webhooks secret: whsec_<base64 key>") != std::string::npos);
   std::error_code ec;
@@ -344,8 +366,10 @@ BOOST_AUTO_TEST_CASE(callbacks_need_a_secret) {
 BOOST_AUTO_TEST_CASE(bacalhau_jobs_through_the_api) {
   Server s;
   const std::string url = data_url("exit_code");
-  Resp r = s.req("POST", "/v1/run", R"({"Type": "batch", "Tasks": [{"Engine": {"Type": "wasm", "Params": {
-    "EntryModule": {"Source": {"Type": "inline", "Params": {"URL": ")" + url + R"("}}}, "Parameters": ["-1"]}},
+  Resp r = s.req("POST", "/v1/run",
+                 R"({"Type": "batch", "Tasks": [{"Engine": {"Type": "wasm", "Params": {
+    "EntryModule": {"Source": {"Type": "inline", "Params": {"URL": ")" +
+                     url + R"("}}}, "Parameters": ["-1"]}},
     "ResultPaths": [{"Name": "out", "Path": "/outputs"}], "Publisher": {"Type": "ipfs"},
     "Timeouts": {"ExecutionTimeout": 30}}]})");
   BOOST_TEST(r.code == 200);
@@ -354,8 +378,10 @@ BOOST_AUTO_TEST_CASE(bacalhau_jobs_through_the_api) {
   BOOST_TEST(res["exit_code"] == 4294967295ll);
   BOOST_TEST(res["publishing"]["requested"]["out"] == "ipfs");
   BOOST_TEST(fs::is_directory(res["outputs"]["out"].get<std::string>()));
-  r = s.req("POST", "/v1/run", R"({"APIVersion": "V1beta1", "Spec": {"Engine": "Wasm",
-    "Wasm": {"EntryModule": {"StorageSource": "inline", "URL": ")" + url + R"("}, "Parameters": ["7"]},
+  r = s.req("POST", "/v1/run",
+            R"({"APIVersion": "V1beta1", "Spec": {"Engine": "Wasm",
+    "Wasm": {"EntryModule": {"StorageSource": "inline", "URL": ")" +
+                url + R"("}, "Parameters": ["7"]},
     "outputs": [{"StorageSource": "IPFS", "Name": "outputs", "Path": "/outputs"}]}})");
   BOOST_TEST(r.code == 200);
   BOOST_TEST(r.j()["result"]["exit_code"] == 7);
@@ -363,5 +389,6 @@ BOOST_AUTO_TEST_CASE(bacalhau_jobs_through_the_api) {
   r = s.req("POST", "/v1/jobs", R"({"Type": "batch", "Tasks": [{"Engine": {"Type": "wasm", "Params": {
     "EntryModule": {"Source": {"Type": "s3", "Params": {}}}}}}]})");
   BOOST_TEST(r.code == 400);
-  BOOST_TEST(r.j()["error"]["message"].get<std::string>().find("Source.Type \"s3\" is not served") != std::string::npos);
+  BOOST_TEST(r.j()["error"]["message"].get<std::string>().find("Source.Type \"s3\" is not served") !=
+             std::string::npos);
 }

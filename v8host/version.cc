@@ -4,6 +4,8 @@
 
 namespace wj {
 
-std::string v8_version() { return v8::V8::GetVersion(); }
+std::string v8_version() {
+  return v8::V8::GetVersion();
+}
 
 }  // namespace wj
