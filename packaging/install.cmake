@@ -42,8 +42,9 @@ set(CPACK_PACKAGE_DIRECTORY "${CMAKE_BINARY_DIR}")
 set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # wasmjail_<version>_amd64.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
+# dpkg-shlibdeps finds the carried libnode through the binary's $ORIGIN rpath, and lists its own
+# dependencies (libicu72, libc-ares2, ...).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS "${CMAKE_BINARY_DIR}/_CPack_Packages/Linux/DEB/wasmjail-${PROJECT_VERSION}-Linux/usr/lib/wasmjail")
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
 # libcurl is opened at run time (storage/curl_lib.h), so dpkg-shlibdeps cannot see it.
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libcurl4")

@@ -61,7 +61,8 @@ struct Server {
       execv(a[0], a.data());
       _exit(127);
     }
-    for (int i = 0; i < 200 && access(sock.c_str(), F_OK) != 0; ++i) usleep(10000);
+    // Generous: under load (the whole suite on 2 cores) start-up can take seconds.
+    for (int i = 0; i < 1500 && access(sock.c_str(), F_OK) != 0; ++i) usleep(10000);
     BOOST_REQUIRE_MESSAGE(access(sock.c_str(), F_OK) == 0, "server did not start: " + log());
   }
   ~Server() {
