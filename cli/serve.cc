@@ -21,6 +21,7 @@
 #include "cli/cli.h"
 #include "storage/curl_lib.h"
 #include "supervisor/code_cache.h"
+#include "supervisor/policy_sandbox.h"
 
 namespace wj::cli {
 namespace {
@@ -185,6 +186,11 @@ int serve(int argc, char** argv) {
   ecfg.background_compile_min_bytes = CodeCache::background_compile_min();
   ecfg.cache_max_bytes = cfg.cache_max_bytes;
   ecfg.on_event = [&log](const JobRecord& j, const char* ev) { log.job(j, ev); };
+  // The cgroup layout, detected now (and the job cgroups of a server that crashed removed).
+  {
+    const sandbox::CgroupHost& cg = job_cgroup_host();
+    log.event("cgroup", {{"version", sandbox::cgroup_version_name(cg.version)}, {"detail", cg.describe()}});
+  }
   int exit_code = 0;
   {
     Executor executor(loop, ecfg);
