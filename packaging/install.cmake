@@ -13,7 +13,9 @@
 # The package therefore carries the same Debian libnode.so.108 the project builds against,
 # under /usr/lib/wasmjail (off the loader's default path, so nothing else picks it up), and
 # depends on that library's own dependencies (computed by dpkg-shlibdeps).
-set(WJ_ETC "${CMAKE_INSTALL_FULL_SYSCONFDIR}/wasmjail")
+# Policies and the server config live in /etc/wasmjail whatever the prefix (the binary looks
+# there: cli/policy.cc, WJ_SYSTEM_POLICY_DIR).
+set(WJ_ETC "${WJ_SYSTEM_ETC_DIR}")
 
 install(TARGETS wasmjail RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 if(NOT WJ_SYSTEM_V8)

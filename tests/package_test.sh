@@ -86,7 +86,8 @@ if command -v systemd-analyze >/dev/null; then
   units=$tmp/units
   mkdir -p "$units"
   cp "$dest$prefix/lib/systemd/system/wasmjail.socket" "$units/"
-  sed "s|^ExecStart=$prefix/bin/wasmjail |ExecStart=$bin |" "$dest$prefix/lib/systemd/system/wasmjail.service" > "$units/wasmjail.service"
+  # The unit names the package's /usr/bin/wasmjail whatever this build's prefix.
+  sed "s|^ExecStart=/usr/bin/wasmjail |ExecStart=$bin |" "$dest$prefix/lib/systemd/system/wasmjail.service" > "$units/wasmjail.service"
   grep -q "^ExecStart=$bin serve" "$units/wasmjail.service" || fail "unexpected ExecStart in wasmjail.service"
   if ! v=$(systemd-analyze verify "$units/wasmjail.socket" "$units/wasmjail.service" 2>&1); then
     fail "systemd-analyze verify: $v"
