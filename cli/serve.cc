@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -144,7 +145,7 @@ int serve(int argc, char** argv) {
   // Started by systemd with its socket: its listeners replace the config's (and --listen).
   auto inherited = systemd_listeners();
   if (!inherited) return fail(inherited.error().message);
-  std::string token;
+  std::vector<ApiToken> tokens;
   bool has_tcp = false;
   if (!inherited.value().empty()) {
     cfg.listen.clear();
@@ -153,10 +154,15 @@ int serve(int argc, char** argv) {
   for (const auto& l : cfg.listen) has_tcp |= l.kind == Listener::kTcp;
   if (has_tcp) {
     if (cfg.token_file.empty()) return fail("a TCP listener requires token_file in the config (a bearer token)");
-    std::ifstream f(cfg.token_file);
-    std::getline(f, token);
-    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
-    if (token.size() < 16) return fail("token_file " + cfg.token_file + " must hold a token of at least 16 characters");
+    std::string warning;
+    if (auto e = load_token_file(cfg.token_file, &tokens, &warning)) return fail(*e);
+    if (!warning.empty()) std::fprintf(stderr, "wasmjail serve: warning: %s\n", warning.c_str());
+  }
+  // Every connection holds a descriptor: make room for the connection caps, within what
+  // the administrator allows (the hard limit).
+  if (rlimit nofile{}; getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = std::min<rlim_t>(nofile.rlim_max, 65536);
+    setrlimit(RLIMIT_NOFILE, &nofile);
   }
 
   // libcurl (request paths, data: URLs, downloads) is loaded now, before any thread: a
@@ -184,6 +190,7 @@ int serve(int argc, char** argv) {
   ecfg.output_root = cfg.output_root;
   ecfg.cache_dir = cfg.cache_dir == "default" ? CodeCache::default_dir() : cfg.cache_dir;
   ecfg.background_compile_min_bytes = CodeCache::background_compile_min();
+  ecfg.background_compile = CodeCache::background_compile_enabled();
   ecfg.cache_max_bytes = cfg.cache_max_bytes;
   ecfg.on_event = [&log](const JobRecord& j, const char* ev) { log.job(j, ev); };
   // The cgroup layout, detected now (and the job cgroups of a server that crashed removed).
@@ -202,6 +209,9 @@ int serve(int argc, char** argv) {
     HttpLimits hl;
     hl.max_body_bytes = cfg.max_request_bytes;
     hl.header_timeout_ms = cfg.header_timeout_ms;
+    hl.idle_timeout_ms = cfg.idle_timeout_ms;
+    hl.max_connections = cfg.max_connections;
+    hl.max_buffered_bytes = cfg.max_buffered_bytes;
     HttpServer http(loop, hl, [&api](const std::shared_ptr<HttpExchange>& ex) { api.handle(ex); });
     for (const auto& l : cfg.listen) {
       std::optional<std::string> err;
@@ -211,7 +221,7 @@ int serve(int argc, char** argv) {
         if (!parent.empty()) fs::create_directories(parent, ec);
         err = http.listen_unix(l.path, cfg.socket_mode);
       } else {
-        err = http.listen_tcp(l.host, l.port, token);
+        err = http.listen_tcp(l.host, l.port, tokens);
       }
       if (err) {
         std::fprintf(stderr, "wasmjail serve: %s\n", err->c_str());
@@ -222,7 +232,7 @@ int serve(int argc, char** argv) {
     }
     for (const auto& l : inherited.value()) {
       if (exit_code != 0) break;
-      if (auto err = http.listen_fd(l.fd, l.tcp, l.tcp ? token : "")) {
+      if (auto err = http.listen_fd(l.fd, l.tcp, l.tcp ? tokens : std::vector<ApiToken>{})) {
         std::fprintf(stderr, "wasmjail serve: %s\n", err->c_str());
         exit_code = 1;
         break;

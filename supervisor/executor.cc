@@ -56,6 +56,7 @@ std::optional<std::string> options_for(const JobSpec& spec, const std::shared_pt
   if (auto over = check_job_limits(spec.limits, policy->limits)) return over;
   const Limits lim = effective_limits(spec.limits, policy->limits);
   if (lim.module_bytes) prep->module_bytes_max = *lim.module_bytes;
+  prep->stdin_bytes_max = lim.stdin_bytes.value_or(UINT64_MAX / 2);
   const FetchSettings& f = policy->fetch;
   prep->fetch.downloads_allowed = f.url_download.value_or(false);
   prep->fetch.allowed_hosts = f.allowed_hosts.value_or(std::vector<std::string>{});
@@ -87,6 +88,7 @@ std::shared_ptr<JobRecord> Executor::submit(Submission s, std::string* error) {
   auto job = std::make_shared<JobRecord>();
   job->id = new_job_id();
   job->policy_name = s.policy_name;
+  job->owner = s.owner;
   for (const auto& o : s.spec.outputs)
     if (!o.publish_to.empty()) job->not_published.emplace_back(o.name, o.publish_to);
   job->submitted_at = std::chrono::system_clock::now();
@@ -104,9 +106,11 @@ std::shared_ptr<JobRecord> Executor::find(const std::string& id) const {
   return it == jobs_.end() ? nullptr : it->second;
 }
 
-std::vector<std::shared_ptr<JobRecord>> Executor::recent(size_t max) const {
+std::vector<std::shared_ptr<JobRecord>> Executor::recent(size_t max,
+                                                         const std::function<bool(const JobRecord&)>& keep) const {
   std::vector<std::shared_ptr<JobRecord>> all;
-  for (const auto& [id, j] : jobs_) all.push_back(j);
+  for (const auto& [id, j] : jobs_)
+    if (!keep || keep(*j)) all.push_back(j);
   std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a->t_submitted > b->t_submitted; });
   if (all.size() > max) all.resize(max);
   return all;
@@ -222,6 +226,9 @@ void Executor::start_prepared(const std::shared_ptr<JobRecord>& job) {
   opts.cache_dir = cfg_.cache_dir;
   opts.cache_max_bytes = cfg_.cache_max_bytes;
   opts.background_compile_min_bytes = cfg_.background_compile_min_bytes;
+  opts.background_compile = cfg_.background_compile;
+  opts.background_compile_max_bytes = cfg_.background_compile_max_bytes;
+  opts.background_ends_with_job = cfg_.background_ends_with_job;
   for (int i = 0; i < 3; ++i) opts.stdio_is_tty[i] = job->submission.stdio_is_tty[i];
   const Limits lim = effective_limits(job->submission.spec.limits, job->submission.policy->limits);
   const uint64_t caps[3] = {0, lim.stdout_bytes.value_or(opts.stdout_cap), lim.stderr_bytes.value_or(opts.stderr_cap)};
@@ -285,16 +292,41 @@ void Executor::finish(const std::shared_ptr<JobRecord>& job, Result r) {
 
 void Executor::retain(const std::shared_ptr<JobRecord>& job) {
   done_order_.push_back(job->id);
-  retained_bytes_ += job->log_bytes + job->result.out.data.size() + job->result.err.data.size();
+  // What the record holds from now on is fixed: weigh it once, and give back the same.
+  job->run_options = RunOptions{};  // the policy, sandbox layout and output callback are not needed any more
+  job->retained_bytes = record_bytes(*job);
+  retained_bytes_ += job->retained_bytes;
   while (!done_order_.empty() && (done_order_.size() > cfg_.retention || retained_bytes_ > cfg_.retention_bytes)) {
     auto it = jobs_.find(done_order_.front());
     if (it != jobs_.end()) {
-      const JobRecord& old = *it->second;
-      retained_bytes_ -= std::min(retained_bytes_, old.log_bytes + old.result.out.data.size() + old.result.err.data.size());
+      retained_bytes_ -= std::min(retained_bytes_, it->second->retained_bytes);
       jobs_.erase(it);
     }
     done_order_.pop_front();
   }
+}
+
+namespace {
+uint64_t storage_bytes(const StorageSpec& s) {
+  return sizeof s + s.name.size() + s.url.size() + s.source_path.size() + s.path.size() + s.checksum.size() +
+         s.field.size();
+}
+}  // namespace
+
+uint64_t record_bytes(const JobRecord& j) {
+  uint64_t n = sizeof j + j.id.size() + j.policy_name.size() + j.owner.size();
+  for (const auto& [stream, data] : j.log) n += sizeof(stream) + sizeof(data) + data.size();
+  n += j.result.out.data.size() + j.result.err.data.size() + j.result.error.size();
+  for (const auto& [name, host] : j.outputs) n += name.size() + host.size() + 64;
+  const JobSpec& spec = j.submission.spec;
+  n += storage_bytes(spec.entry_module) + spec.entry_point.size() + spec.base_dir.size();
+  for (const auto& [k, v] : spec.env) n += k.size() + v.size() + 64;
+  for (const auto& p : spec.parameters) n += p.size() + 32;
+  if (spec.argv0) n += spec.argv0->size();
+  for (const auto* list : {&spec.import_modules, &spec.inputs, &spec.outputs})
+    for (const auto& s : *list) n += storage_bytes(s);
+  n += j.submission.output_dir.size() + j.submission.owner.size();
+  return n;
 }
 
 void Executor::drain(double drain_ms, std::function<void()> done) {
