@@ -16,6 +16,9 @@
 # Policies and the server config live in /etc/wasmjail whatever the prefix (the binary looks
 # there: cli/policy.cc, WJ_SYSTEM_POLICY_DIR).
 set(WJ_ETC "${WJ_SYSTEM_ETC_DIR}")
+# Installing (and cpack) never builds: scripts/package builds first, and package_test must not
+# relink the binary under the feet of tests running beside it.
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 
 install(TARGETS wasmjail RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 if(NOT WJ_SYSTEM_V8)
