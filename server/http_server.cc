@@ -762,6 +762,31 @@ std::optional<std::string> HttpServer::listen_tcp(const std::string& host, int p
   return std::nullopt;
 }
 
+std::optional<std::string> HttpServer::listen_fd(int fd, bool tcp, std::vector<ApiToken> tokens) {
+  if (tcp && tokens.empty()) return "a TCP listener needs a bearer token";
+  for (const ApiToken& t : tokens)
+    if (t.token.empty()) return "a TCP listener's bearer tokens must not be empty";
+  auto* l = new ListenerHandle{};
+  l->server = this;
+  l->is_tcp = tcp;
+  if (tcp) l->tokens = std::make_shared<const std::vector<ApiToken>>(std::move(tokens));
+  int rc = tcp ? uv_tcp_init(loop_, &l->h.tcp) : uv_pipe_init(loop_, &l->h.pipe, 0);
+  l->h.pipe.data = l;
+  if (rc == 0) rc = tcp ? uv_tcp_open(&l->h.tcp, fd) : uv_pipe_open(&l->h.pipe, fd);
+  if (rc == 0) rc = uv_listen(l->stream(), 128, [](uv_stream_t* s, int status) {
+    if (status == 0) {
+      auto* lh = static_cast<ListenerHandle*>(s->data);
+      lh->server->on_connection(lh);
+    }
+  });
+  if (rc != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&l->h), [](uv_handle_t* h) { delete static_cast<ListenerHandle*>(h->data); });
+    return "cannot listen on inherited fd " + std::to_string(fd) + ": " + uv_strerror(rc);
+  }
+  listeners_.push_back(l);
+  return std::nullopt;
+}
+
 void HttpServer::on_connection(ListenerHandle* l) {
   auto* c = new HttpConnection(this, l, l->is_tcp, l->tokens);
   c->init(loop_);

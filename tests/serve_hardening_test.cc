@@ -142,6 +142,12 @@ Resp http(int fd, const std::string& method, const std::string& path, const std:
   }
   Resp r = parse_response(read_all(fd, timeout_ms));
   close(fd);
+  if (r.code != 0) {
+    std::string ctype;
+    if (auto at = r.head.find("\r\nContent-Type: "); at != std::string::npos)
+      ctype = r.head.substr(at + 16, r.head.find("\r\n", at + 16) - at - 16);
+    wjt::record_api_response(method, path, r.code, ctype, r.body);
+  }
   return r;
 }
 
