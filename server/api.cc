@@ -346,6 +346,14 @@ void Api::list_jobs(const std::shared_ptr<HttpExchange>& ex) {
 }
 
 void Api::metrics(const std::shared_ptr<HttpExchange>& ex) {
+  std::ostringstream o;
+  o << executor_metrics(executor_);
+  o << "# HELP wasmjail_http_requests_total HTTP requests received.\n# TYPE wasmjail_http_requests_total counter\n"
+    << "wasmjail_http_requests_total " << http_requests_ << "\n";
+  ex->respond(200, "text/plain; version=0.0.4", o.str());
+}
+
+std::string executor_metrics(const Executor& executor_) {
   const ExecutorStats& st = executor_.stats();
   std::ostringstream o;
   o << "# HELP wasmjail_jobs_total Jobs that ended, by status.\n# TYPE wasmjail_jobs_total counter\n";
@@ -374,9 +382,7 @@ void Api::metrics(const std::shared_ptr<HttpExchange>& ex) {
   o << "# HELP wasmjail_violations_total Jobs ended for a forbidden system call, by syscall.\n"
        "# TYPE wasmjail_violations_total counter\n";
   for (const auto& [sc, n] : st.violations_by_syscall) o << "wasmjail_violations_total{syscall=\"" << sc << "\"} " << n << "\n";
-  o << "# HELP wasmjail_http_requests_total HTTP requests received.\n# TYPE wasmjail_http_requests_total counter\n"
-    << "wasmjail_http_requests_total " << http_requests_ << "\n";
-  ex->respond(200, "text/plain; version=0.0.4", o.str());
+  return o.str();
 }
 
 }  // namespace wj

@@ -36,6 +36,10 @@ class ServerLog {
   bool json_;
 };
 
+// The executor's Prometheus metrics (jobs by status, queue depth, running, latency
+// histogram, violations, rejections, background compiles): served by `serve` and `worker`.
+std::string executor_metrics(const Executor& executor);
+
 class Api {
  public:
   // `policies`: every policy jobs may name, loaded and resolved at start.

@@ -1,0 +1,240 @@
+#include "server/queue_job.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "policies/config_util.h"
+#include "storage/archive.h"
+#include "storage/storage.h"
+
+namespace wj {
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+json storage_to_json(const StorageSpec& s) {
+  json j = json::object();
+  j["storage_source"] = s.source == StorageSource::kInline ? "inline"
+                        : s.source == StorageSource::kUrlDownload ? "urlDownload"
+                                                                  : "localDirectory";
+  if (!s.name.empty()) j["name"] = s.name;
+  if (!s.url.empty()) j["url"] = s.url;
+  if (!s.source_path.empty()) j["source_path"] = s.source_path;
+  if (!s.path.empty()) j["path"] = s.path;
+  if (!s.checksum.empty()) j["checksum"] = s.checksum;
+  if (s.read_write) j["read_write"] = true;
+  return j;
+}
+
+std::string bytes_text(uint64_t b) { return std::to_string(b) + "B"; }
+std::string ms_text(double ms) { return std::to_string(static_cast<int64_t>(ms * 1000)) + "us"; }
+
+std::string resolve(const JobSpec& spec, const std::string& p) {
+  if (!p.empty() && p[0] == '/') return p;
+  return (fs::path(spec.base_dir) / p).lexically_normal().string();
+}
+
+// The blob cache's entry for a digest, filled once (written to a temporary name, renamed).
+std::optional<std::string> cache_file(const std::string& dir, const std::string& hex, const std::string& bytes,
+                                      std::string* path) {
+  *path = dir + "/" + hex;
+  struct stat sb;
+  if (lstat(path->c_str(), &sb) == 0 && S_ISREG(sb.st_mode) && static_cast<size_t>(sb.st_size) == bytes.size())
+    return std::nullopt;
+  std::string tmp = *path + ".tmp" + std::to_string(getpid()) + "." + std::to_string(reinterpret_cast<uintptr_t>(&bytes));
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return "blob cache: cannot create " + tmp + ": " + std::strerror(errno);
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t w = write(fd, bytes.data() + off, bytes.size() - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      int e = errno;
+      close(fd);
+      unlink(tmp.c_str());
+      return "blob cache: cannot write " + tmp + ": " + std::strerror(e);
+    }
+    off += static_cast<size_t>(w);
+  }
+  close(fd);
+  if (rename(tmp.c_str(), path->c_str()) != 0) {
+    int e = errno;
+    unlink(tmp.c_str());
+    return "blob cache: cannot rename to " + *path + ": " + std::strerror(e);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+json job_spec_to_json(const JobSpec& spec) {
+  json j = json::object();
+  j["entry_module"] = storage_to_json(spec.entry_module);
+  j["entry_point"] = spec.entry_point;
+  json env = json::object();
+  for (const auto& [k, v] : spec.env) env[k] = v;
+  if (!spec.env.empty()) j["environment_variables"] = env;
+  if (!spec.parameters.empty()) j["parameters"] = spec.parameters;
+  if (spec.argv0) j["argv0"] = *spec.argv0;
+  auto list = [](const std::vector<StorageSpec>& v) {
+    json a = json::array();
+    for (const auto& s : v) a.push_back(storage_to_json(s));
+    return a;
+  };
+  if (!spec.import_modules.empty()) j["import_modules"] = list(spec.import_modules);
+  if (!spec.inputs.empty()) j["inputs"] = list(spec.inputs);
+  if (!spec.outputs.empty()) {
+    json a = json::array();
+    for (const auto& o : spec.outputs) {
+      json x = {{"name", o.name}};
+      if (!o.path.empty()) x["path"] = o.path;
+      a.push_back(x);
+    }
+    j["outputs"] = a;
+  }
+  const Limits& l = spec.limits;
+  json lim = json::object();
+  if (l.wall_time_ms) lim["wall_time"] = ms_text(*l.wall_time_ms);
+  if (l.cpu_time_ms) lim["cpu_time"] = ms_text(*l.cpu_time_ms);
+  if (l.memory) lim["memory"] = bytes_text(*l.memory);
+  if (l.wasm_memory) lim["wasm_memory"] = bytes_text(*l.wasm_memory);
+  if (l.stdout_bytes) lim["stdout_bytes"] = bytes_text(*l.stdout_bytes);
+  if (l.stderr_bytes) lim["stderr_bytes"] = bytes_text(*l.stderr_bytes);
+  if (l.output_bytes) lim["output_bytes"] = bytes_text(*l.output_bytes);
+  if (l.open_files) lim["open_files"] = *l.open_files;
+  if (l.module_bytes) lim["module_bytes"] = bytes_text(*l.module_bytes);
+  if (!lim.empty()) j["limits"] = lim;
+  return j;
+}
+
+std::optional<std::string> localize_job(const JobSpec& spec, NatsQueue& q, uint64_t max_blob_bytes, json* out) {
+  *out = job_spec_to_json(spec);
+  auto upload = [&](const StorageSpec& s, bool module, json* slot) -> std::optional<std::string> {
+    if (s.source != StorageSource::kLocal) return std::nullopt;
+    std::string path = resolve(spec, s.source_path);
+    std::error_code ec;
+    std::string bytes, kind = "file";
+    if (fs::is_directory(path, ec)) {
+      if (module) {
+        std::vector<std::string> found;
+        for (const auto& e : fs::directory_iterator(path, ec))
+          if (e.path().extension() == ".wasm") found.push_back(e.path().string());
+        if (found.size() != 1)
+          return s.field + ": folder " + path + " holds " + std::to_string(found.size()) +
+                 " .wasm files; it must hold exactly one (or name the file)";
+        path = found[0];
+      } else {
+        kind = "folder";
+        if (auto e = pack_folders({{"tree", path}}, max_blob_bytes, &bytes)) return s.field + ": " + path + ": " + *e;
+      }
+    }
+    if (kind == "file") {
+      std::vector<uint8_t> b;
+      if (auto e = read_file_capped(path, max_blob_bytes, &b, "blob size limit")) return s.field + ": " + *e;
+      bytes.assign(b.begin(), b.end());
+      if (!s.checksum.empty() && s.checksum != "sha256:" + sha256_hex(bytes.data(), bytes.size()))
+        return s.field + ": " + path + " does not match its checksum " + s.checksum;
+    }
+    std::string digest;
+    if (auto e = q.put_blob(bytes, &digest)) return s.field + ": " + *e;
+    json ref = {{"blob", digest}, {"kind", kind}};
+    if (!s.name.empty()) ref["name"] = s.name;
+    if (!s.path.empty()) ref["path"] = s.path;
+    if (s.read_write) ref["read_write"] = true;
+    *slot = ref;
+    return std::nullopt;
+  };
+  if (auto e = upload(spec.entry_module, true, &(*out)["entry_module"])) return e;
+  for (size_t i = 0; i < spec.import_modules.size(); ++i)
+    if (auto e = upload(spec.import_modules[i], true, &(*out)["import_modules"][i])) return e;
+  for (size_t i = 0; i < spec.inputs.size(); ++i)
+    if (auto e = upload(spec.inputs[i], false, &(*out)["inputs"][i])) return e;
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_queue_job(const std::string& body, QueueJob* out) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::parse_error& e) {
+    return std::string("the message is not JSON: ") + e.what();
+  }
+  if (!j.is_object()) return std::string("the message is not a JSON object");
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (it.key() != "v" && it.key() != "id" && it.key() != "policy" && it.key() != "job")
+      return "the message has an unknown key \"" + it.key().substr(0, 64) + "\" (expected v, id, policy, job)";
+  if (!j.contains("v") || !j["v"].is_number_unsigned() || j["v"].get<uint64_t>() != kEnvelopeVersion)
+    return "the message's \"v\" must be " + std::to_string(kEnvelopeVersion);
+  if (!j.contains("id") || !j["id"].is_string() || !valid_job_id(j["id"].get<std::string>()))
+    return std::string("the message's \"id\" must be 1 to 64 letters, digits, '_' or '-'");
+  out->id = j["id"].get<std::string>();
+  if (j.contains("policy")) {
+    if (!j["policy"].is_string()) return std::string("the message's \"policy\" must be a string");
+    out->policy = j["policy"].get<std::string>();
+  }
+  if (!j.contains("job") || !j["job"].is_object()) return std::string("the message's \"job\" must be an object");
+  out->job = j["job"];
+  return std::nullopt;
+}
+
+std::optional<std::string> materialize_blobs(json* job, NatsQueue& q, const std::string& cache_dir,
+                                             uint64_t max_blob_bytes, std::set<std::string>* allowed) {
+  std::error_code ec;
+  fs::create_directories(cache_dir, ec);
+  auto one = [&](json& slot, const std::string& field, bool module) -> std::optional<std::string> {
+    if (!slot.is_object() || !slot.contains("blob")) return std::nullopt;
+    for (auto it = slot.begin(); it != slot.end(); ++it)
+      if (it.key() != "blob" && it.key() != "kind" && it.key() != "name" && it.key() != "path" && it.key() != "read_write")
+        return field + ": a blob reference has an unknown key \"" + it.key().substr(0, 64) + "\"";
+    if (!slot["blob"].is_string()) return field + ".blob must be a string";
+    std::string digest = slot["blob"].get<std::string>();
+    std::string kind = slot.value("kind", std::string("file"));
+    if (kind != "file" && kind != "folder") return field + ".kind must be file or folder";
+    if (module && kind != "file") return field + ": a module blob must be a file";
+    std::string bytes;
+    if (auto e = q.get_blob(digest, max_blob_bytes, &bytes)) return field + ": " + *e;
+    std::string hex = digest.substr(7), path;
+    if (kind == "file") {
+      if (auto e = cache_file(cache_dir, hex, bytes, &path)) return field + ": " + *e;
+    } else {
+      std::string dir = cache_dir + "/" + hex + ".d";
+      if (!fs::is_directory(dir, ec)) {
+        std::string tmp = dir + ".tmp" + std::to_string(getpid());
+        fs::remove_all(tmp, ec);
+        if (auto e = unpack_archive(bytes, tmp, max_blob_bytes)) {
+          fs::remove_all(tmp, ec);
+          return field + ": folder blob " + digest + ": " + *e;
+        }
+        fs::rename(tmp, dir, ec);
+        if (ec && !fs::is_directory(dir)) return field + ": blob cache: " + ec.message();
+        fs::remove_all(tmp, ec);
+      }
+      path = dir + "/tree";
+    }
+    json local = {{"storage_source", "localDirectory"}, {"source_path", path}};
+    for (const char* k : {"name", "path", "read_write"})
+      if (slot.contains(k)) local[k] = slot[k];
+    if (kind == "file") local["checksum"] = digest;
+    slot = local;
+    allowed->insert(path);
+    return std::nullopt;
+  };
+  if (job->contains("entry_module"))
+    if (auto e = one((*job)["entry_module"], "job.entry_module", true)) return e;
+  for (const char* list : {"import_modules", "inputs"}) {
+    if (!job->contains(list) || !(*job)[list].is_array()) continue;
+    json& a = (*job)[list];
+    for (size_t i = 0; i < a.size(); ++i)
+      if (auto e = one(a[i], "job." + std::string(list) + "[" + std::to_string(i) + "]", std::string(list) != "inputs"))
+        return e;
+  }
+  return std::nullopt;
+}
+
+}  // namespace wj
