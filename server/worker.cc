@@ -95,21 +95,46 @@ Worker::~Worker() {
 }
 
 std::optional<std::string> Worker::start() {
+  // The durable consumer every worker shares. It is created here, not by the subscription:
+  // nats.c deletes a consumer it created when that subscription goes, and a worker leaving
+  // must not take the delivery counts of the others' jobs with it.
+  const std::string& stream = queue_.settings().stream;
+  int64_t ack_wait_ns = static_cast<int64_t>(cfg_.ack_wait_ms) * 1000000;
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus st = js_GetConsumerInfo(&ci, queue_.jetstream(), stream.c_str(), kConsumer, nullptr, &jerr);
+  if (st == NATS_NOT_FOUND) {
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = kConsumer;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = ack_wait_ns;
+    cc.MaxDeliver = -1;  // the worker itself ends a job past max_deliver, with a result
+    cc.MaxAckPending = -1;
+    cc.FilterSubject = nullptr;
+    st = js_AddConsumer(&ci, queue_.jetstream(), stream.c_str(), &cc, nullptr, &jerr);
+    if (st != NATS_OK) {
+      jsErrCode e2 = static_cast<jsErrCode>(0);
+      st = js_GetConsumerInfo(&ci, queue_.jetstream(), stream.c_str(), kConsumer, nullptr, &e2);
+    }
+  }
+  if (st != NATS_OK)
+    return nats_error("cannot create or read the durable consumer \"" + std::string(kConsumer) + "\" of stream " + stream, st, jerr);
+  int64_t existing = ci->Config ? ci->Config->AckWait : ack_wait_ns;
+  jsConsumerInfo_Destroy(ci);
+  if (existing != ack_wait_ns)
+    return "the queue's consumer \"" + std::string(kConsumer) + "\" has an ack wait of " + std::to_string(existing / 1000000) +
+           " ms, this worker asks for " + std::to_string(ack_wait_ns / 1000000) +
+           " ms: every worker of a stream must use the same ack_wait";
   jsSubOptions so;
   jsSubOptions_Init(&so);
-  so.Stream = queue_.settings().stream.c_str();
+  so.Stream = stream.c_str();
+  so.Consumer = kConsumer;
   so.ManualAck = true;
-  so.Config.AckPolicy = js_AckExplicit;
-  so.Config.AckWait = static_cast<int64_t>(cfg_.ack_wait_ms) * 1000000;
-  so.Config.MaxDeliver = -1;  // the worker itself ends a job past max_deliver, with a result
-  so.Config.MaxAckPending = -1;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus st = js_PullSubscribe(&pull_, queue_.jetstream(), queue_.jobs_subject().c_str(), kConsumer, nullptr, &so, &jerr);
+  st = js_PullSubscribe(&pull_, queue_.jetstream(), queue_.jobs_subject().c_str(), kConsumer, nullptr, &so, &jerr);
   if (st != NATS_OK) {
     pull_ = nullptr;
-    return nats_error("cannot bind the durable pull consumer \"" + std::string(kConsumer) + "\" on stream " +
-                          queue_.settings().stream + " (every worker must use the same ack_wait)",
-                      st, jerr);
+    return nats_error("cannot bind the durable pull consumer \"" + std::string(kConsumer) + "\" on stream " + stream, st, jerr);
   }
   st = natsConnection_Subscribe(
       &cancel_sub_, queue_.connection(), (queue_.settings().subject_prefix + ".cancel.*").c_str(),
@@ -520,9 +545,6 @@ void Worker::maybe_drained() {
   }
   closed_ = true;
   if (fetcher_.joinable()) fetcher_.join();  // it stops within one fetch timeout (1 s)
-  if (pull_) {
-    natsSubscription_Unsubscribe(pull_);  // the durable consumer stays for the other workers
-  }
   if (cancel_sub_) natsSubscription_Unsubscribe(cancel_sub_);
   natsConnection_FlushTimeout(queue_.connection(), 2000);  // the last acks and naks reach the server
   uv_close(reinterpret_cast<uv_handle_t*>(&inbox_async_), nullptr);
