@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include <sys/un.h>
+
 #include "tests/nats_cluster.h"
 
 using json = nlohmann::json;
@@ -84,6 +86,26 @@ uint64_t stream_msgs(wj::NatsQueue& q, const std::string& stream) {
   uint64_t n = si->State.Msgs;
   jsStreamInfo_Destroy(si);
   return n;
+}
+
+// GET over a unix socket; the whole response.
+std::string http_get_unix(const std::string& sock, const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", sock.c_str());
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return "";
+  }
+  std::string rq = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  (void)!write(fd, rq.data(), rq.size());
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return out;
 }
 
 }  // namespace
@@ -243,7 +265,8 @@ BOOST_AUTO_TEST_CASE(cancel_reaches_the_worker_running_the_job) {
 BOOST_AUTO_TEST_CASE(poison_messages_end_in_error_results_and_the_worker_keeps_going) {
   wjt::NatsCluster c;
   auto q = open_queue(c);
-  auto w = start_worker(c, "w", 1);
+  std::string sock = c.dir() + "/metrics.sock";
+  auto w = start_worker(c, "w", 1, "3s", "metrics_listen: [\"unix:" + sock + "\"]\n");
   bool dup = false;
   BOOST_REQUIRE(!q->publish_job("p1", "this is not json {", &dup));
   BOOST_REQUIRE(!q->publish_job("p2", R"({"v": 1, "id": "bad", "job": {"entry_module": {"url": "data:,x"}, "nonsense": 1}})", &dup));
@@ -268,8 +291,15 @@ BOOST_AUTO_TEST_CASE(poison_messages_end_in_error_results_and_the_worker_keeps_g
   BOOST_CHECK_EQUAL(junk["status"], "invalid_job");
   BOOST_CHECK_NE(junk["error"].get<std::string>().find("not JSON"), std::string::npos);
   BOOST_CHECK(wjt::eventually(10, [&] { return stream_msgs(*q, "WJ_JOBS") == 0; }));  // none left to loop
-  std::string metrics_log = wjt::read_file(w->log);
   BOOST_CHECK_EQUAL(count_events(w->log, "job_started", "bad"), 0u);
+  // The worker's metrics: serve's, plus the queue's.
+  std::string m = http_get_unix(sock, "/metrics");
+  BOOST_CHECK_NE(m.find("wasmjail_queue_fetched_total 5"), std::string::npos);
+  BOOST_CHECK_NE(m.find("wasmjail_queue_terminated_total 3"), std::string::npos);  // not JSON, bad spec, local source
+  BOOST_CHECK_NE(m.find("wasmjail_queue_acked_total 2"), std::string::npos);
+  BOOST_CHECK_NE(m.find("wasmjail_queue_in_flight 0"), std::string::npos);
+  BOOST_CHECK_NE(m.find("wasmjail_queue_redelivered_total 0"), std::string::npos);
+  BOOST_CHECK_NE(m.find("wasmjail_jobs_total{status=\"ok\"} 1"), std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(max_deliver_ends_failed_naming_redelivery) {
