@@ -51,7 +51,10 @@ std::string nats_error(const std::string& what, natsStatus s, jsErrCode jerr) {
   std::string m = what + ": " + natsStatus_GetText(s);
   natsStatus last = NATS_OK;
   const char* text = nats_GetLastError(&last);
-  if (text && *text && std::strcmp(text, natsStatus_GetText(s)) != 0) m += std::string(" (") + text + ")";
+  // nats.c prefixes "(file.c:line): "; the rest is worth showing when it says more.
+  std::string t = text ? text : "";
+  if (!t.empty() && t[0] == '(' && t.find("): ") != std::string::npos) t = t.substr(t.find("): ") + 3);
+  if (!t.empty() && t != natsStatus_GetText(s)) m += " (" + t + ")";
   if (jerr != 0) m += " [JetStream error " + std::to_string(static_cast<int>(jerr)) + "]";
   return m;
 }

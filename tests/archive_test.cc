@@ -134,6 +134,8 @@ BOOST_AUTO_TEST_CASE(worker_config_is_validated_with_locations) {
   BOOST_CHECK_NE(load("queue: {stream: \"a b\"}\n").find("queue.stream"), std::string::npos);
   BOOST_CHECK_NE(load("metrics_listen: [\"tcp:127.0.0.1:9000\"]\n").find("token_file"), std::string::npos);
   BOOST_CHECK_NE(load("max_deliver: 0\n").find("w.yaml:1:"), std::string::npos);
+  auto shipped = wj::load_worker_config(std::string(WJ_SOURCE_DIR) + "/configs/worker.yaml");
+  BOOST_CHECK_MESSAGE(shipped, shipped ? "" : shipped.error().str());
   auto u = wj::parse_nats_urls("nats://a:1,,nats://b:2");
   BOOST_CHECK(!u);
   fs::remove_all(dir);
