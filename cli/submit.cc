@@ -210,11 +210,20 @@ int submit(int argc, char** argv) {
     return 0;
   }
 
+  // The worker announces the end on the logs subject right after storing the result: wait
+  // for that, and look at the bucket every 500 ms anyway (a lost message, a lost server).
+  natsSubscription* done_sub = nullptr;
+  natsConnection_SubscribeSync(&done_sub, q->connection(), q->logs_subject(id).c_str());
   std::string text;
   bool found = false;
+  auto next_look = std::chrono::steady_clock::now();
   while (!found) {
-    auto e = q->get_result(id, &text, &found);
-    if (found) break;
+    std::optional<std::string> e;
+    if (std::chrono::steady_clock::now() >= next_look) {
+      e = q->get_result(id, &text, &found);
+      if (found) break;
+      next_look = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    }
     if (std::chrono::steady_clock::now() >= deadline) {
       if (logs) natsSubscription_Destroy(logs);
       std::printf("%s\n", dump(ojson{{"id", id}, {"status", "pending"},
@@ -223,8 +232,16 @@ int submit(int argc, char** argv) {
                               .c_str());
       return 1;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    natsMsg* m = nullptr;
+    if (done_sub && natsSubscription_NextMsg(&m, done_sub, 100) == NATS_OK) {
+      std::string d(natsMsg_GetData(m) ? natsMsg_GetData(m) : "", static_cast<size_t>(natsMsg_GetDataLength(m)));
+      natsMsg_Destroy(m);
+      if (d.find("\"event\":\"done\"") != std::string::npos) next_look = std::chrono::steady_clock::now();
+    } else if (!done_sub) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   }
+  if (done_sub) natsSubscription_Destroy(done_sub);
   if (logs) natsSubscription_Destroy(logs);
   ojson r;
   try {

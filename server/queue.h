@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "policies/worker_config.h"
+#include "policies/queue_config.h"
 
 namespace wj {
 
@@ -44,6 +44,7 @@ class NatsQueue {
   std::string jobs_subject() const { return s_.subject_prefix + ".jobs"; }
   std::string logs_subject(const std::string& id) const { return s_.subject_prefix + ".logs." + id; }
   std::string cancel_subject(const std::string& id) const { return s_.subject_prefix + ".cancel." + id; }
+  std::string state_subject(const std::string& id) const { return s_.subject_prefix + ".state." + id; }
 
   // Publishes a job message with Nats-Msg-Id = id. *duplicate: the stream had it already.
   std::optional<std::string> publish_job(const std::string& id, const std::string& body, bool* duplicate);

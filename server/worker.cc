@@ -368,6 +368,7 @@ void Worker::run(const std::shared_ptr<Delivery>& d) {
   d->rec = executor_.submit(std::move(d->sub), &err);
   if (!d->rec) return complete(d, error_result(Status::kInternalError, "the worker could not queue the job: " + err));
   log_.event("job_started", {{"job", d->id}, {"attempt", std::to_string(d->delivered)}, {"policy", d->policy_name}});
+  queue_.publish(queue_.state_subject(d->id), dump(ojson{{"state", "running"}, {"worker", name_}, {"attempt", d->delivered}}));
   // In-progress acks well inside the ack wait.
   d->progress = new uv_timer_t;
   uv_timer_init(loop_, d->progress);
