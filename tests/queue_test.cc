@@ -88,8 +88,9 @@ uint64_t stream_msgs(wj::NatsQueue& q, const std::string& stream) {
   return n;
 }
 
-// GET over a unix socket; the whole response.
-std::string http_get_unix(const std::string& sock, const std::string& path) {
+// One HTTP request over a unix socket; the whole response (headers and body).
+std::string http_unix(const std::string& sock, const std::string& method, const std::string& path,
+                      const std::string& body = "") {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
@@ -98,7 +99,8 @@ std::string http_get_unix(const std::string& sock, const std::string& path) {
     close(fd);
     return "";
   }
-  std::string rq = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  std::string rq = method + " " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: " +
+                   std::to_string(body.size()) + "\r\n\r\n" + body;
   (void)!write(fd, rq.data(), rq.size());
   std::string out;
   char buf[4096];
@@ -106,6 +108,19 @@ std::string http_get_unix(const std::string& sock, const std::string& path) {
   while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
   close(fd);
   return out;
+}
+
+std::string http_get_unix(const std::string& sock, const std::string& path) { return http_unix(sock, "GET", path); }
+
+// The JSON body of a response (chunked bodies are not used here).
+json body_of(const std::string& resp) {
+  auto p = resp.find("\r\n\r\n");
+  if (p == std::string::npos) return json();
+  try {
+    return json::parse(resp.substr(p + 4));
+  } catch (...) {
+    return json();
+  }
 }
 
 }  // namespace
@@ -440,4 +455,51 @@ BOOST_AUTO_TEST_CASE(sigterm_drains_running_jobs_and_hands_back_the_rest) {
   BOOST_REQUIRE(!l.is_null());
   BOOST_CHECK_EQUAL(l["status"], "ok");
   BOOST_CHECK_EQUAL(l["attempt"], 2);
+}
+
+BOOST_AUTO_TEST_CASE(serve_as_a_gateway_same_endpoints_through_nats) {
+  wjt::NatsCluster c;
+  auto w = start_worker(c, "w", 2);
+  std::string sock = c.dir() + "/gw.sock";
+  wjt::write_file(c.dir() + "/gw.yaml", "listen: [\"unix:" + sock + "\"]\nlocal_roots: [\"" + std::string(WJ_GUEST_DIR) +
+                                            "\"]\noutput_root: " + c.dir() + "/gwout\nqueue: {nats: [\"" + c.urls() + "\"]}\n");
+  pid_t gw = wjt::spawn_logged({wjt::binary(), "serve", "--config", c.dir() + "/gw.yaml"}, c.dir() + "/gw.log");
+  BOOST_REQUIRE(wjt::eventually(30, [&] { return http_get_unix(sock, "/healthz").find("gateway") != std::string::npos; }));
+  auto job = [](const std::string& guest, const std::vector<std::string>& params) {
+    return json{{"entry_module", {{"source_path", wjt::guest(guest)}}}, {"parameters", params}}.dump();
+  };
+  // Submit and wait in one round trip: run by the worker, not by serve.
+  json run = body_of(http_unix(sock, "POST", "/v1/run", job("sleep_ms", {"10", "gw"})));
+  BOOST_CHECK_EQUAL(run["state"], "done");
+  BOOST_CHECK_EQUAL(run["result"]["status"], "ok");
+  BOOST_CHECK_EQUAL(run["result"]["stdout"], "done gw\n");
+  std::string id = run["id"];
+  BOOST_CHECK_EQUAL(count_events(w->log, "job_started", id), 1u);
+  // Submit, state, wait.
+  json sub = body_of(http_unix(sock, "POST", "/v1/jobs", job("sleep_lines", {})));
+  std::string id2 = sub["id"];
+  BOOST_CHECK_EQUAL(sub["state"], "queued");
+  std::string logs = http_get_unix(sock, "/v1/jobs/" + id2 + "/logs");  // ends with the job
+  BOOST_CHECK_NE(logs.find("{\"stream\":\"stdout\",\"data\":\"second\\n\"}"), std::string::npos);
+  BOOST_CHECK_NE(logs.find("{\"event\":\"done\",\"status\":\"ok\",\"exit_code\":0}"), std::string::npos);
+  json waited = body_of(http_get_unix(sock, "/v1/jobs/" + id2 + "/wait?timeout_ms=30000"));
+  BOOST_CHECK_EQUAL(waited["result"]["stdout"], "first\nsecond\n");
+  // Cancel a running job: it ends cancelled on the worker; a second cancel is a 409.
+  json longj = body_of(http_unix(sock, "POST", "/v1/jobs", job("sleep_ms", {"60000", "x"})));
+  std::string id3 = longj["id"];
+  BOOST_REQUIRE(wjt::eventually(30, [&] { return body_of(http_get_unix(sock, "/v1/jobs/" + id3))["state"] == "running"; }));
+  BOOST_CHECK_NE(http_unix(sock, "DELETE", "/v1/jobs/" + id3).find("202 "), std::string::npos);
+  BOOST_CHECK_EQUAL(body_of(http_get_unix(sock, "/v1/jobs/" + id3 + "/wait?timeout_ms=20000"))["result"]["status"], "cancelled");
+  BOOST_CHECK(wjt::eventually(15, [&] { return count_events(w->log, "job_finished", id3) == 1; }));
+  BOOST_CHECK_NE(http_unix(sock, "DELETE", "/v1/jobs/" + id3).find("409 "), std::string::npos);
+  // Errors as serve: unknown job, a host file outside local_roots, malformed JSON.
+  BOOST_CHECK_NE(http_get_unix(sock, "/v1/jobs/nope").find("404 "), std::string::npos);
+  std::string outside = http_unix(sock, "POST", "/v1/jobs", R"({"entry_module": {"source_path": "/etc/passwd"}})");
+  BOOST_CHECK_NE(outside.find("400 "), std::string::npos);
+  BOOST_CHECK_NE(outside.find("outside the server's local_roots"), std::string::npos);
+  BOOST_CHECK_NE(http_unix(sock, "POST", "/v1/jobs", "{nope").find("malformed_json"), std::string::npos);
+  json list = body_of(http_get_unix(sock, "/v1/jobs?limit=10"));
+  BOOST_CHECK_EQUAL(list["jobs"].size(), 3u);
+  kill(gw, SIGTERM);
+  BOOST_CHECK_EQUAL(wjt::wait_exit(gw, 20), 0);
 }
