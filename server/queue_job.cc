@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 
 #include "policies/config_util.h"
@@ -45,8 +47,10 @@ std::optional<std::string> cache_file(const std::string& dir, const std::string&
                                       std::string* path) {
   *path = dir + "/" + hex;
   struct stat sb;
-  if (lstat(path->c_str(), &sb) == 0 && S_ISREG(sb.st_mode) && static_cast<size_t>(sb.st_size) == bytes.size())
+  if (lstat(path->c_str(), &sb) == 0 && S_ISREG(sb.st_mode) && static_cast<size_t>(sb.st_size) == bytes.size()) {
+    utimensat(AT_FDCWD, path->c_str(), nullptr, AT_SYMLINK_NOFOLLOW);  // recently used
     return std::nullopt;
+  }
   std::string tmp = *path + ".tmp" + std::to_string(getpid()) + "." + std::to_string(reinterpret_cast<uintptr_t>(&bytes));
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return "blob cache: cannot create " + tmp + ": " + std::strerror(errno);
@@ -215,6 +219,7 @@ std::optional<std::string> materialize_blobs(json* job, NatsQueue& q, const std:
         if (ec && !fs::is_directory(dir)) return field + ": blob cache: " + ec.message();
         fs::remove_all(tmp, ec);
       }
+      utimensat(AT_FDCWD, dir.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);
       path = dir + "/tree";
     }
     json local = {{"storage_source", "localDirectory"}, {"source_path", path}};
@@ -235,6 +240,39 @@ std::optional<std::string> materialize_blobs(json* job, NatsQueue& q, const std:
         return e;
   }
   return std::nullopt;
+}
+
+void trim_blob_cache(const std::string& cache_dir, uint64_t max_bytes) {
+  struct Item {
+    fs::file_time_type used;
+    uint64_t bytes;
+    fs::path path;
+  };
+  std::vector<Item> items;
+  uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(cache_dir, ec)) {
+    std::error_code e2;
+    if (e.is_symlink(e2)) continue;
+    uint64_t bytes = 0;
+    if (e.is_directory(e2)) {
+      for (const auto& f : fs::recursive_directory_iterator(e.path(), fs::directory_options::none, e2))
+        if (f.is_regular_file(e2)) bytes += f.file_size(e2);
+    } else if (e.is_regular_file(e2)) {
+      bytes = e.file_size(e2);
+    }
+    items.push_back({e.last_write_time(e2), bytes, e.path()});
+    total += bytes;
+  }
+  if (total <= max_bytes) return;
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.used < b.used; });
+  auto recent = fs::file_time_type::clock::now() - std::chrono::minutes(10);
+  for (const auto& it : items) {
+    if (total <= max_bytes) break;
+    if (it.used > recent) continue;
+    fs::remove_all(it.path, ec);
+    if (!ec) total -= it.bytes;
+  }
 }
 
 }  // namespace wj

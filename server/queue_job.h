@@ -43,4 +43,8 @@ std::optional<std::string> parse_queue_job(const std::string& body, QueueJob* ou
 std::optional<std::string> materialize_blobs(nlohmann::json* job, NatsQueue& q, const std::string& cache_dir,
                                              uint64_t max_blob_bytes, std::set<std::string>* allowed);
 
+// Keeps the blob cache under `max_bytes`: least recently used entries go first, never one
+// used in the last 10 minutes (a job about to start may still need it).
+void trim_blob_cache(const std::string& cache_dir, uint64_t max_bytes);
+
 }  // namespace wj

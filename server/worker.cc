@@ -278,11 +278,11 @@ void Worker::begin(const std::shared_ptr<Delivery>& d) {
   std::string cache = (cfg_.cache_dir.empty() ? cfg_.work_dir : cfg_.cache_dir) + "/blobs";
   std::string out_dir = cfg_.work_dir + "/" + d->id;
   std::shared_ptr<const Policy> policy = pol == policies_.end() ? nullptr : pol->second;
-  uint64_t max_blob = cfg_.max_blob_bytes;
+  uint64_t max_blob = cfg_.max_blob_bytes, cache_max = cfg_.cache_max_bytes;
   NatsQueue* q = &queue_;
   blocking(
       loop_,
-      [prep, d, q, policy, policy_name, cache, out_dir, max_blob] {
+      [prep, d, q, policy, policy_name, cache, out_dir, max_blob, cache_max] {
         std::string existing;
         if (auto e = q->get_result(d->id, &existing, &prep->exists)) {
           prep->transient = true;
@@ -296,7 +296,9 @@ void Worker::begin(const std::shared_ptr<Delivery>& d) {
         }
         json job = d->qj.job;
         std::set<std::string> allowed;
-        if (auto e = materialize_blobs(&job, *q, cache, max_blob, &allowed)) {
+        auto mat = materialize_blobs(&job, *q, cache, max_blob, &allowed);
+        trim_blob_cache(cache, cache_max);
+        if (auto e = mat) {
           prep->error = *e;
           prep->transient = natsConnection_Status(q->connection()) != NATS_CONN_STATUS_CONNECTED;
           prep->status = Status::kSetupError;

@@ -2,13 +2,16 @@
 // what packing leaves out; and the worker config's validation.
 #include <archive.h>
 #include <archive_entry.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 
 #include "policies/worker_config.h"
+#include "server/queue_job.h"
 #include "storage/archive.h"
 #include "tests/testlib.h"
 
@@ -135,8 +138,32 @@ BOOST_AUTO_TEST_CASE(worker_config_is_validated_with_locations) {
   BOOST_CHECK_NE(load("metrics_listen: [\"tcp:127.0.0.1:9000\"]\n").find("token_file"), std::string::npos);
   BOOST_CHECK_NE(load("max_deliver: 0\n").find("w.yaml:1:"), std::string::npos);
   auto shipped = wj::load_worker_config(std::string(WJ_SOURCE_DIR) + "/configs/worker.yaml");
-  BOOST_CHECK_MESSAGE(shipped, shipped ? "" : shipped.error().str());
+  BOOST_CHECK_MESSAGE(static_cast<bool>(shipped), (shipped ? std::string() : shipped.error().str()));
   auto u = wj::parse_nats_urls("nats://a:1,,nats://b:2");
   BOOST_CHECK(!u);
+  fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(blob_cache_is_trimmed_least_recently_used_first_never_recent_entries) {
+  std::string dir = wjt::temp_dir();
+  auto age = [&](const std::string& name, int minutes) {
+    wjt::write_file(dir + "/" + name, std::string(1000, 'x'));
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= minutes * 60;
+    ts[1] = ts[0];
+    utimensat(AT_FDCWD, (dir + "/" + name).c_str(), ts, 0);
+  };
+  age("oldest", 60);
+  age("older", 30);
+  age("recent", 1);
+  wj::trim_blob_cache(dir, 1500);
+  BOOST_CHECK(!fs::exists(dir + "/oldest"));
+  BOOST_CHECK(!fs::exists(dir + "/older"));
+  BOOST_CHECK(fs::exists(dir + "/recent"));
+  age("new1", 0);
+  age("new2", 0);
+  wj::trim_blob_cache(dir, 10);  // everything is recent: kept, whatever the cap
+  BOOST_CHECK(fs::exists(dir + "/new1") && fs::exists(dir + "/new2") && fs::exists(dir + "/recent"));
   fs::remove_all(dir);
 }
