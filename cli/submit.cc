@@ -120,14 +120,16 @@ int submit(int argc, char** argv) {
     if (!u) return usage_error("--nats: " + u.error().message);
     qs.urls = u.value();
   }
-  if (qs.urls.empty()) return usage_error("no NATS server given: --nats URL[,URL...] or queue.nats in --config");
+  if (qs.urls.empty())
+    return usage_error("no NATS server given: --nats URL[,URL...] or queue.nats in --config");
   double timeout_ms = 600000;
   if (!timeout_arg.empty()) {
     std::string err;
     timeout_ms = cfg::parse_duration_ms(timeout_arg, &err);
     if (!err.empty()) return usage_error("--timeout: " + err);
   }
-  if (!id.empty() && !valid_job_id(id)) return usage_error("--id must be 1 to 64 of A-Z a-z 0-9 _ -, got \"" + id + "\"");
+  if (!id.empty() && !valid_job_id(id))
+    return usage_error("--id must be 1 to 64 of A-Z a-z 0-9 _ -, got \"" + id + "\"");
   if (!cancel_id.empty() && !valid_job_id(cancel_id)) return usage_error("--cancel needs a job id");
   if (cancel_id.empty() && job_file.empty()) {
     std::fputs(kUsage, stderr);
@@ -151,7 +153,8 @@ int submit(int argc, char** argv) {
       }
     } else {
       std::vector<uint8_t> bytes;
-      if (auto err = read_file_capped(job_file, kMaxJobFileBytes, &bytes, "job file size limit")) return failure(*err);
+      if (auto err = read_file_capped(job_file, kMaxJobFileBytes, &bytes, "job file size limit"))
+        return failure(*err);
       text.assign(bytes.begin(), bytes.end());
       base_dir = fs::absolute(fs::path(job_file)).parent_path().string();
     }
@@ -166,25 +169,35 @@ int submit(int argc, char** argv) {
 
   if (!cancel_id.empty()) {
     // First result wins: a job not started yet ends cancelled here; a running one is told.
-    ojson r = {{"status", "cancelled"}, {"exit_code", -1}, {"error", "cancelled by wasmjail submit --cancel"},
+    ojson r = {{"status", "cancelled"},
+               {"exit_code", -1},
+               {"error", "cancelled by wasmjail submit --cancel"},
                {"id", cancel_id}};
     bool exists = false;
-    if (auto e = retry(deadline, [&] { return q->create_result(cancel_id, dump(r, -1), &exists); })) return failure(*e);
+    if (auto e = retry(deadline, [&] { return q->create_result(cancel_id, dump(r, -1), &exists); }))
+      return failure(*e);
     q->publish(q->cancel_subject(cancel_id), "cancel");
     natsConnection_FlushTimeout(q->connection(), 5000);
-    std::printf("%s\n", dump(ojson{{"id", cancel_id}, {"cancel", exists ? "sent (the job had a result already, or is running: it stops there)" : "stored"}}).c_str());
+    std::printf(
+        "%s\n",
+        dump(ojson{{"id", cancel_id},
+                   {"cancel", exists ? "sent (the job had a result already, or is running: it stops there)"
+                                     : "stored"}})
+            .c_str());
     return 0;
   }
 
   json job;
-  if (auto e = retry(deadline, [&] { return localize_job(spec, *q, max_blob_bytes, &job); })) return failure(*e);
+  if (auto e = retry(deadline, [&] { return localize_job(spec, *q, max_blob_bytes, &job); }))
+    return failure(*e);
   if (id.empty()) id = new_queue_job_id();
   json env = {{"v", kEnvelopeVersion}, {"id", id}, {"job", job}};
   if (!policy.empty()) env["policy"] = policy;
   std::string body = env.dump();
   if (static_cast<int64_t>(body.size()) > q->max_payload() - 4096)
-    return failure("the job message is " + std::to_string(body.size()) + " bytes, over the server's max_payload (" +
-                   std::to_string(q->max_payload()) + "); move large inline data into a file");
+    return failure("the job message is " + std::to_string(body.size()) +
+                   " bytes, over the server's max_payload (" + std::to_string(q->max_payload()) +
+                   "); move large inline data into a file");
 
   // Live output: subscribe before publishing so nothing is missed.
   natsSubscription* logs = nullptr;
@@ -193,7 +206,8 @@ int submit(int argc, char** argv) {
         &logs, q->connection(), q->logs_subject(id).c_str(),
         [](natsConnection*, natsSubscription*, natsMsg* m, void*) {
           try {
-            auto j = json::parse(std::string(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m))));
+            auto j =
+                json::parse(std::string(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m))));
             if (j.contains("data")) {
               std::string d = j["data"].get<std::string>();
               std::fwrite(d.data(), 1, d.size(), stderr);
@@ -226,7 +240,8 @@ int submit(int argc, char** argv) {
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       if (logs) natsSubscription_Destroy(logs);
-      std::printf("%s\n", dump(ojson{{"id", id}, {"status", "pending"},
+      std::printf("%s\n", dump(ojson{{"id", id},
+                                     {"status", "pending"},
                                      {"error", "no result within " + cfg::format_duration_ms(timeout_ms) +
                                                    (e ? " (last error: " + *e + ")" : "")}})
                               .c_str());
@@ -234,7 +249,8 @@ int submit(int argc, char** argv) {
     }
     natsMsg* m = nullptr;
     if (done_sub && natsSubscription_NextMsg(&m, done_sub, 100) == NATS_OK) {
-      std::string d(natsMsg_GetData(m) ? natsMsg_GetData(m) : "", static_cast<size_t>(natsMsg_GetDataLength(m)));
+      std::string d(natsMsg_GetData(m) ? natsMsg_GetData(m) : "",
+                    static_cast<size_t>(natsMsg_GetDataLength(m)));
       natsMsg_Destroy(m);
       if (d.find("\"event\":\"done\"") != std::string::npos) next_look = std::chrono::steady_clock::now();
     } else if (!done_sub) {
@@ -248,7 +264,8 @@ int submit(int argc, char** argv) {
     r = ojson::parse(text);
     if (r.contains("result_blob")) {
       std::string big;
-      if (auto e = retry(deadline, [&] { return q->get_blob(r["result_blob"].get<std::string>(), 1ull << 32, &big); }))
+      if (auto e = retry(deadline,
+                         [&] { return q->get_blob(r["result_blob"].get<std::string>(), 1ull << 32, &big); }))
         return failure("job " + id + ": " + *e);
       r = ojson::parse(big);
     }
@@ -262,14 +279,18 @@ int submit(int argc, char** argv) {
     if (r.contains("outputs_archive") && r["outputs_archive"].is_string()) {
       std::string tar;
       UnpackStats us;
-      std::optional<std::string> e = retry(deadline, [&] { return q->get_blob(r["outputs_archive"].get<std::string>(), 1ull << 34, &tar); });
+      std::optional<std::string> e = retry(
+          deadline, [&] { return q->get_blob(r["outputs_archive"].get<std::string>(), 1ull << 34, &tar); });
       if (!e) e = unpack_archive(tar, abs, 1ull << 34, &us);
       if (e) std::fprintf(stderr, "wasmjail submit: outputs of %s: %s\n", id.c_str(), e->c_str());
       if (us.refused)
-        std::fprintf(stderr, "wasmjail submit: %llu archive entries that are not plain files or folders were not unpacked\n",
-                     static_cast<unsigned long long>(us.refused));
+        std::fprintf(
+            stderr,
+            "wasmjail submit: %llu archive entries that are not plain files or folders were not unpacked\n",
+            static_cast<unsigned long long>(us.refused));
       if (r.contains("outputs") && r["outputs"].is_object())
-        for (auto it = r["outputs"].begin(); it != r["outputs"].end(); ++it) it.value() = abs + "/" + it.key();
+        for (auto it = r["outputs"].begin(); it != r["outputs"].end(); ++it)
+          it.value() = abs + "/" + it.key();
     }
     std::optional<std::string> werr;
     std::string out = r.value("stdout", std::string()), errs = r.value("stderr", std::string());

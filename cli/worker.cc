@@ -56,7 +56,8 @@ int worker(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     } else if ((a == "--config" && need(&config_path)) || (a == "--nats" && need(&nats_arg)) ||
-               (a == "--concurrency" && need(&concurrency_arg)) || (a == "--ack-wait" && need(&ack_wait_arg))) {
+               (a == "--concurrency" && need(&concurrency_arg)) ||
+               (a == "--ack-wait" && need(&ack_wait_arg))) {
     } else {
       std::fputs(kUsage, stderr);
       return fail("unknown or incomplete option " + a);
@@ -73,18 +74,21 @@ int worker(int argc, char** argv) {
     if (!u) return fail("--nats: " + u.error().message);
     cfg.queue.urls = u.value();
   }
-  if (cfg.queue.urls.empty()) return fail("no NATS server given: --nats URL[,URL...] or queue.nats in --config");
+  if (cfg.queue.urls.empty())
+    return fail("no NATS server given: --nats URL[,URL...] or queue.nats in --config");
   if (!concurrency_arg.empty()) {
     char* end = nullptr;
     long n = std::strtol(concurrency_arg.c_str(), &end, 10);
-    if (concurrency_arg.empty() || *end || n < 1 || n > 1024) return fail("--concurrency must be a number from 1 to 1024");
+    if (concurrency_arg.empty() || *end || n < 1 || n > 1024)
+      return fail("--concurrency must be a number from 1 to 1024");
     cfg.concurrency = static_cast<size_t>(n);
   }
   if (!ack_wait_arg.empty()) {
     std::string err;
     double ms = cfg::parse_duration_ms(ack_wait_arg, &err);
     if (!err.empty()) return fail("--ack-wait: " + err);
-    if (ms < 1000) return fail("--ack-wait must be at least 1s (in-progress acks are sent every third of it)");
+    if (ms < 1000)
+      return fail("--ack-wait must be at least 1s (in-progress acks are sent every third of it)");
     cfg.ack_wait_ms = ms;
   }
   std::string token;
@@ -93,15 +97,18 @@ int worker(int argc, char** argv) {
       std::ifstream f(cfg.token_file);
       std::getline(f, token);
       while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
-      if (token.size() < 16) return fail("token_file " + cfg.token_file + " must hold a token of at least 16 characters");
+      if (token.size() < 16)
+        return fail("token_file " + cfg.token_file + " must hold a token of at least 16 characters");
     }
   // The worker's process runs NATS client threads: job processes must come from the fork
   // server (forked in main() while the process had one thread), never from a raw clone here.
-  if (!Zygote::get()) return fail("the fork server is not running (WASMJAIL_ZYGOTE=off?); the worker needs it");
+  if (!Zygote::get())
+    return fail("the fork server is not running (WASMJAIL_ZYGOTE=off?); the worker needs it");
   if (std::string why; !curl::lib(&why)) return fail(why);
   std::map<std::string, std::shared_ptr<const Policy>> policies;
   std::vector<std::string> names = cfg.allowed_policies;
-  if (std::find(names.begin(), names.end(), cfg.default_policy) == names.end()) names.push_back(cfg.default_policy);
+  if (std::find(names.begin(), names.end(), cfg.default_policy) == names.end())
+    names.push_back(cfg.default_policy);
   for (const auto& n : names) {
     auto p = load_policy(n, policy_dirs(cfg.policy_dirs));
     if (!p) return fail("policy " + n + ": " + p.error().str());
@@ -132,7 +139,8 @@ int worker(int argc, char** argv) {
     if (g_stop_signal) return 1;
     backoff_ms = std::min(backoff_ms * 2, 30000.0);
   }
-  log.event("nats_connected", {{"servers", std::to_string(cfg.queue.urls.size())}, {"stream", cfg.queue.stream}});
+  log.event("nats_connected",
+            {{"servers", std::to_string(cfg.queue.urls.size())}, {"stream", cfg.queue.stream}});
 
   uv_loop_t* loop = uv_default_loop();
   ExecutorConfig ecfg;
@@ -153,12 +161,17 @@ int worker(int argc, char** argv) {
     Worker w(loop, executor, *queue, cfg, policies, log);
     HttpServer http(loop, HttpLimits{}, [&w](const std::shared_ptr<HttpExchange>& ex) {
       const auto& rq = ex->request();
-      if (rq.method == "GET" && rq.path == "/metrics") ex->respond(200, "text/plain; version=0.0.4", w.metrics());
-      else if (rq.method == "GET" && rq.path == "/healthz") ex->respond(200, "application/json", "{\"status\": \"ok\"}");
-      else ex->respond(404, "application/json", "{\"error\": {\"code\": \"not_found\", \"message\": \"only /metrics and /healthz\"}}");
+      if (rq.method == "GET" && rq.path == "/metrics")
+        ex->respond(200, "text/plain; version=0.0.4", w.metrics());
+      else if (rq.method == "GET" && rq.path == "/healthz")
+        ex->respond(200, "application/json", "{\"status\": \"ok\"}");
+      else
+        ex->respond(404, "application/json",
+                    "{\"error\": {\"code\": \"not_found\", \"message\": \"only /metrics and /healthz\"}}");
     });
     for (const auto& l : cfg.metrics_listen) {
-      auto err = l.kind == Listener::kUnix ? http.listen_unix(l.path, 0660) : http.listen_tcp(l.host, l.port, token);
+      auto err =
+          l.kind == Listener::kUnix ? http.listen_unix(l.path, 0660) : http.listen_tcp(l.host, l.port, token);
       if (err) {
         std::fprintf(stderr, "wasmjail worker: metrics listener %s: %s\n", l.str().c_str(), err->c_str());
         exit_code = 1;

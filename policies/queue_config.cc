@@ -9,7 +9,8 @@ namespace {
 bool valid_name(const std::string& s, bool allow_dot) {
   if (s.empty() || s.size() > 64) return false;
   for (char c : s)
-    if (!(isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || (allow_dot && c == '.'))) return false;
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || (allow_dot && c == '.')))
+      return false;
   return true;
 }
 
@@ -37,9 +38,9 @@ cfg::Expected<std::vector<std::string>> parse_nats_urls(const std::string& list)
 
 void parse_queue_settings(const YAML::Node& n, const cfg::Doc& doc, QueueSettings* q) {
   cfg::check_map(n, doc, "queue",
-                 {"nats", "user", "password", "creds_file", "nkey", "nkey_seed_file", "tls_ca", "tls_cert", "tls_key", "stream",
-                  "subject_prefix", "results_bucket", "blobs_bucket", "replicas", "duplicate_window",
-                  "connect_timeout", "result_ttl", "blob_ttl"});
+                 {"nats", "user", "password", "creds_file", "nkey", "nkey_seed_file", "tls_ca", "tls_cert",
+                  "tls_key", "stream", "subject_prefix", "results_bucket", "blobs_bucket", "replicas",
+                  "duplicate_window", "connect_timeout", "result_ttl", "blob_ttl"});
   if (auto v = n["nats"]) {
     q->urls.clear();
     for (const std::string& s : cfg::as_string_list(v, doc, "queue.nats")) {
@@ -62,14 +63,16 @@ void parse_queue_settings(const YAML::Node& n, const cfg::Doc& doc, QueueSetting
   int auths = !q->user.empty() + !q->creds_file.empty() + !q->nkey_seed_file.empty();
   if (auths > 1) doc.fail(n, "queue: give one of user/password, creds_file or nkey_seed_file");
   if (q->nkey.empty() != q->nkey_seed_file.empty())
-    doc.fail(n[q->nkey.empty() ? "nkey_seed_file" : "nkey"], "queue.nkey and queue.nkey_seed_file go together");
+    doc.fail(n[q->nkey.empty() ? "nkey_seed_file" : "nkey"],
+             "queue.nkey and queue.nkey_seed_file go together");
   if (q->user.empty() != q->password.empty())
     doc.fail(n[q->user.empty() ? "password" : "user"], "queue.user and queue.password go together");
   auto name = [&](const char* key, std::string* out, bool dot) {
     if (auto v = n[key]) {
       *out = cfg::as_string(v, doc, std::string("queue.") + key);
       if (!valid_name(*out, dot))
-        doc.fail(v, std::string("queue.") + key + " must be 1 to 64 letters, digits, '_' or '-'" + (dot ? " or '.'" : ""));
+        doc.fail(v, std::string("queue.") + key + " must be 1 to 64 letters, digits, '_' or '-'" +
+                        (dot ? " or '.'" : ""));
     }
   };
   name("stream", &q->stream, false);

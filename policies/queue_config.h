@@ -11,16 +11,16 @@ namespace wj {
 
 // How to reach NATS JetStream and which stream and buckets the queue uses.
 struct QueueSettings {
-  std::vector<std::string> urls;  // nats://host:port (or tls://), tried in order
-  std::string user, password;     // user/password auth
-  std::string creds_file;         // a .creds file (JWT + nkey seed)
-  std::string nkey, nkey_seed_file;  // an nkey user: its public key (U...) and a file holding its seed
+  std::vector<std::string> urls;          // nats://host:port (or tls://), tried in order
+  std::string user, password;             // user/password auth
+  std::string creds_file;                 // a .creds file (JWT + nkey seed)
+  std::string nkey, nkey_seed_file;       // an nkey user: its public key (U...) and a file holding its seed
   std::string tls_ca, tls_cert, tls_key;  // TLS, where the server asks for it
   std::string stream = "WJ_JOBS";         // WorkQueue stream of jobs
   std::string subject_prefix = "wj";      // jobs on PREFIX.jobs; logs, cancel on PREFIX.logs.ID, ...
   std::string results_bucket = "wj_results";
   std::string blobs_bucket = "wj_blobs";
-  int replicas = 3;               // of the stream and the buckets (R3 on a 3-node cluster)
+  int replicas = 3;                     // of the stream and the buckets (R3 on a 3-node cluster)
   double duplicate_window_ms = 600000;  // Nats-Msg-Id de-duplication window of the stream
   double connect_timeout_ms = 5000;
   double result_ttl_ms = 7 * 86400e3;  // results kept this long (and de-duplicate reruns)

@@ -18,16 +18,19 @@ cfg::Expected<WorkerConfig> load_worker_config(const std::string& path) {
     YAML::Node n = cfg::load_file(path);
     cfg::check_map(n, doc, "the worker config",
                    {"queue", "concurrency", "ack_wait", "max_deliver", "drain_timeout", "default_policy",
-                    "allowed_policies", "policy_dirs", "cache_dir", "cache_max_bytes", "max_blob_bytes", "work_dir",
-                    "metrics_listen", "token_file", "log_format"});
+                    "allowed_policies", "policy_dirs", "cache_dir", "cache_max_bytes", "max_blob_bytes",
+                    "work_dir", "metrics_listen", "token_file", "log_format"});
     WorkerConfig c = default_worker_config();
     if (auto v = n["queue"]) parse_queue_settings(v, doc, &c.queue);
-    if (auto v = n["concurrency"]) c.concurrency = static_cast<size_t>(cfg::as_int(v, doc, "concurrency", 0, 1024));
+    if (auto v = n["concurrency"])
+      c.concurrency = static_cast<size_t>(cfg::as_int(v, doc, "concurrency", 0, 1024));
     if (auto v = n["ack_wait"]) {
       c.ack_wait_ms = cfg::as_duration_ms(v, doc, "ack_wait");
-      if (c.ack_wait_ms < 1000) doc.fail(v, "ack_wait must be at least 1s (in-progress acks are sent every third of it)");
+      if (c.ack_wait_ms < 1000)
+        doc.fail(v, "ack_wait must be at least 1s (in-progress acks are sent every third of it)");
     }
-    if (auto v = n["max_deliver"]) c.max_deliver = static_cast<int>(cfg::as_int(v, doc, "max_deliver", 1, 1000));
+    if (auto v = n["max_deliver"])
+      c.max_deliver = static_cast<int>(cfg::as_int(v, doc, "max_deliver", 1, 1000));
     if (auto v = n["drain_timeout"]) c.drain_timeout_ms = cfg::as_duration_ms(v, doc, "drain_timeout");
     if (auto v = n["default_policy"]) c.default_policy = cfg::as_string(v, doc, "default_policy");
     if (auto v = n["allowed_policies"]) c.allowed_policies = cfg::as_string_list(v, doc, "allowed_policies");
@@ -54,7 +57,8 @@ cfg::Expected<WorkerConfig> load_worker_config(const std::string& path) {
     bool has_tcp = false;
     for (const auto& l : c.metrics_listen) has_tcp |= l.kind == Listener::kTcp;
     if (has_tcp && c.token_file.empty())
-      doc.fail(n["metrics_listen"], "a TCP metrics listener requires token_file (a bearer token scrapers must send)");
+      doc.fail(n["metrics_listen"],
+               "a TCP metrics listener requires token_file (a bearer token scrapers must send)");
     return c;
   } catch (const cfg::ConfigError& e) {
     return e.error;

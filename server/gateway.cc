@@ -1,8 +1,8 @@
 #include "server/gateway.h"
 
 #include <cmath>
-#include <fstream>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -19,7 +19,9 @@ using ojson = nlohmann::ordered_json;
 
 namespace {
 
-std::string dump(const ojson& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+std::string dump(const ojson& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 std::string iso8601(std::chrono::system_clock::time_point t) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -27,8 +29,8 @@ std::string iso8601(std::chrono::system_clock::time_point t) {
   struct tm tmv;
   gmtime_r(&secs, &tmv);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tmv.tm_year + 1900, tmv.tm_mon + 1, tmv.tm_mday,
-                tmv.tm_hour, tmv.tm_min, tmv.tm_sec, static_cast<int>(ms % 1000));
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tmv.tm_year + 1900, tmv.tm_mon + 1,
+                tmv.tm_mday, tmv.tm_hour, tmv.tm_min, tmv.tm_sec, static_cast<int>(ms % 1000));
   return buf;
 }
 
@@ -36,7 +38,8 @@ void send_json(const std::shared_ptr<HttpExchange>& ex, int status, const ojson&
   ex->respond(status, "application/json", dump(body) + "\n");
 }
 
-void send_error(const std::shared_ptr<HttpExchange>& ex, int status, const std::string& code, const std::string& msg) {
+void send_error(const std::shared_ptr<HttpExchange>& ex, int status, const std::string& code,
+                const std::string& msg) {
   send_json(ex, status, ojson{{"error", {{"code", code}, {"message", msg}}}});
 }
 
@@ -85,7 +88,8 @@ void fetch_result(NatsQueue& q, const std::string& id, const std::string& output
     f->error = std::string("the stored result is not JSON: ") + e.what();
     return;
   }
-  if (f->result.contains("outputs_archive") && f->result["outputs_archive"].is_string() && !output_root.empty()) {
+  if (f->result.contains("outputs_archive") && f->result["outputs_archive"].is_string() &&
+      !output_root.empty()) {
     std::string dir = output_root + "/" + id;
     std::error_code ec;
     if (!fs::exists(dir + "/.unpacked", ec)) {
@@ -93,11 +97,14 @@ void fetch_result(NatsQueue& q, const std::string& id, const std::string& output
       fs::create_directories(dir, ec);
       auto e = q.get_blob(f->result["outputs_archive"].get<std::string>(), 1ull << 34, &tar);
       if (!e) e = unpack_archive(tar, dir, 1ull << 34);
-      if (e) f->result["outputs_error"] = *e;
-      else std::ofstream(dir + "/.unpacked").put('\n');
+      if (e)
+        f->result["outputs_error"] = *e;
+      else
+        std::ofstream(dir + "/.unpacked").put('\n');
     }
     if (f->result.contains("outputs") && f->result["outputs"].is_object())
-      for (auto it = f->result["outputs"].begin(); it != f->result["outputs"].end(); ++it) it.value() = dir + "/" + it.key();
+      for (auto it = f->result["outputs"].begin(); it != f->result["outputs"].end(); ++it)
+        it.value() = dir + "/" + it.key();
   }
 }
 
@@ -116,7 +123,8 @@ Gateway::Gateway(uv_loop_t* loop, NatsQueue& queue, const ServerConfig& cfg,
   auto cb = [](natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
     auto* g = static_cast<Gateway*>(closure);
     std::string subj = natsMsg_GetSubject(m);
-    std::string data(natsMsg_GetData(m) ? natsMsg_GetData(m) : "", static_cast<size_t>(natsMsg_GetDataLength(m)));
+    std::string data(natsMsg_GetData(m) ? natsMsg_GetData(m) : "",
+                     static_cast<size_t>(natsMsg_GetDataLength(m)));
     natsMsg_Destroy(m);
     std::string id = subj.substr(subj.rfind('.') + 1);
     {
@@ -213,7 +221,8 @@ void Gateway::handle(const std::shared_ptr<HttpExchange>& ex) {
     return false;
   };
   if (p == "/healthz") {
-    if (only("GET")) send_json(ex, 200, ojson{{"status", stopping_ ? "stopping" : "ok"}, {"mode", "gateway"}});
+    if (only("GET"))
+      send_json(ex, 200, ojson{{"status", stopping_ ? "stopping" : "ok"}, {"mode", "gateway"}});
     return;
   }
   if (p == "/metrics") {
@@ -221,7 +230,8 @@ void Gateway::handle(const std::shared_ptr<HttpExchange>& ex) {
     std::ostringstream o;
     o << "# HELP wasmjail_gateway_submitted_total Jobs put on the NATS queue by this gateway.\n"
          "# TYPE wasmjail_gateway_submitted_total counter\nwasmjail_gateway_submitted_total "
-      << submitted_ << "\n# HELP wasmjail_http_requests_total HTTP requests received.\n"
+      << submitted_
+      << "\n# HELP wasmjail_http_requests_total HTTP requests received.\n"
          "# TYPE wasmjail_http_requests_total counter\nwasmjail_http_requests_total "
       << http_requests_ << "\n";
     ex->respond(200, "text/plain; version=0.0.4", o.str());
@@ -233,9 +243,12 @@ void Gateway::handle(const std::shared_ptr<HttpExchange>& ex) {
     return;
   }
   if (p == "/v1/jobs") {
-    if (m == "POST") submit(ex, false);
-    else if (m == "GET") list_jobs(ex);
-    else send_error(ex, 405, "method_not_allowed", m + " is not allowed on " + p);
+    if (m == "POST")
+      submit(ex, false);
+    else if (m == "GET")
+      list_jobs(ex);
+    else
+      send_error(ex, 405, "method_not_allowed", m + " is not allowed on " + p);
     return;
   }
   const std::string prefix = "/v1/jobs/";
@@ -243,11 +256,15 @@ void Gateway::handle(const std::shared_ptr<HttpExchange>& ex) {
     std::string rest = p.substr(prefix.size());
     std::string id = rest.substr(0, rest.find('/'));
     std::string sub = rest.size() > id.size() ? rest.substr(id.size()) : "";
-    if (!valid_job_id(id)) return send_error(ex, 404, "not_found", "no job with id \"" + id.substr(0, 80) + "\"");
+    if (!valid_job_id(id))
+      return send_error(ex, 404, "not_found", "no job with id \"" + id.substr(0, 80) + "\"");
     if (sub.empty()) {
-      if (m == "GET") get_job(ex, id, 0);
-      else if (m == "DELETE") cancel_job(ex, id);
-      else send_error(ex, 405, "method_not_allowed", m + " is not allowed on " + p);
+      if (m == "GET")
+        get_job(ex, id, 0);
+      else if (m == "DELETE")
+        cancel_job(ex, id);
+      else
+        send_error(ex, 405, "method_not_allowed", m + " is not allowed on " + p);
     } else if (sub == "/wait") {
       if (!only("GET")) return;
       double timeout = 30000;
@@ -301,7 +318,8 @@ void Gateway::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
   }
   if (auto q = rq.query.find("policy"); q != rq.query.end()) {
     if (!policy_name.empty() && policy_name != q->second)
-      return send_error(ex, 400, "bad_request", "the policy is given twice (body and query) with different names");
+      return send_error(ex, 400, "bad_request",
+                        "the policy is given twice (body and query) with different names");
     policy_name = q->second;
   }
   if (policy_name.empty()) policy_name = cfg_.default_policy;
@@ -309,7 +327,8 @@ void Gateway::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
   if (pol == policies_.end()) {
     std::string names;
     for (const auto& [n, _] : policies_) names += (names.empty() ? "" : ", ") + n;
-    return send_error(ex, 400, "unknown_policy", "policy \"" + policy_name + "\" is not offered here (offered: " + names + ")");
+    return send_error(ex, 400, "unknown_policy",
+                      "policy \"" + policy_name + "\" is not offered here (offered: " + names + ")");
   }
   auto spec = parse_job_spec_node(job_node, "request", "/");
   if (!spec) return send_error(ex, 400, "invalid_job", spec.error().str());
@@ -317,8 +336,10 @@ void Gateway::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
   auto inside = [&](const StorageSpec& s) -> std::optional<std::string> {
     if (s.source != StorageSource::kLocal) return std::nullopt;
     if (cfg_.local_roots.empty())
-      return s.field + ": local sources (localDirectory) are not allowed through the API; use inline or urlDownload";
-    if (s.source_path.empty() || s.source_path[0] != '/') return s.field + ": a local source_path must be absolute through the API";
+      return s.field +
+             ": local sources (localDirectory) are not allowed through the API; use inline or urlDownload";
+    if (s.source_path.empty() || s.source_path[0] != '/')
+      return s.field + ": a local source_path must be absolute through the API";
     std::error_code ec;
     fs::path real = fs::weakly_canonical(s.source_path, ec);
     for (const std::string& r : cfg_.local_roots) {
@@ -327,16 +348,21 @@ void Gateway::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
     }
     return s.field + ": " + s.source_path + " is outside the server's local_roots";
   };
-  for (const StorageSpec* s : {&spec.value().entry_module}) if (auto e = inside(*s)) return send_error(ex, 400, "invalid_job", *e);
-  for (const auto& s : spec.value().import_modules) if (auto e = inside(s)) return send_error(ex, 400, "invalid_job", *e);
-  for (const auto& s : spec.value().inputs) if (auto e = inside(s)) return send_error(ex, 400, "invalid_job", *e);
+  for (const StorageSpec* s : {&spec.value().entry_module})
+    if (auto e = inside(*s)) return send_error(ex, 400, "invalid_job", *e);
+  for (const auto& s : spec.value().import_modules)
+    if (auto e = inside(s)) return send_error(ex, 400, "invalid_job", *e);
+  for (const auto& s : spec.value().inputs)
+    if (auto e = inside(s)) return send_error(ex, 400, "invalid_job", *e);
   for (const auto& s : spec.value().outputs)
     if (!s.source_path.empty())
-      return send_error(ex, 400, "invalid_job", s.field + ": outputs of API jobs are written under the server's output_root");
+      return send_error(ex, 400, "invalid_job",
+                        s.field + ": outputs of API jobs are written under the server's output_root");
   {
     PrepareOptions po;
     RunOptions ro;
-    if (auto over = options_for(spec.value(), pol->second, &po, &ro)) return send_error(ex, 400, "invalid_job", *over);
+    if (auto over = options_for(spec.value(), pol->second, &po, &ro))
+      return send_error(ex, 400, "invalid_job", *over);
   }
   std::string id = new_queue_job_id();
   struct Out {
@@ -351,7 +377,8 @@ void Gateway::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
       [q, sp, id, policy_name, out] {
         json job;
         if ((out->err = localize_job(*sp, *q, 256ull << 20, &job))) return;
-        std::string body = json{{"v", kEnvelopeVersion}, {"id", id}, {"policy", policy_name}, {"job", job}}.dump();
+        std::string body =
+            json{{"v", kEnvelopeVersion}, {"id", id}, {"policy", policy_name}, {"job", job}}.dump();
         bool dup = false;
         out->err = q->publish_job(id, body, &dup);
       },
@@ -382,7 +409,8 @@ void Gateway::get_job(const std::shared_ptr<HttpExchange>& ex, const std::string
           if (!*alive || ex->client_gone()) return;
           auto k = jobs_.find(id);
           if (!f->error.empty()) return send_error(ex, 503, "queue_unavailable", f->error);
-          if (!f->found && k == jobs_.end()) return send_error(ex, 404, "not_found", "no job with id \"" + id + "\"");
+          if (!f->found && k == jobs_.end())
+            return send_error(ex, 404, "not_found", "no job with id \"" + id + "\"");
           if (!f->found && std::chrono::steady_clock::now() < deadline && !stopping_) {
             auto* t = new uv_timer_t;
             uv_timer_init(loop_, t);
@@ -393,7 +421,8 @@ void Gateway::get_job(const std::shared_ptr<HttpExchange>& ex, const std::string
                   auto* fn = static_cast<std::shared_ptr<std::function<void()>>*>(tt->data);
                   (**fn)();
                   delete fn;
-                  uv_close(reinterpret_cast<uv_handle_t*>(tt), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+                  uv_close(reinterpret_cast<uv_handle_t*>(tt),
+                           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
                 },
                 100, 0);
             return;
@@ -443,8 +472,10 @@ void Gateway::stream_logs(const std::shared_ptr<HttpExchange>& ex, const std::st
           for (const char* s : {"stdout", "stderr"})
             if (f->result.contains(s) && f->result[s].is_string() && !f->result[s].get<std::string>().empty())
               ex->write_chunk(dump(ojson{{"stream", s}, {"data", f->result[s]}}) + "\n");
-          ex->write_chunk(dump(ojson{{"event", "done"}, {"status", f->result.value("status", "")},
-                                     {"exit_code", f->result.value("exit_code", -1)}}) + "\n");
+          ex->write_chunk(dump(ojson{{"event", "done"},
+                                     {"status", f->result.value("status", "")},
+                                     {"exit_code", f->result.value("exit_code", -1)}}) +
+                          "\n");
           ex->end_stream();
           unwatch();
           return;
@@ -483,7 +514,8 @@ void Gateway::cancel_job(const std::shared_ptr<HttpExchange>& ex, const std::str
           return;
         }
         if (!known) return;
-        ojson r = {{"status", "cancelled"}, {"exit_code", -1}, {"error", "cancelled through the API"}, {"id", id}};
+        ojson r = {
+            {"status", "cancelled"}, {"exit_code", -1}, {"error", "cancelled through the API"}, {"id", id}};
         if ((out->err = q->create_result(id, dump(r), &out->exists))) return;
         q->publish(q->cancel_subject(id), "cancel");
       },
@@ -491,7 +523,8 @@ void Gateway::cancel_job(const std::shared_ptr<HttpExchange>& ex, const std::str
         if (!*alive) return;
         if (out->err) return send_error(ex, 503, "queue_unavailable", *out->err);
         if (out->exists && !out->status.empty())
-          return send_error(ex, 409, "already_done", "job " + id + " already ended with status " + out->status);
+          return send_error(ex, 409, "already_done",
+                            "job " + id + " already ended with status " + out->status);
         if (!known) return send_error(ex, 404, "not_found", "no job with id \"" + id + "\"");
         send_json(ex, 202, ojson{{"id", id}, {"state", jobs_[id].state}, {"cancel_requested", true}});
       });
@@ -509,7 +542,8 @@ void Gateway::list_jobs(const std::shared_ptr<HttpExchange>& ex) {
   ojson list = ojson::array();
   for (auto it = order_.rbegin(); it != order_.rend() && list.size() < limit; ++it) {
     const Known& k = jobs_[*it];
-    list.push_back(ojson{{"id", *it}, {"state", k.state}, {"policy", k.policy}, {"submitted_at", iso8601(k.submitted_at)}});
+    list.push_back(ojson{
+        {"id", *it}, {"state", k.state}, {"policy", k.policy}, {"submitted_at", iso8601(k.submitted_at)}});
   }
   send_json(ex, 200, ojson{{"jobs", list}});
 }

@@ -17,9 +17,9 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
-#include <functional>
 #include <mutex>
 #include <string>
 
@@ -66,7 +66,7 @@ class Gateway {
   natsSubscription* logs_sub_ = nullptr;
   std::mutex mu_;
   std::deque<std::pair<std::string, std::string>> inbox_;  // (subject, data), guarded by mu_
-  std::map<std::string, int> watched_;  // job ids with a log reader, guarded by mu_
+  std::map<std::string, int> watched_;                     // job ids with a log reader, guarded by mu_
   uv_async_t async_;
   std::multimap<std::string, std::shared_ptr<LogStream>> streams_;  // by job id
   uint64_t http_requests_ = 0, submitted_ = 0;

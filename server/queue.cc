@@ -24,11 +24,14 @@ struct EntryPtr {
 };
 
 bool is_hex64(const std::string& s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
 }
 
 // A KV bucket, created when missing (another worker may create it at the same moment).
-std::optional<std::string> bind_bucket(jsCtx* js, const std::string& name, int replicas, double ttl_ms, kvStore** out) {
+std::optional<std::string> bind_bucket(jsCtx* js, const std::string& name, int replicas, double ttl_ms,
+                                       kvStore** out) {
   natsStatus s = js_KeyValue(out, js, name.c_str());
   if (s == NATS_OK) return std::nullopt;
   if (s != NATS_NOT_FOUND) return nats_error("cannot open the KV bucket " + name, s);
@@ -42,7 +45,8 @@ std::optional<std::string> bind_bucket(jsCtx* js, const std::string& name, int r
   s = js_CreateKeyValue(out, js, &kc);
   if (s == NATS_OK) return std::nullopt;
   if (js_KeyValue(out, js, name.c_str()) == NATS_OK) return std::nullopt;  // created by someone else
-  return nats_error("cannot create the KV bucket " + name + " (replicas " + std::to_string(replicas) + ")", s);
+  return nats_error("cannot create the KV bucket " + name + " (replicas " + std::to_string(replicas) + ")",
+                    s);
 }
 
 }  // namespace
@@ -61,7 +65,8 @@ std::string nats_error(const std::string& what, natsStatus s, jsErrCode jerr) {
 
 bool valid_job_id(const std::string& id) {
   if (id.empty() || id.size() > 64) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) { return isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
+  return std::all_of(id.begin(), id.end(),
+                     [](char c) { return isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
 }
 
 std::string new_queue_job_id() {
@@ -103,15 +108,18 @@ std::unique_ptr<NatsQueue> NatsQueue::open(const QueueSettings& s, std::string* 
   if (st == NATS_OK) st = natsOptions_SetReconnectWait(q->opts_, 250);
   if (st == NATS_OK) st = natsOptions_SetReconnectBufSize(q->opts_, 64 << 20);
   if (st == NATS_OK) st = natsOptions_SetName(q->opts_, "wasmjail");
-  if (st == NATS_OK && !s.user.empty()) st = natsOptions_SetUserInfo(q->opts_, s.user.c_str(), s.password.c_str());
+  if (st == NATS_OK && !s.user.empty())
+    st = natsOptions_SetUserInfo(q->opts_, s.user.c_str(), s.password.c_str());
   if (st == NATS_OK && !s.creds_file.empty())
     st = natsOptions_SetUserCredentialsFromFiles(q->opts_, s.creds_file.c_str(), nullptr);
   if (st == NATS_OK && !s.nkey_seed_file.empty())
     st = natsOptions_SetNKeyFromSeed(q->opts_, s.nkey.c_str(), s.nkey_seed_file.c_str());
   bool tls = !s.tls_ca.empty() || !s.tls_cert.empty() ||
-             std::any_of(s.urls.begin(), s.urls.end(), [](const std::string& u) { return u.rfind("tls://", 0) == 0; });
+             std::any_of(s.urls.begin(), s.urls.end(),
+                         [](const std::string& u) { return u.rfind("tls://", 0) == 0; });
   if (st == NATS_OK && tls) st = natsOptions_SetSecure(q->opts_, true);
-  if (st == NATS_OK && !s.tls_ca.empty()) st = natsOptions_LoadCATrustedCertificates(q->opts_, s.tls_ca.c_str());
+  if (st == NATS_OK && !s.tls_ca.empty())
+    st = natsOptions_LoadCATrustedCertificates(q->opts_, s.tls_ca.c_str());
   if (st == NATS_OK && !s.tls_cert.empty())
     st = natsOptions_LoadCertificatesChain(q->opts_, s.tls_cert.c_str(), s.tls_key.c_str());
   if (st != NATS_OK) {
@@ -158,7 +166,8 @@ std::optional<std::string> NatsQueue::bind(std::string*) {
     if (st != NATS_OK) {
       jsErrCode e2 = static_cast<jsErrCode>(0);
       if (js_GetStreamInfo(&si, js_, s_.stream.c_str(), nullptr, &e2) != NATS_OK)
-        return nats_error("cannot create the JetStream stream " + s_.stream + " (replicas " + std::to_string(s_.replicas) + ")",
+        return nats_error("cannot create the JetStream stream " + s_.stream + " (replicas " +
+                              std::to_string(s_.replicas) + ")",
                           st, jerr);
     }
   } else if (st != NATS_OK) {
@@ -170,11 +179,15 @@ std::optional<std::string> NatsQueue::bind(std::string*) {
   return std::nullopt;
 }
 
-int64_t NatsQueue::max_payload() const { return natsConnection_GetMaxPayload(nc_); }
+int64_t NatsQueue::max_payload() const {
+  return natsConnection_GetMaxPayload(nc_);
+}
 
-std::optional<std::string> NatsQueue::publish_job(const std::string& id, const std::string& body, bool* duplicate) {
+std::optional<std::string> NatsQueue::publish_job(const std::string& id, const std::string& body,
+                                                  bool* duplicate) {
   MsgPtr m;
-  natsStatus st = natsMsg_Create(&m.m, jobs_subject().c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+  natsStatus st =
+      natsMsg_Create(&m.m, jobs_subject().c_str(), nullptr, body.data(), static_cast<int>(body.size()));
   if (st == NATS_OK) st = natsMsgHeader_Set(m.m, "Nats-Msg-Id", id.c_str());
   if (st != NATS_OK) return nats_error("cannot build the job message", st);
   jsPubAck* pa = nullptr;
@@ -186,7 +199,8 @@ std::optional<std::string> NatsQueue::publish_job(const std::string& id, const s
   return std::nullopt;
 }
 
-std::optional<std::string> NatsQueue::create_result(const std::string& id, const std::string& json, bool* exists) {
+std::optional<std::string> NatsQueue::create_result(const std::string& id, const std::string& json,
+                                                    bool* exists) {
   *exists = false;
   uint64_t rev = 0;
   natsStatus st = kvStore_Create(&rev, results_, id.c_str(), json.data(), static_cast<int>(json.size()));
@@ -234,7 +248,8 @@ std::optional<std::string> NatsQueue::put_blob(const std::string& bytes, std::st
     uint64_t rev = 0;
     std::string key = hex + "." + std::to_string(i);
     natsStatus st = kvStore_Put(&rev, blobs_, key.c_str(), bytes.data() + off, static_cast<int>(len));
-    if (st != NATS_OK) return nats_error("cannot upload blob " + *digest + " (chunk " + std::to_string(i) + ")", st);
+    if (st != NATS_OK)
+      return nats_error("cannot upload blob " + *digest + " (chunk " + std::to_string(i) + ")", st);
   }
   // The manifest goes last: a blob is visible only once every chunk is stored.
   std::string meta = nlohmann::json{{"size", bytes.size()}, {"chunks", n}, {"chunk_bytes", chunk}}.dump();
@@ -244,13 +259,15 @@ std::optional<std::string> NatsQueue::put_blob(const std::string& bytes, std::st
   return std::nullopt;
 }
 
-std::optional<std::string> NatsQueue::get_blob(const std::string& digest, uint64_t max_bytes, std::string* bytes) {
+std::optional<std::string> NatsQueue::get_blob(const std::string& digest, uint64_t max_bytes,
+                                               std::string* bytes) {
   if (digest.rfind("sha256:", 0) != 0 || !is_hex64(digest.substr(7)))
     return "blob \"" + digest.substr(0, 80) + "\" is not sha256:<64 lower-case hex digits>";
   std::string hex = digest.substr(7);
   EntryPtr me;
   natsStatus st = kvStore_Get(&me.e, blobs_, (hex + ".meta").c_str());
-  if (st == NATS_NOT_FOUND) return "blob " + digest + " is not in the bucket " + s_.blobs_bucket + " (never uploaded, or expired)";
+  if (st == NATS_NOT_FOUND)
+    return "blob " + digest + " is not in the bucket " + s_.blobs_bucket + " (never uploaded, or expired)";
   if (st != NATS_OK) return nats_error("cannot read blob " + digest, st);
   uint64_t size = 0, chunks = 0;
   try {
@@ -261,15 +278,16 @@ std::optional<std::string> NatsQueue::get_blob(const std::string& digest, uint64
     return "blob " + digest + " has a malformed manifest";
   }
   if (size > max_bytes)
-    return "blob " + digest + " is " + std::to_string(size) + " bytes, more than the " + std::to_string(max_bytes) +
-           " allowed (max_blob_bytes)";
+    return "blob " + digest + " is " + std::to_string(size) + " bytes, more than the " +
+           std::to_string(max_bytes) + " allowed (max_blob_bytes)";
   if (chunks > size + 1) return "blob " + digest + " has a malformed manifest";
   bytes->clear();
   bytes->reserve(size);
   for (uint64_t i = 0; i < chunks; ++i) {
     EntryPtr ce;
     st = kvStore_Get(&ce.e, blobs_, (hex + "." + std::to_string(i)).c_str());
-    if (st != NATS_OK) return nats_error("cannot read blob " + digest + " (chunk " + std::to_string(i) + ")", st);
+    if (st != NATS_OK)
+      return nats_error("cannot read blob " + digest + " (chunk " + std::to_string(i) + ")", st);
     bytes->append(static_cast<const char*>(kvEntry_Value(ce.e)), static_cast<size_t>(kvEntry_ValueLen(ce.e)));
     if (bytes->size() > size) return "blob " + digest + " is longer than its manifest says";
   }

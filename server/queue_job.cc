@@ -4,9 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 
 #include "policies/config_util.h"
@@ -22,7 +22,7 @@ using json = nlohmann::json;
 
 json storage_to_json(const StorageSpec& s) {
   json j = json::object();
-  j["storage_source"] = s.source == StorageSource::kInline ? "inline"
+  j["storage_source"] = s.source == StorageSource::kInline        ? "inline"
                         : s.source == StorageSource::kUrlDownload ? "urlDownload"
                                                                   : "localDirectory";
   if (!s.name.empty()) j["name"] = s.name;
@@ -34,8 +34,12 @@ json storage_to_json(const StorageSpec& s) {
   return j;
 }
 
-std::string bytes_text(uint64_t b) { return std::to_string(b) + "B"; }
-std::string ms_text(double ms) { return std::to_string(static_cast<int64_t>(ms * 1000)) + "us"; }
+std::string bytes_text(uint64_t b) {
+  return std::to_string(b) + "B";
+}
+std::string ms_text(double ms) {
+  return std::to_string(static_cast<int64_t>(ms * 1000)) + "us";
+}
 
 std::string resolve(const JobSpec& spec, const std::string& p) {
   if (!p.empty() && p[0] == '/') return p;
@@ -43,15 +47,17 @@ std::string resolve(const JobSpec& spec, const std::string& p) {
 }
 
 // The blob cache's entry for a digest, filled once (written to a temporary name, renamed).
-std::optional<std::string> cache_file(const std::string& dir, const std::string& hex, const std::string& bytes,
-                                      std::string* path) {
+std::optional<std::string> cache_file(const std::string& dir, const std::string& hex,
+                                      const std::string& bytes, std::string* path) {
   *path = dir + "/" + hex;
   struct stat sb;
-  if (lstat(path->c_str(), &sb) == 0 && S_ISREG(sb.st_mode) && static_cast<size_t>(sb.st_size) == bytes.size()) {
+  if (lstat(path->c_str(), &sb) == 0 && S_ISREG(sb.st_mode) &&
+      static_cast<size_t>(sb.st_size) == bytes.size()) {
     utimensat(AT_FDCWD, path->c_str(), nullptr, AT_SYMLINK_NOFOLLOW);  // recently used
     return std::nullopt;
   }
-  std::string tmp = *path + ".tmp" + std::to_string(getpid()) + "." + std::to_string(reinterpret_cast<uintptr_t>(&bytes));
+  std::string tmp =
+      *path + ".tmp" + std::to_string(getpid()) + "." + std::to_string(reinterpret_cast<uintptr_t>(&bytes));
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return "blob cache: cannot create " + tmp + ": " + std::strerror(errno);
   size_t off = 0;
@@ -117,7 +123,8 @@ json job_spec_to_json(const JobSpec& spec) {
   return j;
 }
 
-std::optional<std::string> localize_job(const JobSpec& spec, NatsQueue& q, uint64_t max_blob_bytes, json* out) {
+std::optional<std::string> localize_job(const JobSpec& spec, NatsQueue& q, uint64_t max_blob_bytes,
+                                        json* out) {
   *out = job_spec_to_json(spec);
   auto upload = [&](const StorageSpec& s, bool module, json* slot) -> std::optional<std::string> {
     if (s.source != StorageSource::kLocal) return std::nullopt;
@@ -135,7 +142,8 @@ std::optional<std::string> localize_job(const JobSpec& spec, NatsQueue& q, uint6
         path = found[0];
       } else {
         kind = "folder";
-        if (auto e = pack_folders({{"tree", path}}, max_blob_bytes, &bytes)) return s.field + ": " + path + ": " + *e;
+        if (auto e = pack_folders({{"tree", path}}, max_blob_bytes, &bytes))
+          return s.field + ": " + path + ": " + *e;
       }
     }
     if (kind == "file") {
@@ -172,7 +180,8 @@ std::optional<std::string> parse_queue_job(const std::string& body, QueueJob* ou
   if (!j.is_object()) return std::string("the message is not a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it)
     if (it.key() != "v" && it.key() != "id" && it.key() != "policy" && it.key() != "job")
-      return "the message has an unknown key \"" + it.key().substr(0, 64) + "\" (expected v, id, policy, job)";
+      return "the message has an unknown key \"" + it.key().substr(0, 64) +
+             "\" (expected v, id, policy, job)";
   if (!j.contains("v") || !j["v"].is_number_unsigned() || j["v"].get<uint64_t>() != kEnvelopeVersion)
     return "the message's \"v\" must be " + std::to_string(kEnvelopeVersion);
   if (!j.contains("id") || !j["id"].is_string() || !valid_job_id(j["id"].get<std::string>()))
@@ -182,7 +191,8 @@ std::optional<std::string> parse_queue_job(const std::string& body, QueueJob* ou
     if (!j["policy"].is_string()) return std::string("the message's \"policy\" must be a string");
     out->policy = j["policy"].get<std::string>();
   }
-  if (!j.contains("job") || !j["job"].is_object()) return std::string("the message's \"job\" must be an object");
+  if (!j.contains("job") || !j["job"].is_object())
+    return std::string("the message's \"job\" must be an object");
   out->job = j["job"];
   return std::nullopt;
 }
@@ -194,7 +204,8 @@ std::optional<std::string> materialize_blobs(json* job, NatsQueue& q, const std:
   auto one = [&](json& slot, const std::string& field, bool module) -> std::optional<std::string> {
     if (!slot.is_object() || !slot.contains("blob")) return std::nullopt;
     for (auto it = slot.begin(); it != slot.end(); ++it)
-      if (it.key() != "blob" && it.key() != "kind" && it.key() != "name" && it.key() != "path" && it.key() != "read_write")
+      if (it.key() != "blob" && it.key() != "kind" && it.key() != "name" && it.key() != "path" &&
+          it.key() != "read_write")
         return field + ": a blob reference has an unknown key \"" + it.key().substr(0, 64) + "\"";
     if (!slot["blob"].is_string()) return field + ".blob must be a string";
     std::string digest = slot["blob"].get<std::string>();
@@ -236,7 +247,8 @@ std::optional<std::string> materialize_blobs(json* job, NatsQueue& q, const std:
     if (!job->contains(list) || !(*job)[list].is_array()) continue;
     json& a = (*job)[list];
     for (size_t i = 0; i < a.size(); ++i)
-      if (auto e = one(a[i], "job." + std::string(list) + "[" + std::to_string(i) + "]", std::string(list) != "inputs"))
+      if (auto e = one(a[i], "job." + std::string(list) + "[" + std::to_string(i) + "]",
+                       std::string(list) != "inputs"))
         return e;
   }
   return std::nullopt;

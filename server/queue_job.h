@@ -25,7 +25,8 @@ nlohmann::json job_spec_to_json(const JobSpec& spec);
 
 // submit's side: the job as JSON with every local source uploaded and replaced by a blob
 // reference. Errors name the field and the file.
-std::optional<std::string> localize_job(const JobSpec& spec, NatsQueue& q, uint64_t max_blob_bytes, nlohmann::json* out);
+std::optional<std::string> localize_job(const JobSpec& spec, NatsQueue& q, uint64_t max_blob_bytes,
+                                        nlohmann::json* out);
 
 struct QueueJob {
   std::string id;

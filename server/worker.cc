@@ -37,7 +37,9 @@ void blocking(uv_loop_t* loop, std::function<void()> work, std::function<void()>
       });
 }
 
-std::string dump(const ojson& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+std::string dump(const ojson& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 Result error_result(Status s, std::string msg) {
   Result r;
@@ -119,22 +121,27 @@ std::optional<std::string> Worker::start() {
     }
   }
   if (st != NATS_OK)
-    return nats_error("cannot create or read the durable consumer \"" + std::string(kConsumer) + "\" of stream " + stream, st, jerr);
+    return nats_error(
+        "cannot create or read the durable consumer \"" + std::string(kConsumer) + "\" of stream " + stream,
+        st, jerr);
   int64_t existing = ci->Config ? ci->Config->AckWait : ack_wait_ns;
   jsConsumerInfo_Destroy(ci);
   if (existing != ack_wait_ns)
-    return "the queue's consumer \"" + std::string(kConsumer) + "\" has an ack wait of " + std::to_string(existing / 1000000) +
-           " ms, this worker asks for " + std::to_string(ack_wait_ns / 1000000) +
-           " ms: every worker of a stream must use the same ack_wait";
+    return "the queue's consumer \"" + std::string(kConsumer) + "\" has an ack wait of " +
+           std::to_string(existing / 1000000) + " ms, this worker asks for " +
+           std::to_string(ack_wait_ns / 1000000) + " ms: every worker of a stream must use the same ack_wait";
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = stream.c_str();
   so.Consumer = kConsumer;
   so.ManualAck = true;
-  st = js_PullSubscribe(&pull_, queue_.jetstream(), queue_.jobs_subject().c_str(), kConsumer, nullptr, &so, &jerr);
+  st = js_PullSubscribe(&pull_, queue_.jetstream(), queue_.jobs_subject().c_str(), kConsumer, nullptr, &so,
+                        &jerr);
   if (st != NATS_OK) {
     pull_ = nullptr;
-    return nats_error("cannot bind the durable pull consumer \"" + std::string(kConsumer) + "\" on stream " + stream, st, jerr);
+    return nats_error(
+        "cannot bind the durable pull consumer \"" + std::string(kConsumer) + "\" on stream " + stream, st,
+        jerr);
   }
   st = natsConnection_Subscribe(
       &cancel_sub_, queue_.connection(), (queue_.settings().subject_prefix + ".cancel.*").c_str(),
@@ -156,8 +163,10 @@ std::optional<std::string> Worker::start() {
     return nats_error("cannot subscribe to cancellations", st);
   }
   fetcher_ = std::thread([this] { fetch_loop(); });
-  log_.event("worker_started", {{"worker", name_}, {"slots", std::to_string(slots_)},
-                                {"stream", queue_.settings().stream}, {"ack_wait_ms", std::to_string(static_cast<long>(cfg_.ack_wait_ms))}});
+  log_.event("worker_started", {{"worker", name_},
+                                {"slots", std::to_string(slots_)},
+                                {"stream", queue_.settings().stream},
+                                {"ack_wait_ms", std::to_string(static_cast<long>(cfg_.ack_wait_ms))}});
   return std::nullopt;
 }
 
@@ -182,7 +191,8 @@ void Worker::fetch_loop() {
     if (st != NATS_OK) {
       natsMsgList_Destroy(&list);
       // Leader elections and lost servers: keep trying; say so now and then.
-      if (errors++ % 20 == 0) std::fprintf(stderr, "wasmjail worker: %s\n", nats_error("fetch", st, jerr).c_str());
+      if (errors++ % 20 == 0)
+        std::fprintf(stderr, "wasmjail worker: %s\n", nats_error("fetch", st, jerr).c_str());
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait_for(lk, std::chrono::milliseconds(250), [&] { return stop_fetching_; });
       continue;
@@ -238,13 +248,15 @@ void Worker::begin(const std::shared_ptr<Delivery>& d) {
   int len = natsMsg_GetDataLength(d->msg);
   std::string body(natsMsg_GetData(d->msg) ? natsMsg_GetData(d->msg) : "", static_cast<size_t>(len));
   std::string err;
-  if (body.size() > kMaxMessageBytes) err = "the message is " + std::to_string(body.size()) + " bytes, more than 16MiB";
-  else if (auto e = parse_queue_job(body, &d->qj)) err = *e;
+  if (body.size() > kMaxMessageBytes)
+    err = "the message is " + std::to_string(body.size()) + " bytes, more than 16MiB";
+  else if (auto e = parse_queue_job(body, &d->qj))
+    err = *e;
   d->id = err.empty() ? d->qj.id : "invalid-" + std::to_string(d->stream_seq);
   if (!err.empty()) {
     log_.event("job_rejected", {{"job", d->id}, {"error", err}});
-    return complete(d, error_result(Status::kInvalidJob, "job message (stream sequence " + std::to_string(d->stream_seq) +
-                                                             "): " + err));
+    return complete(d, error_result(Status::kInvalidJob, "job message (stream sequence " +
+                                                             std::to_string(d->stream_seq) + "): " + err));
   }
   if (active_.count(d->id)) {
     // The same job delivered again while this worker still runs it (its ack wait passed):
@@ -256,10 +268,11 @@ void Worker::begin(const std::shared_ptr<Delivery>& d) {
   }
   active_[d->id] = d;
   if (d->delivered > static_cast<uint64_t>(cfg_.max_deliver)) {
-    Result r = error_result(Status::kInternalError,
-                            "redelivery: the job was delivered " + std::to_string(d->delivered) + " times (max_deliver " +
-                                std::to_string(cfg_.max_deliver) +
-                                ") without a stored result; the workers that took it died or stalled. Not run again.");
+    Result r = error_result(
+        Status::kInternalError,
+        "redelivery: the job was delivered " + std::to_string(d->delivered) + " times (max_deliver " +
+            std::to_string(cfg_.max_deliver) +
+            ") without a stored result; the workers that took it died or stalled. Not run again.");
     ++stats_.failed_max_deliver;
     return complete(d, r);
   }
@@ -312,7 +325,8 @@ void Worker::begin(const std::shared_ptr<Delivery>& d) {
         // Jobs from the queue are as untrusted as API jobs: no host path but its own blobs.
         auto check = [&](const StorageSpec& s) -> bool {
           if (s.source != StorageSource::kLocal || allowed.count(s.source_path)) return true;
-          prep->error = s.field + ": local sources are not allowed in queued jobs (submit uploads files as blobs)";
+          prep->error =
+              s.field + ": local sources are not allowed in queued jobs (submit uploads files as blobs)";
           return false;
         };
         if (!check(spec.value().entry_module)) return;
@@ -352,7 +366,8 @@ void Worker::begin(const std::shared_ptr<Delivery>& d) {
           return settle(d, "nak");
         }
         if (!prep->error.empty()) return complete(d, error_result(prep->status, prep->error));
-        if (d->user_cancelled) return complete(d, error_result(Status::kCancelled, "cancelled before it started"));
+        if (d->user_cancelled)
+          return complete(d, error_result(Status::kCancelled, "cancelled before it started"));
         if (draining_) {
           natsMsg_Nak(d->msg, nullptr);
           ++stats_.naked;
@@ -368,23 +383,28 @@ void Worker::run(const std::shared_ptr<Delivery>& d) {
   std::error_code ec;
   fs::remove_all(d->sub.output_dir, ec);  // a previous attempt's leftovers on this machine
   d->rec = executor_.submit(std::move(d->sub), &err);
-  if (!d->rec) return complete(d, error_result(Status::kInternalError, "the worker could not queue the job: " + err));
-  log_.event("job_started", {{"job", d->id}, {"attempt", std::to_string(d->delivered)}, {"policy", d->policy_name}});
-  queue_.publish(queue_.state_subject(d->id), dump(ojson{{"state", "running"}, {"worker", name_}, {"attempt", d->delivered}}));
+  if (!d->rec)
+    return complete(d, error_result(Status::kInternalError, "the worker could not queue the job: " + err));
+  log_.event("job_started",
+             {{"job", d->id}, {"attempt", std::to_string(d->delivered)}, {"policy", d->policy_name}});
+  queue_.publish(queue_.state_subject(d->id),
+                 dump(ojson{{"state", "running"}, {"worker", name_}, {"attempt", d->delivered}}));
   // In-progress acks well inside the ack wait.
   d->progress = new uv_timer_t;
   uv_timer_init(loop_, d->progress);
   d->progress->data = d.get();
   auto every = static_cast<uint64_t>(std::max(200.0, cfg_.ack_wait_ms / 3));
   uv_timer_start(
-      d->progress, [](uv_timer_t* t) { natsMsg_InProgress(static_cast<Delivery*>(t->data)->msg, nullptr); }, every, every);
+      d->progress, [](uv_timer_t* t) { natsMsg_InProgress(static_cast<Delivery*>(t->data)->msg, nullptr); },
+      every, every);
   std::string logs = queue_.logs_subject(d->id);
   std::weak_ptr<Delivery> wd = d;
   executor_.subscribe(d->rec, [this, wd, logs](const JobEvent& e) {
     auto dd = wd.lock();
     if (!dd) return;
     if (e.kind == JobEvent::kOutput) {
-      ojson o{{"stream", e.stream == Stream::kStdout ? "stdout" : "stderr"}, {"data", std::string(e.data, e.size)}};
+      ojson o{{"stream", e.stream == Stream::kStdout ? "stdout" : "stderr"},
+              {"data", std::string(e.data, e.size)}};
       queue_.publish(logs, dump(o));
       return;
     }
@@ -395,7 +415,8 @@ void Worker::run(const std::shared_ptr<Delivery>& d) {
 void Worker::complete(const std::shared_ptr<Delivery>& d, Result r) {
   if (d->progress) {
     uv_timer_stop(d->progress);
-    uv_close(reinterpret_cast<uv_handle_t*>(d->progress), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    uv_close(reinterpret_cast<uv_handle_t*>(d->progress),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
     d->progress = nullptr;
   }
   // A job the drain stopped (not one a user cancelled) goes back to the queue at once.
@@ -432,8 +453,10 @@ void Worker::complete(const std::shared_ptr<Delivery>& d, Result r) {
             (*jj)["outputs_error"] = "the outputs could not be archived: " + *e;
           } else {
             std::string digest;
-            if (auto e2 = q->put_blob(tar, &digest)) (*jj)["outputs_error"] = *e2;
-            else (*jj)["outputs_archive"] = digest;
+            if (auto e2 = q->put_blob(tar, &digest))
+              (*jj)["outputs_error"] = *e2;
+            else
+              (*jj)["outputs_archive"] = digest;
           }
           (*jj)["outputs"] = names;
           if (ps.skipped) (*jj)["outputs_skipped"] = ps.skipped;  // symlinks and special files
@@ -442,8 +465,10 @@ void Worker::complete(const std::shared_ptr<Delivery>& d, Result r) {
         // A result over the server's message limit goes in a blob; the KV entry points to it.
         if (static_cast<int64_t>(text->size()) > q->max_payload() - 16384) {
           std::string digest;
-          if (auto e = q->put_blob(*text, &digest)) *text = dump(ojson{{"status", "internal_error"}, {"id", (*jj)["id"]}, {"error", *e}});
-          else *text = dump(ojson{{"id", (*jj)["id"]}, {"result_blob", digest}, {"status", (*jj)["status"]}});
+          if (auto e = q->put_blob(*text, &digest))
+            *text = dump(ojson{{"status", "internal_error"}, {"id", (*jj)["id"]}, {"error", *e}});
+          else
+            *text = dump(ojson{{"id", (*jj)["id"]}, {"result_blob", digest}, {"status", (*jj)["status"]}});
         }
       },
       [this, d, text, term, alive = alive_] {
@@ -488,7 +513,9 @@ void Worker::store(const std::shared_ptr<Delivery>& d, std::string result_json, 
           natsMsg_Ack(d->msg, nullptr);
           ++stats_.acked;
         }
-        log_.event("job_finished", {{"job", d->id}, {"status", status}, {"stored", out->exists ? "no (a result was there first)" : "yes"},
+        log_.event("job_finished", {{"job", d->id},
+                                    {"status", status},
+                                    {"stored", out->exists ? "no (a result was there first)" : "yes"},
                                     {"attempt", std::to_string(d->delivered)}});
         settle(d, term ? "term" : "ack");
       });
@@ -563,13 +590,20 @@ std::string Worker::metrics() const {
     o << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n" << name << " " << v << "\n";
   };
   counter("wasmjail_queue_fetched_total", "Job messages fetched from the stream.", stats_.fetched);
-  counter("wasmjail_queue_acked_total", "Job messages acked (result stored, or one was there).", stats_.acked);
-  counter("wasmjail_queue_naked_total", "Job messages handed back for redelivery (drain, store failure).", stats_.naked);
-  counter("wasmjail_queue_redelivered_total", "Job messages fetched that had been delivered before.", stats_.redelivered);
-  counter("wasmjail_queue_terminated_total", "Job messages terminated (malformed, or past max_deliver).", stats_.terminated);
-  counter("wasmjail_queue_duplicates_total", "Job messages whose job had a result already or ran here.", stats_.duplicates);
-  counter("wasmjail_queue_max_deliver_total", "Jobs ended failed after max_deliver deliveries.", stats_.failed_max_deliver);
-  o << "# HELP wasmjail_queue_in_flight Job messages held (fetched, not yet acked).\n# TYPE wasmjail_queue_in_flight gauge\n"
+  counter("wasmjail_queue_acked_total", "Job messages acked (result stored, or one was there).",
+          stats_.acked);
+  counter("wasmjail_queue_naked_total", "Job messages handed back for redelivery (drain, store failure).",
+          stats_.naked);
+  counter("wasmjail_queue_redelivered_total", "Job messages fetched that had been delivered before.",
+          stats_.redelivered);
+  counter("wasmjail_queue_terminated_total", "Job messages terminated (malformed, or past max_deliver).",
+          stats_.terminated);
+  counter("wasmjail_queue_duplicates_total", "Job messages whose job had a result already or ran here.",
+          stats_.duplicates);
+  counter("wasmjail_queue_max_deliver_total", "Jobs ended failed after max_deliver deliveries.",
+          stats_.failed_max_deliver);
+  o << "# HELP wasmjail_queue_in_flight Job messages held (fetched, not yet acked).\n# TYPE "
+       "wasmjail_queue_in_flight gauge\n"
     << "wasmjail_queue_in_flight " << in_flight() << "\n";
   return o.str();
 }

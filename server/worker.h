@@ -36,7 +36,8 @@
 namespace wj {
 
 struct QueueStats {
-  uint64_t fetched = 0, acked = 0, naked = 0, redelivered = 0, terminated = 0, duplicates = 0, failed_max_deliver = 0;
+  uint64_t fetched = 0, acked = 0, naked = 0, redelivered = 0, terminated = 0, duplicates = 0,
+           failed_max_deliver = 0;
 };
 
 class Worker {
@@ -85,12 +86,12 @@ class Worker {
   std::condition_variable cv_;
   size_t in_flight_ = 0;  // fetched and not yet acked/naked/terminated (guarded by mu_)
   bool stop_fetching_ = false;
-  std::deque<natsMsg*> inbox_;           // guarded by mu_
-  std::deque<std::string> cancel_ids_;   // guarded by mu_
+  std::deque<natsMsg*> inbox_;          // guarded by mu_
+  std::deque<std::string> cancel_ids_;  // guarded by mu_
   uv_async_t inbox_async_, cancel_async_;
 
   std::map<std::string, std::shared_ptr<Delivery>> active_;  // by job id (loop thread)
-  QueueStats stats_;                                        // loop thread
+  QueueStats stats_;                                         // loop thread
   std::atomic<uint64_t> fetched_{0};
   bool draining_ = false, executor_drained_ = false, closed_ = false;
   std::function<void()> drained_cb_;

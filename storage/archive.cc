@@ -26,7 +26,9 @@ struct Fd {
   Fd& operator=(const Fd&) = delete;
 };
 
-std::string errstr(int e) { return std::strerror(e); }
+std::string errstr(int e) {
+  return std::strerror(e);
+}
 
 struct Writer {
   archive* a;
@@ -45,7 +47,8 @@ la_ssize_t write_cb(archive*, void* ud, const void* buf, size_t n) {
   return static_cast<la_ssize_t>(n);
 }
 
-std::optional<std::string> add_tree(Writer& w, int dirfd, const std::string& prefix, int depth, PackStats* st) {
+std::optional<std::string> add_tree(Writer& w, int dirfd, const std::string& prefix, int depth,
+                                    PackStats* st) {
   if (depth > 64) return prefix + ": folders nested more than 64 deep";
   int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
   if (dup < 0) return prefix + ": " + errstr(errno);
@@ -75,7 +78,8 @@ std::optional<std::string> add_tree(Writer& w, int dirfd, const std::string& pre
       archive_entry_set_filetype(ent.get(), AE_IFDIR);
       archive_entry_set_perm(ent.get(), 0755);
       if (archive_write_header(w.a, ent.get()) != ARCHIVE_OK)
-        return w.over ? std::string("the archive is larger than its limit") : path + ": " + archive_error_string(w.a);
+        return w.over ? std::string("the archive is larger than its limit")
+                      : path + ": " + archive_error_string(w.a);
       ++st->dirs;
       Fd sub(openat(dirfd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (sub.fd < 0) return path + ": " + errstr(errno);
@@ -89,7 +93,8 @@ std::optional<std::string> add_tree(Writer& w, int dirfd, const std::string& pre
     archive_entry_set_perm(ent.get(), 0644);
     archive_entry_set_size(ent.get(), sb.st_size);
     if (archive_write_header(w.a, ent.get()) != ARCHIVE_OK)
-      return w.over ? std::string("the archive is larger than its limit") : path + ": " + archive_error_string(w.a);
+      return w.over ? std::string("the archive is larger than its limit")
+                    : path + ": " + archive_error_string(w.a);
     char buf[65536];
     int64_t left = sb.st_size;
     while (left > 0) {
@@ -97,7 +102,8 @@ std::optional<std::string> add_tree(Writer& w, int dirfd, const std::string& pre
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0) return path + ": " + (r < 0 ? errstr(errno) : std::string("shrank while being archived"));
       if (archive_write_data(w.a, buf, static_cast<size_t>(r)) < 0)
-        return w.over ? std::string("the archive is larger than its limit") : path + ": " + archive_error_string(w.a);
+        return w.over ? std::string("the archive is larger than its limit")
+                      : path + ": " + archive_error_string(w.a);
       left -= r;
     }
     ++st->files;
@@ -142,12 +148,14 @@ std::optional<std::string> pack_folders(const std::vector<std::pair<std::string,
     archive_entry_set_pathname(ent.get(), name.c_str());
     archive_entry_set_filetype(ent.get(), AE_IFDIR);
     archive_entry_set_perm(ent.get(), 0755);
-    if (archive_write_header(a.get(), ent.get()) != ARCHIVE_OK) return std::string("archive: ") + archive_error_string(a.get());
+    if (archive_write_header(a.get(), ent.get()) != ARCHIVE_OK)
+      return std::string("archive: ") + archive_error_string(a.get());
     ++st->dirs;
     if (auto e = add_tree(w, d.fd, name, 0, st)) return "output " + *e;
   }
   if (archive_write_close(a.get()) != ARCHIVE_OK)
-    return w.over ? std::string("the archive is larger than its limit") : std::string("archive: ") + archive_error_string(a.get());
+    return w.over ? std::string("the archive is larger than its limit")
+                  : std::string("archive: ") + archive_error_string(a.get());
   return std::nullopt;
 }
 
@@ -155,7 +163,8 @@ std::optional<std::string> unpack_archive(const std::string& tar, const std::str
                                           UnpackStats* stats) {
   UnpackStats local;
   UnpackStats* st = stats ? stats : &local;
-  if (mkdir(dest.c_str(), 0755) != 0 && errno != EEXIST) return "cannot create " + dest + ": " + errstr(errno);
+  if (mkdir(dest.c_str(), 0755) != 0 && errno != EEXIST)
+    return "cannot create " + dest + ": " + errstr(errno);
   Fd root(open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (root.fd < 0) return "cannot open " + dest + ": " + errstr(errno);
   std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
@@ -167,7 +176,8 @@ std::optional<std::string> unpack_archive(const std::string& tar, const std::str
   for (;;) {
     int r = archive_read_next_header(a.get(), &ent);
     if (r == ARCHIVE_EOF) break;
-    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return std::string("malformed archive: ") + archive_error_string(a.get());
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+      return std::string("malformed archive: ") + archive_error_string(a.get());
     const char* pn = archive_entry_pathname(ent);
     std::string name = pn ? pn : "";
     std::vector<std::string> parts;

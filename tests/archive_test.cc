@@ -77,14 +77,18 @@ BOOST_AUTO_TEST_CASE(pack_then_unpack_round_trips_files_and_folders_and_leaves_l
   BOOST_CHECK_EQUAL(wjt::read_file(dst + "/res/sub/b.bin"), std::string(100000, 'b'));
   BOOST_CHECK(!fs::exists(fs::symlink_status(dst + "/res/link")));
   // A cap on the archive's size is enforced while packing.
-  BOOST_CHECK(wj::pack_folders({{"res", src + "/out"}}, 50000, &tar).value_or("").find("larger than its limit") != std::string::npos);
+  BOOST_CHECK(
+      wj::pack_folders({{"res", src + "/out"}}, 50000, &tar).value_or("").find("larger than its limit") !=
+      std::string::npos);
   fs::remove_all(src);
   fs::remove_all(dst);
 }
 
 BOOST_AUTO_TEST_CASE(unpack_refuses_paths_out_of_dest_links_and_special_files) {
   std::string dst = wjt::temp_dir();
-  auto err = [&](const std::vector<Entry>& es) { return wj::unpack_archive(make_tar(es), dst, 1 << 20).value_or(""); };
+  auto err = [&](const std::vector<Entry>& es) {
+    return wj::unpack_archive(make_tar(es), dst, 1 << 20).value_or("");
+  };
   BOOST_CHECK_NE(err({{"../escape", AE_IFREG, "x"}}).find("leads out of the folder"), std::string::npos);
   BOOST_CHECK_NE(err({{"a/../../escape", AE_IFREG, "x"}}).find("leads out of the folder"), std::string::npos);
   BOOST_CHECK_NE(err({{"/etc/escape", AE_IFREG, "x"}}).find("absolute path"), std::string::npos);
@@ -113,7 +117,9 @@ BOOST_AUTO_TEST_CASE(unpack_refuses_paths_out_of_dest_links_and_special_files) {
   BOOST_CHECK_NE(err({{"filelink", AE_IFREG, "x"}}).find("not a plain file"), std::string::npos);
   BOOST_CHECK(fs::is_empty(outside));
   // Sizes over the cap and garbage fail with a message.
-  BOOST_CHECK_NE(wj::unpack_archive(make_tar({{"big", AE_IFREG, std::string(5000, 'x')}}), dst, 1000).value_or("").find("exceed"),
+  BOOST_CHECK_NE(wj::unpack_archive(make_tar({{"big", AE_IFREG, std::string(5000, 'x')}}), dst, 1000)
+                     .value_or("")
+                     .find("exceed"),
                  std::string::npos);
   BOOST_CHECK(wj::unpack_archive("this is not a tar archive at all, not even close", dst, 1000).has_value());
   fs::remove_all(dst);
@@ -127,11 +133,13 @@ BOOST_AUTO_TEST_CASE(worker_config_is_validated_with_locations) {
     auto c = wj::load_worker_config(dir + "/w.yaml");
     return c ? std::string() : c.error().str();
   };
-  BOOST_CHECK_EQUAL(load("queue: {nats: [\"nats://127.0.0.1:4222,nats://127.0.0.1:4223\"], replicas: 3}\nconcurrency: 4\n"
-                         "ack_wait: 10s\nmax_deliver: 3\nmetrics_listen: [unix:/tmp/x.sock]\n"),
-                    "");
+  BOOST_CHECK_EQUAL(
+      load("queue: {nats: [\"nats://127.0.0.1:4222,nats://127.0.0.1:4223\"], replicas: 3}\nconcurrency: 4\n"
+           "ack_wait: 10s\nmax_deliver: 3\nmetrics_listen: [unix:/tmp/x.sock]\n"),
+      "");
   BOOST_CHECK_NE(load("concurency: 4\n").find("concurrency"), std::string::npos);  // closest key suggested
-  BOOST_CHECK_NE(load("queue: {nats: [\"http://x\"]}\n").find("must start with nats:// or tls://"), std::string::npos);
+  BOOST_CHECK_NE(load("queue: {nats: [\"http://x\"]}\n").find("must start with nats:// or tls://"),
+                 std::string::npos);
   BOOST_CHECK_NE(load("ack_wait: 10ms\n").find("at least 1s"), std::string::npos);
   BOOST_CHECK_NE(load("queue: {user: a}\n").find("go together"), std::string::npos);
   BOOST_CHECK_NE(load("queue: {stream: \"a b\"}\n").find("queue.stream"), std::string::npos);

@@ -124,11 +124,13 @@ class NatsCluster {
   void start_node(int i) {
     std::string routes;
     for (int j = 0; j < 3; ++j)
-      if (j != i) routes += (routes.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(route_[j]);
-    pid_[i] = spawn_logged({"nats-server", "-a", "127.0.0.1", "-p", std::to_string(client_[i]), "-js", "-sd",
-                            dir_ + "/n" + std::to_string(i), "-n", "n" + std::to_string(i), "--cluster_name", "wj",
-                            "-cluster", "nats://127.0.0.1:" + std::to_string(route_[i]), "-routes", routes},
-                           dir_ + "/n" + std::to_string(i) + ".log");
+      if (j != i)
+        routes += (routes.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(route_[j]);
+    pid_[i] =
+        spawn_logged({"nats-server", "-a", "127.0.0.1", "-p", std::to_string(client_[i]), "-js", "-sd",
+                      dir_ + "/n" + std::to_string(i), "-n", "n" + std::to_string(i), "--cluster_name", "wj",
+                      "-cluster", "nats://127.0.0.1:" + std::to_string(route_[i]), "-routes", routes},
+                     dir_ + "/n" + std::to_string(i) + ".log");
   }
   void stop_node(int i, int sig) {
     stop_pid(pid_[i], sig);
@@ -139,7 +141,8 @@ class NatsCluster {
     jsStreamInfo* si = nullptr;
     if (js_GetStreamInfo(&si, q.jetstream(), stream.c_str(), nullptr, nullptr) != NATS_OK) return -1;
     int leader = -1;
-    if (si->Cluster && si->Cluster->Leader && si->Cluster->Leader[0] == 'n') leader = si->Cluster->Leader[1] - '0';
+    if (si->Cluster && si->Cluster->Leader && si->Cluster->Leader[0] == 'n')
+      leader = si->Cluster->Leader[1] - '0';
     jsStreamInfo_Destroy(si);
     return leader;
   }

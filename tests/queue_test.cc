@@ -25,16 +25,17 @@ struct WorkerProc {
 
 // Starts `wasmjail worker` with its own work folder and config.
 std::unique_ptr<WorkerProc> start_worker(const wjt::NatsCluster& c, const std::string& name, int concurrency,
-                                         const std::string& ack_wait = "3s", const std::string& extra_yaml = "",
-                                         const std::string& nats = "") {
+                                         const std::string& ack_wait = "3s",
+                                         const std::string& extra_yaml = "", const std::string& nats = "") {
   auto w = std::make_unique<WorkerProc>();
   w->dir = c.dir() + "/" + name;
   fs::create_directories(w->dir);
   w->log = w->dir + ".log";
   wjt::write_file(w->dir + "/worker.yaml", "work_dir: " + w->dir + "/work\ncache_dir: \"\"\n" + extra_yaml);
-  w->pid = wjt::spawn_logged({wjt::binary(), "worker", "--nats", nats.empty() ? c.urls() : nats, "--config",
-                              w->dir + "/worker.yaml", "--concurrency", std::to_string(concurrency), "--ack-wait", ack_wait},
-                             w->log);
+  w->pid = wjt::spawn_logged(
+      {wjt::binary(), "worker", "--nats", nats.empty() ? c.urls() : nats, "--config", w->dir + "/worker.yaml",
+       "--concurrency", std::to_string(concurrency), "--ack-wait", ack_wait},
+      w->log);
   return w;
 }
 
@@ -110,7 +111,9 @@ std::string http_unix(const std::string& sock, const std::string& method, const 
   return out;
 }
 
-std::string http_get_unix(const std::string& sock, const std::string& path) { return http_unix(sock, "GET", path); }
+std::string http_get_unix(const std::string& sock, const std::string& path) {
+  return http_unix(sock, "GET", path);
+}
 
 // The JSON body of a response (chunked bodies are not used here).
 json body_of(const std::string& resp) {
@@ -133,7 +136,8 @@ BOOST_AUTO_TEST_CASE(hundred_jobs_over_three_workers_each_result_once_and_correc
   std::string jobs = c.dir() + "/jobs";
   fs::create_directories(jobs);
   for (int i = 0; i < 100; ++i) {
-    auto r = submit(c, {"--id", "job" + std::to_string(i), sleep_job(jobs, "j" + std::to_string(i), 20, "t" + std::to_string(i))});
+    auto r = submit(c, {"--id", "job" + std::to_string(i),
+                        sleep_job(jobs, "j" + std::to_string(i), 20, "t" + std::to_string(i))});
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
     BOOST_CHECK_EQUAL(json::parse(r.out)["id"], "job" + std::to_string(i));
   }
@@ -156,7 +160,7 @@ BOOST_AUTO_TEST_CASE(hundred_jobs_over_three_workers_each_result_once_and_correc
     BOOST_CHECK_EQUAL(started, 1u);
     BOOST_CHECK_EQUAL(stored, 1u);
   }
-  BOOST_CHECK_EQUAL(workers.size(), 3u);  // the work was shared
+  BOOST_CHECK_EQUAL(workers.size(), 3u);                                              // the work was shared
   BOOST_CHECK(wjt::eventually(10, [&] { return stream_msgs(*q, "WJ_JOBS") == 0; }));  // every message acked
 }
 
@@ -167,8 +171,13 @@ BOOST_AUTO_TEST_CASE(worker_sigkilled_mid_job_its_jobs_finish_elsewhere) {
   std::string jobs = c.dir() + "/jobs";
   fs::create_directories(jobs);
   for (int i = 0; i < 2; ++i)
-    BOOST_REQUIRE_EQUAL(submit(c, {"--id", "k" + std::to_string(i), sleep_job(jobs, "k" + std::to_string(i), 3000, "k" + std::to_string(i))}).exit_code, 0);
-  BOOST_REQUIRE(wjt::eventually(30, [&] { return count_events(a->log, "job_started", "k0") + count_events(a->log, "job_started", "k1") == 2; }));
+    BOOST_REQUIRE_EQUAL(submit(c, {"--id", "k" + std::to_string(i),
+                                   sleep_job(jobs, "k" + std::to_string(i), 3000, "k" + std::to_string(i))})
+                            .exit_code,
+                        0);
+  BOOST_REQUIRE(wjt::eventually(30, [&] {
+    return count_events(a->log, "job_started", "k0") + count_events(a->log, "job_started", "k1") == 2;
+  }));
   kill(a->pid, SIGKILL);
   wjt::wait_exit(a->pid, 10);
   a->pid = -1;
@@ -191,10 +200,18 @@ BOOST_AUTO_TEST_CASE(nats_node_stopped_mid_run_no_job_lost) {
   std::string jobs = c.dir() + "/jobs";
   fs::create_directories(jobs);
   for (int i = 0; i < 12; ++i)
-    BOOST_REQUIRE_EQUAL(submit(c, {"--id", "n" + std::to_string(i), sleep_job(jobs, "n" + std::to_string(i), 700, "n" + std::to_string(i))}).exit_code, 0);
+    BOOST_REQUIRE_EQUAL(submit(c, {"--id", "n" + std::to_string(i),
+                                   sleep_job(jobs, "n" + std::to_string(i), 700, "n" + std::to_string(i))})
+                            .exit_code,
+                        0);
   // Stop the node leading the jobs stream while jobs run (the harder case: a new leader is
   // elected), and a non-leader when it is back.
-  BOOST_REQUIRE(wjt::eventually(30, [&] { std::string t; bool f; q->get_result("n0", &t, &f); return f; }));
+  BOOST_REQUIRE(wjt::eventually(30, [&] {
+    std::string t;
+    bool f;
+    q->get_result("n0", &t, &f);
+    return f;
+  }));
   int leader = c.stream_leader(*q);
   BOOST_REQUIRE(leader >= 0);
   c.stop_node(leader, SIGKILL);
@@ -208,7 +225,10 @@ BOOST_AUTO_TEST_CASE(nats_node_stopped_mid_run_no_job_lost) {
   BOOST_REQUIRE(wjt::eventually(30, [&] { return c.stream_leader(*q) >= 0; }));
   int other = (c.stream_leader(*q) + 1) % 3;
   c.stop_node(other, SIGTERM);
-  BOOST_REQUIRE_EQUAL(submit(c, {"--id", "after", "--wait", "--timeout", "60s", sleep_job(jobs, "after", 10, "after")}).exit_code, 0);
+  BOOST_REQUIRE_EQUAL(
+      submit(c, {"--id", "after", "--wait", "--timeout", "60s", sleep_job(jobs, "after", 10, "after")})
+          .exit_code,
+      0);
 }
 
 BOOST_AUTO_TEST_CASE(same_job_id_submitted_twice_runs_once) {
@@ -239,7 +259,10 @@ BOOST_AUTO_TEST_CASE(duplicate_after_the_window_is_skipped_by_its_stored_result)
   std::string job = sleep_job(jobs, "d", 10, "d");
   BOOST_REQUIRE_EQUAL(submit(c, {"--id", "again", "--wait", "--timeout", "60s", job}).exit_code, 0);
   bool dup = false;
-  std::string body = json{{"v", 1}, {"id", "again"}, {"job", {{"entry_module", {{"storage_source", "inline"}, {"url", "data:,x"}}}}}}.dump();
+  std::string body = json{{"v", 1},
+                          {"id", "again"},
+                          {"job", {{"entry_module", {{"storage_source", "inline"}, {"url", "data:,x"}}}}}}
+                         .dump();
   // Another message id, same job id: not de-duplicated by the stream.
   natsMsg* m = nullptr;
   natsMsg_Create(&m, q->jobs_subject().c_str(), nullptr, body.data(), static_cast<int>(body.size()));
@@ -266,7 +289,8 @@ BOOST_AUTO_TEST_CASE(cancel_reaches_the_worker_running_the_job) {
   // The worker stops the job at once (its slot is free again), and the result is cancelled.
   BOOST_REQUIRE(wjt::eventually(15, [&] { return count_events(w->log, "job_finished", "long") == 1; }));
   BOOST_CHECK_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 15);
-  BOOST_CHECK_NE(wjt::read_file(w->log).find("\"event\":\"job_cancel_requested\",\"job\":\"long\""), std::string::npos);
+  BOOST_CHECK_NE(wjt::read_file(w->log).find("\"event\":\"job_cancel_requested\",\"job\":\"long\""),
+                 std::string::npos);
   auto wr = submit(c, {"--id", "long", "--wait", "--timeout", "30s", sleep_job(jobs, "long", 60000, "long")});
   BOOST_CHECK_EQUAL(wr.exit_code, 1);
   BOOST_CHECK_EQUAL(json::parse(wr.out)["status"], "cancelled");
@@ -284,10 +308,14 @@ BOOST_AUTO_TEST_CASE(poison_messages_end_in_error_results_and_the_worker_keeps_g
   auto w = start_worker(c, "w", 1, "3s", "metrics_listen: [\"unix:" + sock + "\"]\n");
   bool dup = false;
   BOOST_REQUIRE(!q->publish_job("p1", "this is not json {", &dup));
-  BOOST_REQUIRE(!q->publish_job("p2", R"({"v": 1, "id": "bad", "job": {"entry_module": {"url": "data:,x"}, "nonsense": 1}})", &dup));
-  BOOST_REQUIRE(!q->publish_job("p3", R"({"v": 1, "id": "local", "job": {"entry_module": {"source_path": "/etc/passwd"}}})", &dup));
-  BOOST_REQUIRE(!q->publish_job("p4", R"({"v": 1, "id": "blobless", "job": {"entry_module": {"blob": "sha256:)" +
-                                          std::string(64, 'a') + R"("}}})", &dup));
+  BOOST_REQUIRE(!q->publish_job(
+      "p2", R"({"v": 1, "id": "bad", "job": {"entry_module": {"url": "data:,x"}, "nonsense": 1}})", &dup));
+  BOOST_REQUIRE(!q->publish_job(
+      "p3", R"({"v": 1, "id": "local", "job": {"entry_module": {"source_path": "/etc/passwd"}}})", &dup));
+  BOOST_REQUIRE(!q->publish_job("p4",
+                                R"({"v": 1, "id": "blobless", "job": {"entry_module": {"blob": "sha256:)" +
+                                    std::string(64, 'a') + R"("}}})",
+                                &dup));
   std::string jobs = c.dir() + "/jobs";
   fs::create_directories(jobs);
   auto good = submit(c, {"--id", "good", "--wait", "--timeout", "60s", sleep_job(jobs, "good", 10, "good")});
@@ -310,7 +338,8 @@ BOOST_AUTO_TEST_CASE(poison_messages_end_in_error_results_and_the_worker_keeps_g
   // The worker's metrics: serve's, plus the queue's.
   std::string m = http_get_unix(sock, "/metrics");
   BOOST_CHECK_NE(m.find("wasmjail_queue_fetched_total 5"), std::string::npos);
-  BOOST_CHECK_NE(m.find("wasmjail_queue_terminated_total 3"), std::string::npos);  // not JSON, bad spec, local source
+  BOOST_CHECK_NE(m.find("wasmjail_queue_terminated_total 3"),
+                 std::string::npos);  // not JSON, bad spec, local source
   BOOST_CHECK_NE(m.find("wasmjail_queue_acked_total 2"), std::string::npos);
   BOOST_CHECK_NE(m.find("wasmjail_queue_in_flight 0"), std::string::npos);
   BOOST_CHECK_NE(m.find("wasmjail_queue_redelivered_total 0"), std::string::npos);
@@ -322,7 +351,8 @@ BOOST_AUTO_TEST_CASE(max_deliver_ends_failed_naming_redelivery) {
   auto q = open_queue(c);
   // The first worker creates the shared consumer (ack wait 1s) and leaves.
   auto w = start_worker(c, "w", 1, "1s", "max_deliver: 2\n");
-  BOOST_REQUIRE(wjt::eventually(30, [&] { return wjt::read_file(w->log).find("worker_started") != std::string::npos; }));
+  BOOST_REQUIRE(wjt::eventually(
+      30, [&] { return wjt::read_file(w->log).find("worker_started") != std::string::npos; }));
   wjt::stop_pid(w->pid, SIGTERM);
   w->pid = -1;
   std::string jobs = c.dir() + "/jobs";
@@ -334,10 +364,14 @@ BOOST_AUTO_TEST_CASE(max_deliver_ends_failed_naming_redelivery) {
   jsSubOptions_Init(&so);
   so.Stream = "WJ_JOBS";
   so.Consumer = "wasmjail";
-  BOOST_REQUIRE_EQUAL(js_PullSubscribe(&sub, q->jetstream(), q->jobs_subject().c_str(), "wasmjail", nullptr, &so, nullptr), NATS_OK);
+  BOOST_REQUIRE_EQUAL(
+      js_PullSubscribe(&sub, q->jetstream(), q->jobs_subject().c_str(), "wasmjail", nullptr, &so, nullptr),
+      NATS_OK);
   for (int i = 0; i < 2; ++i) {
     natsMsgList list{nullptr, 0};
-    BOOST_REQUIRE(wjt::eventually(10, [&] { return natsSubscription_Fetch(&list, sub, 1, 2000, nullptr) == NATS_OK && list.Count == 1; }));
+    BOOST_REQUIRE(wjt::eventually(10, [&] {
+      return natsSubscription_Fetch(&list, sub, 1, 2000, nullptr) == NATS_OK && list.Count == 1;
+    }));
     natsMsgList_Destroy(&list);  // no ack: redelivered after the ack wait
   }
   natsSubscription_Destroy(sub);
@@ -345,7 +379,9 @@ BOOST_AUTO_TEST_CASE(max_deliver_ends_failed_naming_redelivery) {
   json r = wait_result(*q, "doomed", 30);
   BOOST_REQUIRE(!r.is_null());
   BOOST_CHECK_EQUAL(r["status"], "failed");
-  BOOST_CHECK_NE(r["error"].get<std::string>().find("redelivery: the job was delivered 3 times (max_deliver 2)"), std::string::npos);
+  BOOST_CHECK_NE(
+      r["error"].get<std::string>().find("redelivery: the job was delivered 3 times (max_deliver 2)"),
+      std::string::npos);
   BOOST_CHECK_EQUAL(count_events(w2->log, "job_started", "doomed"), 0u);
   BOOST_CHECK(wjt::eventually(10, [&] { return stream_msgs(*q, "WJ_JOBS") == 0; }));  // terminated
 }
@@ -369,8 +405,9 @@ BOOST_AUTO_TEST_CASE(module_bigger_than_max_payload_travels_as_blob_once) {
   std::string jobs = c.dir() + "/jobs";
   fs::create_directories(jobs);
   wjt::write_file(jobs + "/big.wasm", wasm);
-  wjt::write_file(jobs + "/big.yaml", "entry_module: {source_path: big.wasm}\nparameters: [\"1\", big]\n"
-                                      "outputs: [{name: res, path: /out}]\n");
+  wjt::write_file(jobs + "/big.yaml",
+                  "entry_module: {source_path: big.wasm}\nparameters: [\"1\", big]\n"
+                  "outputs: [{name: res, path: /out}]\n");
   auto w = start_worker(c, "w", 1);
   auto r = submit(c, {"--wait", "--timeout", "90s", jobs + "/big.yaml"});
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.out + r.err);
@@ -394,7 +431,8 @@ BOOST_AUTO_TEST_CASE(outputs_come_back_through_submit_output_dir) {
   wjt::NatsCluster c;
   auto w = start_worker(c, "w", 1);
   std::string dir = c.dir() + "/o";
-  auto r = submit(c, {"--wait", "--timeout", "60s", "--output-dir", dir, std::string(WJ_SOURCE_DIR) + "/configs/examples/csv-transform.yaml"});
+  auto r = submit(c, {"--wait", "--timeout", "60s", "--output-dir", dir,
+                      std::string(WJ_SOURCE_DIR) + "/configs/examples/csv-transform.yaml"});
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.out + r.err);
   BOOST_CHECK_EQUAL(wjt::read_file(dir + "/totals/totals.csv"), "apples,6\npears,10\nplums,24\nTOTAL,20\n");
   BOOST_CHECK_EQUAL(json::parse(r.out)["outputs"]["totals"], dir + "/totals");
@@ -404,20 +442,24 @@ BOOST_AUTO_TEST_CASE(outputs_come_back_through_submit_output_dir) {
 BOOST_AUTO_TEST_CASE(nats_unreachable_at_start_clear_error_then_retries) {
   auto ports = wjt::free_ports(3);
   std::string dir = wjt::temp_dir();
-  std::string urls = "nats://127.0.0.1:" + std::to_string(ports[0]) + ",nats://127.0.0.1:" + std::to_string(ports[1]) +
+  std::string urls = "nats://127.0.0.1:" + std::to_string(ports[0]) +
+                     ",nats://127.0.0.1:" + std::to_string(ports[1]) +
                      ",nats://127.0.0.1:" + std::to_string(ports[2]);
   std::string log = dir + "/w.log";
   wjt::write_file(dir + "/w.yaml", "work_dir: " + dir + "/work\ncache_dir: \"\"\n");
-  pid_t pid = wjt::spawn_logged({wjt::binary(), "worker", "--nats", urls, "--config", dir + "/w.yaml", "--concurrency", "1"}, log);
+  pid_t pid = wjt::spawn_logged(
+      {wjt::binary(), "worker", "--nats", urls, "--config", dir + "/w.yaml", "--concurrency", "1"}, log);
   BOOST_CHECK(wjt::eventually(20, [&] {
     std::string t = wjt::read_file(log);
-    return t.find("cannot connect to NATS at nats://127.0.0.1:" + std::to_string(ports[0])) != std::string::npos &&
+    return t.find("cannot connect to NATS at nats://127.0.0.1:" + std::to_string(ports[0])) !=
+               std::string::npos &&
            t.find("retrying in 1.0s") != std::string::npos;  // backoff: 0.5 s, then 1 s, ...
   }));
   BOOST_CHECK_EQUAL(wjt::wait_exit(pid, 0), -1);  // still running, still trying
   {
     wjt::NatsCluster c(ports);  // the cluster comes up on those ports: the worker connects
-    BOOST_CHECK(wjt::eventually(60, [&] { return wjt::read_file(log).find("worker_started") != std::string::npos; }));
+    BOOST_CHECK(
+        wjt::eventually(60, [&] { return wjt::read_file(log).find("worker_started") != std::string::npos; }));
     std::string jobs = c.dir() + "/jobs";
     fs::create_directories(jobs);
     auto r = submit(c, {"--wait", "--timeout", "60s", sleep_job(jobs, "x", 10, "x")});
@@ -436,7 +478,9 @@ BOOST_AUTO_TEST_CASE(sigterm_drains_running_jobs_and_hands_back_the_rest) {
   fs::create_directories(jobs);
   BOOST_REQUIRE_EQUAL(submit(c, {"--id", "short", sleep_job(jobs, "short", 1000, "short")}).exit_code, 0);
   BOOST_REQUIRE_EQUAL(submit(c, {"--id", "long", sleep_job(jobs, "long", 6000, "long")}).exit_code, 0);
-  BOOST_REQUIRE(wjt::eventually(30, [&] { return count_events(a->log, "job_started", "short") + count_events(a->log, "job_started", "long") == 2; }));
+  BOOST_REQUIRE(wjt::eventually(30, [&] {
+    return count_events(a->log, "job_started", "short") + count_events(a->log, "job_started", "long") == 2;
+  }));
   kill(a->pid, SIGTERM);
   auto t0 = std::chrono::steady_clock::now();
   BOOST_CHECK_EQUAL(wjt::wait_exit(a->pid, 20), 0);
@@ -461,10 +505,13 @@ BOOST_AUTO_TEST_CASE(serve_as_a_gateway_same_endpoints_through_nats) {
   wjt::NatsCluster c;
   auto w = start_worker(c, "w", 2);
   std::string sock = c.dir() + "/gw.sock";
-  wjt::write_file(c.dir() + "/gw.yaml", "listen: [\"unix:" + sock + "\"]\nlocal_roots: [\"" + std::string(WJ_GUEST_DIR) +
-                                            "\"]\noutput_root: " + c.dir() + "/gwout\nqueue: {nats: [\"" + c.urls() + "\"]}\n");
-  pid_t gw = wjt::spawn_logged({wjt::binary(), "serve", "--config", c.dir() + "/gw.yaml"}, c.dir() + "/gw.log");
-  BOOST_REQUIRE(wjt::eventually(30, [&] { return http_get_unix(sock, "/healthz").find("gateway") != std::string::npos; }));
+  wjt::write_file(c.dir() + "/gw.yaml", "listen: [\"unix:" + sock + "\"]\nlocal_roots: [\"" +
+                                            std::string(WJ_GUEST_DIR) + "\"]\noutput_root: " + c.dir() +
+                                            "/gwout\nqueue: {nats: [\"" + c.urls() + "\"]}\n");
+  pid_t gw =
+      wjt::spawn_logged({wjt::binary(), "serve", "--config", c.dir() + "/gw.yaml"}, c.dir() + "/gw.log");
+  BOOST_REQUIRE(wjt::eventually(
+      30, [&] { return http_get_unix(sock, "/healthz").find("gateway") != std::string::npos; }));
   auto job = [](const std::string& guest, const std::vector<std::string>& params) {
     return json{{"entry_module", {{"source_path", wjt::guest(guest)}}}, {"parameters", params}}.dump();
   };
@@ -487,14 +534,18 @@ BOOST_AUTO_TEST_CASE(serve_as_a_gateway_same_endpoints_through_nats) {
   // Cancel a running job: it ends cancelled on the worker; a second cancel is a 409.
   json longj = body_of(http_unix(sock, "POST", "/v1/jobs", job("sleep_ms", {"60000", "x"})));
   std::string id3 = longj["id"];
-  BOOST_REQUIRE(wjt::eventually(30, [&] { return body_of(http_get_unix(sock, "/v1/jobs/" + id3))["state"] == "running"; }));
+  BOOST_REQUIRE(wjt::eventually(
+      30, [&] { return body_of(http_get_unix(sock, "/v1/jobs/" + id3))["state"] == "running"; }));
   BOOST_CHECK_NE(http_unix(sock, "DELETE", "/v1/jobs/" + id3).find("202 "), std::string::npos);
-  BOOST_CHECK_EQUAL(body_of(http_get_unix(sock, "/v1/jobs/" + id3 + "/wait?timeout_ms=20000"))["result"]["status"], "cancelled");
+  BOOST_CHECK_EQUAL(
+      body_of(http_get_unix(sock, "/v1/jobs/" + id3 + "/wait?timeout_ms=20000"))["result"]["status"],
+      "cancelled");
   BOOST_CHECK(wjt::eventually(15, [&] { return count_events(w->log, "job_finished", id3) == 1; }));
   BOOST_CHECK_NE(http_unix(sock, "DELETE", "/v1/jobs/" + id3).find("409 "), std::string::npos);
   // Errors as serve: unknown job, a host file outside local_roots, malformed JSON.
   BOOST_CHECK_NE(http_get_unix(sock, "/v1/jobs/nope").find("404 "), std::string::npos);
-  std::string outside = http_unix(sock, "POST", "/v1/jobs", R"({"entry_module": {"source_path": "/etc/passwd"}})");
+  std::string outside =
+      http_unix(sock, "POST", "/v1/jobs", R"({"entry_module": {"source_path": "/etc/passwd"}})");
   BOOST_CHECK_NE(outside.find("400 "), std::string::npos);
   BOOST_CHECK_NE(outside.find("outside the server's local_roots"), std::string::npos);
   BOOST_CHECK_NE(http_unix(sock, "POST", "/v1/jobs", "{nope").find("malformed_json"), std::string::npos);
