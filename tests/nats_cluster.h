@@ -96,7 +96,9 @@ bool eventually(double timeout_s, F f) {
 class NatsCluster {
  public:
   // `client_ports`: use these for the nodes' client ports (else free ones).
-  explicit NatsCluster(std::vector<int> client_ports = {}) : dir_(temp_dir()) {
+  // `extra`: more nats-server flags for every node (e.g. --user/--pass).
+  explicit NatsCluster(std::vector<int> client_ports = {}, std::vector<std::string> extra = {})
+      : dir_(temp_dir()), extra_(std::move(extra)) {
     auto p = free_ports(6);
     for (int i = 0; i < 3; ++i) {
       client_[i] = client_ports.size() == 3 ? client_ports[i] : p[i];
@@ -109,6 +111,10 @@ class NatsCluster {
       wj::QueueSettings qs;
       qs.urls = {url(0), url(1), url(2)};
       qs.connect_timeout_ms = 1000;
+      for (size_t k = 0; k + 1 < extra_.size(); ++k) {
+        if (extra_[k] == "--user") qs.user = extra_[k + 1];
+        if (extra_[k] == "--pass") qs.password = extra_[k + 1];
+      }
       return wj::NatsQueue::open(qs, &err) != nullptr;
     });
     if (!ok) throw std::runtime_error("the NATS cluster did not become ready: " + err);
@@ -126,11 +132,12 @@ class NatsCluster {
     for (int j = 0; j < 3; ++j)
       if (j != i)
         routes += (routes.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(route_[j]);
-    pid_[i] =
-        spawn_logged({"nats-server", "-a", "127.0.0.1", "-p", std::to_string(client_[i]), "-js", "-sd",
-                      dir_ + "/n" + std::to_string(i), "-n", "n" + std::to_string(i), "--cluster_name", "wj",
-                      "-cluster", "nats://127.0.0.1:" + std::to_string(route_[i]), "-routes", routes},
-                     dir_ + "/n" + std::to_string(i) + ".log");
+    std::vector<std::string> argv = {"nats-server", "-a", "127.0.0.1", "-p", std::to_string(client_[i]), "-js",
+                                     "-sd", dir_ + "/n" + std::to_string(i), "-n", "n" + std::to_string(i),
+                                     "--cluster_name", "wj", "-cluster", "nats://127.0.0.1:" + std::to_string(route_[i]),
+                                     "-routes", routes};
+    argv.insert(argv.end(), extra_.begin(), extra_.end());
+    pid_[i] = spawn_logged(argv, dir_ + "/n" + std::to_string(i) + ".log");
   }
   void stop_node(int i, int sig) {
     stop_pid(pid_[i], sig);
@@ -149,6 +156,7 @@ class NatsCluster {
 
  private:
   std::string dir_;
+  std::vector<std::string> extra_;
   int client_[3], route_[3];
   pid_t pid_[3] = {-1, -1, -1};
 };

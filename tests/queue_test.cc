@@ -554,3 +554,21 @@ BOOST_AUTO_TEST_CASE(serve_as_a_gateway_same_endpoints_through_nats) {
   kill(gw, SIGTERM);
   BOOST_CHECK_EQUAL(wjt::wait_exit(gw, 20), 0);
 }
+
+BOOST_AUTO_TEST_CASE(credentials_from_the_config_wrong_ones_are_a_clear_error) {
+  wjt::NatsCluster c({}, {"--user", "wj", "--pass", "s3cret-pass"});
+  std::string jobs = c.dir() + "/jobs";
+  fs::create_directories(jobs);
+  std::string job = sleep_job(jobs, "a", 10, "auth");
+  wjt::write_file(c.dir() + "/bad.yaml", "queue: {user: wj, password: wrong}\n");
+  auto bad = submit(c, {"--config", c.dir() + "/bad.yaml", job});
+  BOOST_CHECK_MESSAGE(bad.exit_code == 1, bad.out + bad.err);
+  BOOST_CHECK_MESSAGE(bad.err.find("cannot connect to NATS at") != std::string::npos &&
+                          bad.err.find("Authorization") != std::string::npos,
+                      bad.err);
+  auto w = start_worker(c, "w", 1, "3s", "queue: {user: wj, password: s3cret-pass}\n");
+  wjt::write_file(c.dir() + "/good.yaml", "queue: {user: wj, password: s3cret-pass}\n");
+  auto ok = submit(c, {"--config", c.dir() + "/good.yaml", "--wait", "--timeout", "60s", job});
+  BOOST_CHECK_MESSAGE(ok.exit_code == 0, ok.out + ok.err);
+  BOOST_CHECK_EQUAL(json::parse(ok.out)["stdout"], "done auth\n");
+}
