@@ -29,6 +29,13 @@ bool is_hex64(const std::string& s) {
          });
 }
 
+// A hint for the most common setup mistake: R3 on a single server.
+std::string replicas_hint(int replicas) {
+  return replicas > 1 ? "; a server that is not part of a cluster of at least " + std::to_string(replicas) +
+                            " nodes needs queue.replicas: 1 in the config"
+                      : "";
+}
+
 // A KV bucket, created when missing (another worker may create it at the same moment).
 std::optional<std::string> bind_bucket(jsCtx* js, const std::string& name, int replicas, double ttl_ms,
                                        kvStore** out) {
@@ -44,9 +51,10 @@ std::optional<std::string> bind_bucket(jsCtx* js, const std::string& name, int r
   kc.StorageType = js_FileStorage;
   s = js_CreateKeyValue(out, js, &kc);
   if (s == NATS_OK) return std::nullopt;
+  std::string err =
+      nats_error("cannot create the KV bucket " + name + " (replicas " + std::to_string(replicas) + ")", s);
   if (js_KeyValue(out, js, name.c_str()) == NATS_OK) return std::nullopt;  // created by someone else
-  return nats_error("cannot create the KV bucket " + name + " (replicas " + std::to_string(replicas) + ")",
-                    s);
+  return err + replicas_hint(replicas);
 }
 
 }  // namespace
@@ -164,11 +172,12 @@ std::optional<std::string> NatsQueue::bind(std::string*) {
     sc.Duplicates = static_cast<int64_t>(s_.duplicate_window_ms) * kNsPerMs;
     st = js_AddStream(&si, js_, &sc, nullptr, &jerr);
     if (st != NATS_OK) {
+      std::string err = nats_error("cannot create the JetStream stream " + s_.stream + " (replicas " +
+                                       std::to_string(s_.replicas) + ")",
+                                   st, jerr);
       jsErrCode e2 = static_cast<jsErrCode>(0);
       if (js_GetStreamInfo(&si, js_, s_.stream.c_str(), nullptr, &e2) != NATS_OK)
-        return nats_error("cannot create the JetStream stream " + s_.stream + " (replicas " +
-                              std::to_string(s_.replicas) + ")",
-                          st, jerr);
+        return err + replicas_hint(s_.replicas);
     }
   } else if (st != NATS_OK) {
     return nats_error("cannot read the JetStream stream " + s_.stream, st, jerr);

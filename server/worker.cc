@@ -116,14 +116,17 @@ std::optional<std::string> Worker::start() {
     cc.FilterSubject = nullptr;
     st = js_AddConsumer(&ci, queue_.jetstream(), stream.c_str(), &cc, nullptr, &jerr);
     if (st != NATS_OK) {
+      std::string err = nats_error(
+          "cannot create the durable consumer \"" + std::string(kConsumer) + "\" of stream " + stream, st,
+          jerr);
       jsErrCode e2 = static_cast<jsErrCode>(0);
       st = js_GetConsumerInfo(&ci, queue_.jetstream(), stream.c_str(), kConsumer, nullptr, &e2);
+      if (st != NATS_OK) return err;  // not created by another worker meanwhile either
     }
   }
   if (st != NATS_OK)
     return nats_error(
-        "cannot create or read the durable consumer \"" + std::string(kConsumer) + "\" of stream " + stream,
-        st, jerr);
+        "cannot read the durable consumer \"" + std::string(kConsumer) + "\" of stream " + stream, st, jerr);
   int64_t existing = ci->Config ? ci->Config->AckWait : ack_wait_ns;
   jsConsumerInfo_Destroy(ci);
   if (existing != ack_wait_ns)

@@ -132,10 +132,22 @@ class NatsCluster {
     for (int j = 0; j < 3; ++j)
       if (j != i)
         routes += (routes.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(route_[j]);
-    std::vector<std::string> argv = {"nats-server", "-a", "127.0.0.1", "-p", std::to_string(client_[i]), "-js",
-                                     "-sd", dir_ + "/n" + std::to_string(i), "-n", "n" + std::to_string(i),
-                                     "--cluster_name", "wj", "-cluster", "nats://127.0.0.1:" + std::to_string(route_[i]),
-                                     "-routes", routes};
+    std::vector<std::string> argv = {"nats-server",
+                                     "-a",
+                                     "127.0.0.1",
+                                     "-p",
+                                     std::to_string(client_[i]),
+                                     "-js",
+                                     "-sd",
+                                     dir_ + "/n" + std::to_string(i),
+                                     "-n",
+                                     "n" + std::to_string(i),
+                                     "--cluster_name",
+                                     "wj",
+                                     "-cluster",
+                                     "nats://127.0.0.1:" + std::to_string(route_[i]),
+                                     "-routes",
+                                     routes};
     argv.insert(argv.end(), extra_.begin(), extra_.end());
     pid_[i] = spawn_logged(argv, dir_ + "/n" + std::to_string(i) + ".log");
   }
