@@ -472,10 +472,10 @@ void Gateway::stream_logs(const std::shared_ptr<HttpExchange>& ex, const std::st
           for (const char* s : {"stdout", "stderr"})
             if (f->result.contains(s) && f->result[s].is_string() && !f->result[s].get<std::string>().empty())
               ex->write_chunk(dump(ojson{{"stream", s}, {"data", f->result[s]}}) + "\n");
-          ex->write_chunk(dump(ojson{{"event", "done"},
-                                     {"status", f->result.value("status", "")},
-                                     {"exit_code", f->result.value("exit_code", -1)}}) +
-                          "\n");
+          ojson done{{"event", "done"}, {"status", ""}, {"exit_code", -1}};
+          if (f->result.contains("status")) done["status"] = f->result["status"];
+          if (f->result.contains("exit_code")) done["exit_code"] = f->result["exit_code"];
+          ex->write_chunk(dump(done) + "\n");
           ex->end_stream();
           unwatch();
           return;
@@ -510,6 +510,7 @@ void Gateway::cancel_job(const std::shared_ptr<HttpExchange>& ex, const std::str
           try {
             out->status = json::parse(text).value("status", "");
           } catch (...) {
+            out->status = "?";
           }
           return;
         }

@@ -299,59 +299,68 @@ void Worker::begin(const std::shared_ptr<Delivery>& d) {
   blocking(
       loop_,
       [prep, d, q, policy, policy_name, cache, out_dir, max_blob, cache_max] {
-        std::string existing;
-        if (auto e = q->get_result(d->id, &existing, &prep->exists)) {
-          prep->transient = true;
-          prep->error = *e;
-          return;
-        }
-        if (prep->exists) return;
-        if (!policy) {
-          prep->error = "policy \"" + policy_name.substr(0, 64) + "\" is not allowed on this worker";
-          return;
-        }
-        json job = d->qj.job;
-        std::set<std::string> allowed;
-        auto mat = materialize_blobs(&job, *q, cache, max_blob, &allowed);
-        trim_blob_cache(cache, cache_max);
-        if (auto e = mat) {
-          prep->error = *e;
-          prep->transient = natsConnection_Status(q->connection()) != NATS_CONN_STATUS_CONNECTED;
-          prep->status = Status::kSetupError;
-          return;
-        }
-        auto spec = parse_job_spec(job.dump(), "job " + d->id, cache);
-        if (!spec) {
-          prep->error = spec.error().str();
-          return;
-        }
-        // Jobs from the queue are as untrusted as API jobs: no host path but its own blobs.
-        auto check = [&](const StorageSpec& s) -> bool {
-          if (s.source != StorageSource::kLocal || allowed.count(s.source_path)) return true;
-          prep->error =
-              s.field + ": local sources are not allowed in queued jobs (submit uploads files as blobs)";
-          return false;
-        };
-        if (!check(spec.value().entry_module)) return;
-        for (const auto& s : spec.value().import_modules)
-          if (!check(s)) return;
-        for (const auto& s : spec.value().inputs)
-          if (!check(s)) return;
-        for (const auto& o : spec.value().outputs)
-          if (!o.source_path.empty()) {
-            prep->error = o.field + ": an output may not name a host folder (source_path) in a queued job";
+        auto prepare = [&] {
+          std::string existing;
+          if (auto e = q->get_result(d->id, &existing, &prep->exists)) {
+            prep->transient = true;
+            prep->error = *e;
             return;
           }
-        PrepareOptions po;
-        RunOptions ro;
-        if (auto over = options_for(spec.value(), policy, &po, &ro)) {
-          prep->error = *over;
-          return;
+          if (prep->exists) return;
+          if (!policy) {
+            prep->error = "policy \"" + policy_name.substr(0, 64) + "\" is not allowed on this worker";
+            return;
+          }
+          json job = d->qj.job;
+          std::set<std::string> allowed;
+          auto mat = materialize_blobs(&job, *q, cache, max_blob, &allowed);
+          trim_blob_cache(cache, cache_max);
+          if (auto e = mat) {
+            prep->error = *e;
+            prep->transient = natsConnection_Status(q->connection()) != NATS_CONN_STATUS_CONNECTED;
+            prep->status = Status::kSetupError;
+            return;
+          }
+          auto spec = parse_job_spec(job.dump(), "job " + d->id, cache);
+          if (!spec) {
+            prep->error = spec.error().str();
+            return;
+          }
+          // Jobs from the queue are as untrusted as API jobs: no host path but its own blobs.
+          auto check = [&](const StorageSpec& s) -> bool {
+            if (s.source != StorageSource::kLocal || allowed.count(s.source_path)) return true;
+            prep->error =
+                s.field + ": local sources are not allowed in queued jobs (submit uploads files as blobs)";
+            return false;
+          };
+          if (!check(spec.value().entry_module)) return;
+          for (const auto& s : spec.value().import_modules)
+            if (!check(s)) return;
+          for (const auto& s : spec.value().inputs)
+            if (!check(s)) return;
+          for (const auto& o : spec.value().outputs)
+            if (!o.source_path.empty()) {
+              prep->error = o.field + ": an output may not name a host folder (source_path) in a queued job";
+              return;
+            }
+          PrepareOptions po;
+          RunOptions ro;
+          if (auto over = options_for(spec.value(), policy, &po, &ro)) {
+            prep->error = *over;
+            return;
+          }
+          prep->sub.spec = std::move(spec.value());
+          prep->sub.policy = policy;
+          prep->sub.policy_name = policy_name;
+          prep->sub.output_dir = out_dir;
+        };
+        // The message is hostile: nothing it holds may end this process.
+        try {
+          prepare();
+        } catch (const std::exception& e) {
+          prep->error = std::string("malformed job message: ") + e.what();
+          prep->status = Status::kInvalidJob;
         }
-        prep->sub.spec = std::move(spec.value());
-        prep->sub.policy = policy;
-        prep->sub.policy_name = policy_name;
-        prep->sub.output_dir = out_dir;
       },
       [this, d, prep, alive = alive_] {
         if (!*alive) return;
