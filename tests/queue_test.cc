@@ -511,7 +511,8 @@ BOOST_AUTO_TEST_CASE(serve_as_a_gateway_same_endpoints_through_nats) {
   auto w = start_worker(c, "w", 2);
   std::string sock = c.dir() + "/gw.sock";
   wjt::write_file(c.dir() + "/gw.yaml", "listen: [\"unix:" + sock + "\"]\nlocal_roots: [\"" +
-                                            std::string(WJ_GUEST_DIR) + "\"]\noutput_root: " + c.dir() +
+                                            std::string(WJ_GUEST_DIR) + "\", \"" + WJ_SOURCE_DIR +
+                                            "/configs/examples/data\"]\noutput_root: " + c.dir() +
                                             "/gwout\nqueue: {nats: [\"" + c.urls() + "\"]}\n");
   pid_t gw =
       wjt::spawn_logged({wjt::binary(), "serve", "--config", c.dir() + "/gw.yaml"}, c.dir() + "/gw.log");
@@ -554,8 +555,20 @@ BOOST_AUTO_TEST_CASE(serve_as_a_gateway_same_endpoints_through_nats) {
   BOOST_CHECK_NE(outside.find("400 "), std::string::npos);
   BOOST_CHECK_NE(outside.find("outside the server's local_roots"), std::string::npos);
   BOOST_CHECK_NE(http_unix(sock, "POST", "/v1/jobs", "{nope").find("malformed_json"), std::string::npos);
+  // A folder input under local_roots travels as a blob; the outputs come back under output_root.
+  json csv = {
+      {"entry_module", {{"source_path", wjt::guest("csv_transform")}}},
+      {"parameters", {"/inputs/data.csv", "/outputs/totals.csv"}},
+      {"inputs",
+       {{{"source_path", std::string(WJ_SOURCE_DIR) + "/configs/examples/data"}, {"path", "/inputs"}}}},
+      {"outputs", {{{"name", "totals"}, {"path", "/outputs"}}}}};
+  json cr = body_of(http_unix(sock, "POST", "/v1/run", csv.dump()));
+  BOOST_REQUIRE_EQUAL(cr["result"]["status"], "ok");
+  std::string totals = cr["result"]["outputs"]["totals"];
+  BOOST_CHECK_EQUAL(totals, c.dir() + "/gwout/" + cr["id"].get<std::string>() + "/totals");
+  BOOST_CHECK_EQUAL(wjt::read_file(totals + "/totals.csv"), "apples,6\npears,10\nplums,24\nTOTAL,20\n");
   json list = body_of(http_get_unix(sock, "/v1/jobs?limit=10"));
-  BOOST_CHECK_EQUAL(list["jobs"].size(), 3u);
+  BOOST_CHECK_EQUAL(list["jobs"].size(), 4u);
   kill(gw, SIGTERM);
   BOOST_CHECK_EQUAL(wjt::wait_exit(gw, 20), 0);
 }
