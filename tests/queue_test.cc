@@ -283,12 +283,22 @@ BOOST_AUTO_TEST_CASE(cancel_reaches_the_worker_running_the_job) {
   fs::create_directories(jobs);
   BOOST_REQUIRE_EQUAL(submit(c, {"--id", "long", sleep_job(jobs, "long", 60000, "long")}).exit_code, 0);
   BOOST_REQUIRE(wjt::eventually(30, [&] { return count_events(w->log, "job_started", "long") == 1; }));
+  // One slot, busy: the next job stays in the stream (not fetched and held by this worker).
+  BOOST_REQUIRE_EQUAL(submit(c, {"--id", "next", sleep_job(jobs, "next", 10, "next")}).exit_code, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  jsConsumerInfo* ci = nullptr;
+  BOOST_REQUIRE_EQUAL(js_GetConsumerInfo(&ci, q->jetstream(), "WJ_JOBS", "wasmjail", nullptr, nullptr),
+                      NATS_OK);
+  BOOST_CHECK_EQUAL(ci->NumAckPending, 1);
+  BOOST_CHECK_EQUAL(ci->NumPending, 1u);
+  jsConsumerInfo_Destroy(ci);
   auto t0 = std::chrono::steady_clock::now();
   auto r = submit(c, {"--cancel", "long"});
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   // The worker stops the job at once (its slot is free again), and the result is cancelled.
   BOOST_REQUIRE(wjt::eventually(15, [&] { return count_events(w->log, "job_finished", "long") == 1; }));
   BOOST_CHECK_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 15);
+  BOOST_CHECK_EQUAL(wait_result(*q, "next", 30)["status"], "ok");  // the freed slot took it
   BOOST_CHECK_NE(wjt::read_file(w->log).find("\"event\":\"job_cancel_requested\",\"job\":\"long\""),
                  std::string::npos);
   auto wr = submit(c, {"--id", "long", "--wait", "--timeout", "30s", sleep_job(jobs, "long", 60000, "long")});
