@@ -97,7 +97,10 @@ class NatsCluster {
  public:
   // `client_ports`: use these for the nodes' client ports (else free ones).
   // `extra`: more nats-server flags for every node (e.g. --user/--pass).
-  explicit NatsCluster(std::vector<int> client_ports = {}, std::vector<std::string> extra = {})
+  // `extra`: more nats-server flags for every node (e.g. --user/--pass, --tls...); `client`:
+  // the credentials and TLS settings the readiness check connects with.
+  explicit NatsCluster(std::vector<int> client_ports = {}, std::vector<std::string> extra = {},
+                       wj::QueueSettings client = {})
       : dir_(temp_dir()), extra_(std::move(extra)) {
     auto p = free_ports(6);
     for (int i = 0; i < 3; ++i) {
@@ -108,13 +111,9 @@ class NatsCluster {
     // Ready when the R3 stream and buckets can be created (a meta leader was elected).
     std::string err;
     bool ok = eventually(40, [&] {
-      wj::QueueSettings qs;
+      wj::QueueSettings qs = client;
       qs.urls = {url(0), url(1), url(2)};
       qs.connect_timeout_ms = 1000;
-      for (size_t k = 0; k + 1 < extra_.size(); ++k) {
-        if (extra_[k] == "--user") qs.user = extra_[k + 1];
-        if (extra_[k] == "--pass") qs.password = extra_[k + 1];
-      }
       return wj::NatsQueue::open(qs, &err) != nullptr;
     });
     if (!ok) throw std::runtime_error("the NATS cluster did not become ready: " + err);

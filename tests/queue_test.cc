@@ -584,7 +584,10 @@ BOOST_AUTO_TEST_CASE(serve_as_a_gateway_same_endpoints_through_nats) {
 }
 
 BOOST_AUTO_TEST_CASE(credentials_from_the_config_wrong_ones_are_a_clear_error) {
-  wjt::NatsCluster c({}, {"--user", "wj", "--pass", "s3cret-pass"});
+  wj::QueueSettings creds;
+  creds.user = "wj";
+  creds.password = "s3cret-pass";
+  wjt::NatsCluster c({}, {"--user", "wj", "--pass", "s3cret-pass"}, creds);
   std::string jobs = c.dir() + "/jobs";
   fs::create_directories(jobs);
   std::string job = sleep_job(jobs, "a", 10, "auth");
@@ -599,4 +602,31 @@ BOOST_AUTO_TEST_CASE(credentials_from_the_config_wrong_ones_are_a_clear_error) {
   auto ok = submit(c, {"--config", c.dir() + "/good.yaml", "--wait", "--timeout", "60s", job});
   BOOST_CHECK_MESSAGE(ok.exit_code == 0, ok.out + ok.err);
   BOOST_CHECK_EQUAL(json::parse(ok.out)["stdout"], "done auth\n");
+}
+
+BOOST_AUTO_TEST_CASE(tls_where_the_server_asks_for_it) {
+  std::string certs = wjt::temp_dir();
+  auto gen = wjt::run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                       certs + "/key.pem", "-out", certs + "/cert.pem", "-days", "1", "-subj",
+                       "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"});
+  BOOST_REQUIRE_MESSAGE(gen.exit_code == 0, gen.err);
+  wj::QueueSettings tls;
+  tls.tls_ca = certs + "/cert.pem";
+  {
+    wjt::NatsCluster c({}, {"--tls", "--tlscert", certs + "/cert.pem", "--tlskey", certs + "/key.pem"}, tls);
+    std::string jobs = c.dir() + "/jobs";
+    fs::create_directories(jobs);
+    std::string job = sleep_job(jobs, "t", 10, "tls");
+    // Without the CA the server's certificate is refused: a clear error.
+    auto plain = submit(c, {job});
+    BOOST_CHECK_EQUAL(plain.exit_code, 1);
+    BOOST_CHECK_MESSAGE(plain.err.find("cannot connect to NATS at") != std::string::npos, plain.err);
+    std::string cfg = "queue: {tls_ca: \"" + certs + "/cert.pem\"}\n";
+    auto w = start_worker(c, "w", 1, "3s", cfg);
+    wjt::write_file(c.dir() + "/tls.yaml", cfg);
+    auto ok = submit(c, {"--config", c.dir() + "/tls.yaml", "--wait", "--timeout", "60s", job});
+    BOOST_CHECK_MESSAGE(ok.exit_code == 0, ok.out + ok.err);
+    BOOST_CHECK_EQUAL(json::parse(ok.out)["stdout"], "done tls\n");
+  }
+  fs::remove_all(certs);
 }
