@@ -147,6 +147,15 @@ BOOST_AUTO_TEST_CASE(worker_config_is_validated_with_locations) {
   BOOST_CHECK_NE(load("max_deliver: 0\n").find("w.yaml:1:"), std::string::npos);
   auto shipped = wj::load_worker_config(std::string(WJ_SOURCE_DIR) + "/configs/worker.yaml");
   BOOST_CHECK_MESSAGE(static_cast<bool>(shipped), (shipped ? std::string() : shipped.error().str()));
+  // serve's queue: key makes it a gateway; it needs servers.
+  wjt::write_file(dir + "/s.yaml", "queue: {nats: [\"nats://127.0.0.1:4222\"], replicas: 1}\n");
+  auto sc = wj::load_server_config(dir + "/s.yaml");
+  BOOST_REQUIRE(static_cast<bool>(sc));
+  BOOST_CHECK_EQUAL(sc.value().queue.urls.size(), 1u);
+  BOOST_CHECK_EQUAL(sc.value().queue.replicas, 1);
+  wjt::write_file(dir + "/s.yaml", "queue: {replicas: 1}\n");
+  auto sc2 = wj::load_server_config(dir + "/s.yaml");
+  BOOST_CHECK(!sc2 && sc2.error().str().find("queue needs nats") != std::string::npos);
   auto u = wj::parse_nats_urls("nats://a:1,,nats://b:2");
   BOOST_CHECK(!u);
   fs::remove_all(dir);
