@@ -71,12 +71,6 @@ std::string nats_error(const std::string& what, natsStatus s, jsErrCode jerr) {
   return m;
 }
 
-bool valid_job_id(const std::string& id) {
-  if (id.empty() || id.size() > 64) return false;
-  return std::all_of(id.begin(), id.end(),
-                     [](char c) { return isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
-}
-
 std::string new_queue_job_id() {
   unsigned char b[12];
   if (getrandom(b, sizeof b, 0) != sizeof b) std::memset(b, 0, sizeof b);

@@ -20,11 +20,10 @@
 #include <vector>
 
 #include "policies/queue_config.h"
+#include "policies/queue_job.h"
 
 namespace wj {
 
-// Job ids travel in subjects and KV keys: 1 to 64 of [A-Za-z0-9_-].
-bool valid_job_id(const std::string& id);
 std::string new_queue_job_id();  // "q" + 24 hex digits, random
 
 class NatsQueue {

@@ -170,53 +170,18 @@ std::optional<std::string> localize_job(const JobSpec& spec, NatsQueue& q, uint6
   return std::nullopt;
 }
 
-std::optional<std::string> parse_queue_job(const std::string& body, QueueJob* out) {
-  json j;
-  try {
-    j = json::parse(body);
-  } catch (const json::parse_error& e) {
-    return std::string("the message is not JSON: ") + e.what();
-  }
-  if (!j.is_object()) return std::string("the message is not a JSON object");
-  for (auto it = j.begin(); it != j.end(); ++it)
-    if (it.key() != "v" && it.key() != "id" && it.key() != "policy" && it.key() != "job")
-      return "the message has an unknown key \"" + it.key().substr(0, 64) +
-             "\" (expected v, id, policy, job)";
-  if (!j.contains("v") || !j["v"].is_number_unsigned() || j["v"].get<uint64_t>() != kEnvelopeVersion)
-    return "the message's \"v\" must be " + std::to_string(kEnvelopeVersion);
-  if (!j.contains("id") || !j["id"].is_string() || !valid_job_id(j["id"].get<std::string>()))
-    return std::string("the message's \"id\" must be 1 to 64 letters, digits, '_' or '-'");
-  out->id = j["id"].get<std::string>();
-  if (j.contains("policy")) {
-    if (!j["policy"].is_string()) return std::string("the message's \"policy\" must be a string");
-    out->policy = j["policy"].get<std::string>();
-  }
-  if (!j.contains("job") || !j["job"].is_object())
-    return std::string("the message's \"job\" must be an object");
-  out->job = j["job"];
-  return std::nullopt;
-}
-
 std::optional<std::string> materialize_blobs(json* job, NatsQueue& q, const std::string& cache_dir,
                                              uint64_t max_blob_bytes, std::set<std::string>* allowed) {
+  std::vector<BlobRef> refs;
+  if (auto e = find_blob_refs(job, &refs)) return e;
   std::error_code ec;
-  fs::create_directories(cache_dir, ec);
-  auto one = [&](json& slot, const std::string& field, bool module) -> std::optional<std::string> {
-    if (!slot.is_object() || !slot.contains("blob")) return std::nullopt;
-    for (auto it = slot.begin(); it != slot.end(); ++it)
-      if (it.key() != "blob" && it.key() != "kind" && it.key() != "name" && it.key() != "path" &&
-          it.key() != "read_write")
-        return field + ": a blob reference has an unknown key \"" + it.key().substr(0, 64) + "\"";
-    if (!slot["blob"].is_string()) return field + ".blob must be a string";
-    std::string digest = slot["blob"].get<std::string>();
-    std::string kind = slot.value("kind", std::string("file"));
-    if (kind != "file" && kind != "folder") return field + ".kind must be file or folder";
-    if (module && kind != "file") return field + ": a module blob must be a file";
+  if (!refs.empty()) fs::create_directories(cache_dir, ec);
+  for (const BlobRef& r : refs) {
     std::string bytes;
-    if (auto e = q.get_blob(digest, max_blob_bytes, &bytes)) return field + ": " + *e;
-    std::string hex = digest.substr(7), path;
-    if (kind == "file") {
-      if (auto e = cache_file(cache_dir, hex, bytes, &path)) return field + ": " + *e;
+    if (auto e = q.get_blob(r.digest, max_blob_bytes, &bytes)) return r.field + ": " + *e;
+    std::string hex = r.digest.substr(7), path;
+    if (!r.folder) {
+      if (auto e = cache_file(cache_dir, hex, bytes, &path)) return r.field + ": " + *e;
     } else {
       std::string dir = cache_dir + "/" + hex + ".d";
       if (!fs::is_directory(dir, ec)) {
@@ -224,32 +189,17 @@ std::optional<std::string> materialize_blobs(json* job, NatsQueue& q, const std:
         fs::remove_all(tmp, ec);
         if (auto e = unpack_archive(bytes, tmp, max_blob_bytes)) {
           fs::remove_all(tmp, ec);
-          return field + ": folder blob " + digest + ": " + *e;
+          return r.field + ": folder blob " + r.digest + ": " + *e;
         }
         fs::rename(tmp, dir, ec);
-        if (ec && !fs::is_directory(dir)) return field + ": blob cache: " + ec.message();
+        if (ec && !fs::is_directory(dir)) return r.field + ": blob cache: " + ec.message();
         fs::remove_all(tmp, ec);
       }
       utimensat(AT_FDCWD, dir.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);
       path = dir + "/tree";
     }
-    json local = {{"storage_source", "localDirectory"}, {"source_path", path}};
-    for (const char* k : {"name", "path", "read_write"})
-      if (slot.contains(k)) local[k] = slot[k];
-    if (kind == "file") local["checksum"] = digest;
-    slot = local;
+    point_blob_ref_at(r, path);
     allowed->insert(path);
-    return std::nullopt;
-  };
-  if (job->contains("entry_module"))
-    if (auto e = one((*job)["entry_module"], "job.entry_module", true)) return e;
-  for (const char* list : {"import_modules", "inputs"}) {
-    if (!job->contains(list) || !(*job)[list].is_array()) continue;
-    json& a = (*job)[list];
-    for (size_t i = 0; i < a.size(); ++i)
-      if (auto e = one(a[i], "job." + std::string(list) + "[" + std::to_string(i) + "]",
-                       std::string(list) != "inputs"))
-        return e;
   }
   return std::nullopt;
 }

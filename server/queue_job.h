@@ -14,11 +14,10 @@
 #include <string>
 
 #include "policies/jobspec.h"
+#include "policies/queue_job.h"
 #include "server/queue.h"
 
 namespace wj {
-
-constexpr uint64_t kEnvelopeVersion = 1;
 
 // The canonical JSON of a parsed job spec (every field, snake_case).
 nlohmann::json job_spec_to_json(const JobSpec& spec);
@@ -27,16 +26,6 @@ nlohmann::json job_spec_to_json(const JobSpec& spec);
 // reference. Errors name the field and the file.
 std::optional<std::string> localize_job(const JobSpec& spec, NatsQueue& q, uint64_t max_blob_bytes,
                                         nlohmann::json* out);
-
-struct QueueJob {
-  std::string id;
-  std::string policy;  // empty: the worker's default
-  nlohmann::json job;
-};
-
-// Parses and checks a job message: shape, version, id, no local source (a blob reference
-// is the only way to send a file). Errors say what and where.
-std::optional<std::string> parse_queue_job(const std::string& body, QueueJob* out);
 
 // The worker's side: fetches the blobs a job refers to into `cache_dir` (verified by digest,
 // kept for later jobs) and rewrites the references into local sources there. `allowed`

@@ -313,6 +313,11 @@ void Worker::begin(const std::shared_ptr<Delivery>& d) {
           }
           json job = d->qj.job;
           std::set<std::string> allowed;
+          std::vector<BlobRef> refs;  // malformed references are the message's fault, not a setup error
+          if (auto e = find_blob_refs(&job, &refs)) {
+            prep->error = *e;
+            return;
+          }
           auto mat = materialize_blobs(&job, *q, cache, max_blob, &allowed);
           trim_blob_cache(cache, cache_max);
           if (auto e = mat) {
