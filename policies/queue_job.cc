@@ -17,7 +17,7 @@ std::optional<std::string> parse_queue_job(const std::string& body, QueueJob* ou
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number too large
     return std::string("the message is not JSON: ") + e.what();
   }
   if (!j.is_object()) return std::string("the message is not a JSON object");

@@ -189,7 +189,7 @@ void Api::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
   try {
     nlohmann::json parsed = nlohmann::json::parse(rq.body);
     (void)parsed;
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range (a number too large)
     // nlohmann's message names the line and column: "parse error at line 1, column 19: ..."
     std::string what = e.what();
     if (auto at = what.find("parse error"); at != std::string::npos) what = what.substr(at);

@@ -293,7 +293,7 @@ void Gateway::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
   try {
     json parsed = json::parse(rq.body);
     (void)parsed;
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number too large
     std::string what = e.what();
     if (auto at = what.find("parse error"); at != std::string::npos) what = what.substr(at);
     return send_error(ex, 400, "malformed_json", "request body: " + what);

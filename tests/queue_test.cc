@@ -568,6 +568,8 @@ BOOST_AUTO_TEST_CASE(serve_as_a_gateway_same_endpoints_through_nats) {
   BOOST_CHECK_NE(outside.find("400 "), std::string::npos);
   BOOST_CHECK_NE(outside.find("outside the server's local_roots"), std::string::npos);
   BOOST_CHECK_NE(http_unix(sock, "POST", "/v1/jobs", "{nope").find("malformed_json"), std::string::npos);
+  // A number too large for a double is malformed JSON too (it once ended serve).
+  BOOST_CHECK_NE(http_unix(sock, "POST", "/v1/jobs", "1e99999").find("malformed_json"), std::string::npos);
   // A folder input under local_roots travels as a blob; the outputs come back under output_root.
   json csv = {
       {"entry_module", {{"source_path", wjt::guest("csv_transform")}}},
