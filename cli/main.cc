@@ -20,6 +20,7 @@ constexpr const char* kUsage =
     "  worker  take jobs from a NATS JetStream queue and run them here (wasmjail worker --help)\n"
     "  submit  put a job on the NATS JetStream queue, wait for its result (wasmjail submit --help)\n"
     "  policy  check policy files, show a resolved policy (wasmjail policy --help)\n"
+    "  doctor  what this host supports, which shipped policies can run here\n"
     "  help    show this message\n";
 
 }  // namespace
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
   if (cmd == "worker") return wj::cli::worker(argc - 2, argv + 2);
   if (cmd == "submit") leave(wj::cli::submit(argc - 2, argv + 2));
   if (cmd == "policy") return wj::cli::policy(argc - 2, argv + 2);
+  if (cmd == "doctor") leave(wj::cli::doctor(argc - 2, argv + 2));
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     std::fputs(kUsage, stdout);
     return 0;

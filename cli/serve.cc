@@ -1,6 +1,7 @@
 // `wasmjail serve`: the executor as an HTTP/JSON service on a unix socket (and, with a
 // bearer token, loopback TCP).
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "cli/cli.h"
 #include "storage/curl_lib.h"
 #include "supervisor/code_cache.h"
+#include "supervisor/policy_sandbox.h"
 
 namespace wj::cli {
 namespace {
@@ -37,7 +39,7 @@ int fail(const std::string& msg) {
 
 // serve with `queue: {nats: [...]}`: the same API, jobs on the NATS JetStream queue.
 int serve_gateway(const ServerConfig& cfg, std::map<std::string, std::shared_ptr<const Policy>> policies,
-                  const std::string& token) {
+                  const std::vector<ApiToken>& tokens) {
   signal(SIGPIPE, SIG_IGN);
   ServerLog log(cfg.log_format == "json");
   std::unique_ptr<NatsQueue> queue;
@@ -58,6 +60,9 @@ int serve_gateway(const ServerConfig& cfg, std::map<std::string, std::shared_ptr
     HttpLimits hl;
     hl.max_body_bytes = cfg.max_request_bytes;
     hl.header_timeout_ms = cfg.header_timeout_ms;
+    hl.idle_timeout_ms = cfg.idle_timeout_ms;
+    hl.max_connections = cfg.max_connections;
+    hl.max_buffered_bytes = cfg.max_buffered_bytes;
     HttpServer http(loop, hl, [&gw](const std::shared_ptr<HttpExchange>& ex) { gw.handle(ex); });
     for (const auto& l : cfg.listen) {
       std::optional<std::string> err;
@@ -67,7 +72,7 @@ int serve_gateway(const ServerConfig& cfg, std::map<std::string, std::shared_ptr
         if (!parent.empty()) fs::create_directories(parent, ec);
         err = http.listen_unix(l.path, cfg.socket_mode);
       } else {
-        err = http.listen_tcp(l.host, l.port, token);
+        err = http.listen_tcp(l.host, l.port, tokens);
       }
       if (err) {
         std::fprintf(stderr, "wasmjail serve: %s\n", err->c_str());
@@ -141,15 +146,20 @@ int serve(int argc, char** argv) {
       cfg.listen.push_back(l.value());
     }
   }
-  std::string token;
+  std::vector<ApiToken> tokens;
   bool has_tcp = false;
   for (const auto& l : cfg.listen) has_tcp |= l.kind == Listener::kTcp;
   if (has_tcp) {
     if (cfg.token_file.empty()) return fail("a TCP listener requires token_file in the config (a bearer token)");
-    std::ifstream f(cfg.token_file);
-    std::getline(f, token);
-    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
-    if (token.size() < 16) return fail("token_file " + cfg.token_file + " must hold a token of at least 16 characters");
+    std::string warning;
+    if (auto e = load_token_file(cfg.token_file, &tokens, &warning)) return fail(*e);
+    if (!warning.empty()) std::fprintf(stderr, "wasmjail serve: warning: %s\n", warning.c_str());
+  }
+  // Every connection holds a descriptor: make room for the connection caps, within what
+  // the administrator allows (the hard limit).
+  if (rlimit nofile{}; getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = std::min<rlim_t>(nofile.rlim_max, 65536);
+    setrlimit(RLIMIT_NOFILE, &nofile);
   }
 
   // libcurl (request paths, data: URLs, downloads) is loaded now, before any thread: a
@@ -166,7 +176,7 @@ int serve(int argc, char** argv) {
     policies[n] = std::make_shared<const Policy>(std::move(p.value()));
   }
 
-  if (!cfg.queue.urls.empty()) return serve_gateway(cfg, std::move(policies), token);
+  if (!cfg.queue.urls.empty()) return serve_gateway(cfg, std::move(policies), tokens);
 
   signal(SIGPIPE, SIG_IGN);  // a client that goes away must not take the server with it
   uv_loop_t* loop = uv_default_loop();
@@ -181,6 +191,11 @@ int serve(int argc, char** argv) {
   ecfg.background_compile_min_bytes = CodeCache::background_compile_min();
   ecfg.cache_max_bytes = cfg.cache_max_bytes;
   ecfg.on_event = [&log](const JobRecord& j, const char* ev) { log.job(j, ev); };
+  // The cgroup layout, detected now (and the job cgroups of a server that crashed removed).
+  {
+    const sandbox::CgroupHost& cg = job_cgroup_host();
+    log.event("cgroup", {{"version", sandbox::cgroup_version_name(cg.version)}, {"detail", cg.describe()}});
+  }
   int exit_code = 0;
   {
     Executor executor(loop, ecfg);
@@ -188,6 +203,9 @@ int serve(int argc, char** argv) {
     HttpLimits hl;
     hl.max_body_bytes = cfg.max_request_bytes;
     hl.header_timeout_ms = cfg.header_timeout_ms;
+    hl.idle_timeout_ms = cfg.idle_timeout_ms;
+    hl.max_connections = cfg.max_connections;
+    hl.max_buffered_bytes = cfg.max_buffered_bytes;
     HttpServer http(loop, hl, [&api](const std::shared_ptr<HttpExchange>& ex) { api.handle(ex); });
     for (const auto& l : cfg.listen) {
       std::optional<std::string> err;
@@ -197,7 +215,7 @@ int serve(int argc, char** argv) {
         if (!parent.empty()) fs::create_directories(parent, ec);
         err = http.listen_unix(l.path, cfg.socket_mode);
       } else {
-        err = http.listen_tcp(l.host, l.port, token);
+        err = http.listen_tcp(l.host, l.port, tokens);
       }
       if (err) {
         std::fprintf(stderr, "wasmjail serve: %s\n", err->c_str());

@@ -91,14 +91,12 @@ int worker(int argc, char** argv) {
       return fail("--ack-wait must be at least 1s (in-progress acks are sent every third of it)");
     cfg.ack_wait_ms = ms;
   }
-  std::string token;
+  std::vector<ApiToken> tokens;
   for (const auto& l : cfg.metrics_listen)
-    if (l.kind == Listener::kTcp) {
-      std::ifstream f(cfg.token_file);
-      std::getline(f, token);
-      while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
-      if (token.size() < 16)
-        return fail("token_file " + cfg.token_file + " must hold a token of at least 16 characters");
+    if (l.kind == Listener::kTcp && tokens.empty()) {
+      std::string warning;
+      if (auto e = load_token_file(cfg.token_file, &tokens, &warning)) return fail(*e);
+      if (!warning.empty()) std::fprintf(stderr, "wasmjail worker: warning: %s\n", warning.c_str());
     }
   // The worker's process runs NATS client threads: job processes must come from the fork
   // server (forked in main() while the process had one thread), never from a raw clone here.
@@ -170,8 +168,8 @@ int worker(int argc, char** argv) {
                     "{\"error\": {\"code\": \"not_found\", \"message\": \"only /metrics and /healthz\"}}");
     });
     for (const auto& l : cfg.metrics_listen) {
-      auto err =
-          l.kind == Listener::kUnix ? http.listen_unix(l.path, 0660) : http.listen_tcp(l.host, l.port, token);
+      auto err = l.kind == Listener::kUnix ? http.listen_unix(l.path, 0660)
+                                           : http.listen_tcp(l.host, l.port, tokens);
       if (err) {
         std::fprintf(stderr, "wasmjail worker: metrics listener %s: %s\n", l.str().c_str(), err->c_str());
         exit_code = 1;

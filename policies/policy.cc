@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <climits>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -29,11 +30,11 @@ constexpr size_t kMaxExtendsDepth = 16;
 
 // ---- limits -----------------------------------------------------------------------
 
-enum class LimitKind { kDuration, kBytes, kCount };
+enum class LimitKind { kDuration, kBytes, kCount, kCores };
 struct LimitField {
   std::string_view key;
   LimitKind kind;
-  std::optional<double> Limits::*dur = nullptr;
+  std::optional<double> Limits::*dur = nullptr;  // durations and cores (a fraction)
   std::optional<uint64_t> Limits::*num = nullptr;
   uint64_t max = 0;
 };
@@ -49,6 +50,10 @@ const std::vector<LimitField>& limit_fields() {
       {"output_bytes", LimitKind::kBytes, nullptr, &Limits::output_bytes, kTiB},
       {"open_files", LimitKind::kCount, nullptr, &Limits::open_files, 1u << 20},
       {"module_bytes", LimitKind::kBytes, nullptr, &Limits::module_bytes, kTiB},
+      // Tasks in the job's cgroup (pids.max): V8 starts up to 8 worker threads beside the
+      // main thread and the watchdog, so a job needs up to 10.
+      {"processes", LimitKind::kCount, nullptr, &Limits::processes, 1u << 22},
+      {"cpu_quota", LimitKind::kCores, &Limits::cpu_quota, nullptr, 0},
   };
   return k;
 }
@@ -59,7 +64,14 @@ std::vector<std::string_view> keys_of(const std::vector<LimitField>& f) {
   return out;
 }
 
+std::string format_cores(double cores) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", cores);
+  return buf;
+}
+
 std::string format_limit(const LimitField& f, const Limits& l) {
+  if (f.kind == LimitKind::kCores) return (l.*f.dur) ? format_cores(*(l.*f.dur)) : "unlimited";
   if (f.dur) return (l.*f.dur) ? cfg::format_duration_ms(*(l.*f.dur)) : "unlimited";
   if (!(l.*f.num)) return "unlimited";
   return f.kind == LimitKind::kBytes ? cfg::format_bytes(*(l.*f.num)) : std::to_string(*(l.*f.num));
@@ -81,6 +93,25 @@ uint64_t parse_positive_bytes(const YAML::Node& n, const Doc& doc, const std::st
     doc.fail(n, what + " must be greater than zero (leave it out, or write unlimited, for no limit)");
   if (b > max) doc.fail(n, what + " must be at most " + cfg::format_bytes(max));
   return b;
+}
+
+// CPU cores as a plain number: 0.5, 2. The cgroup's quota is counted in microseconds per
+// 100 ms period, so 0.01 (1 ms per period) is the smallest that means anything.
+constexpr double kMinCores = 0.01, kMaxCores = 1024;
+double parse_cores(const YAML::Node& n, const Doc& doc, const std::string& what) {
+  const std::string s = n.IsScalar() ? n.Scalar() : std::string();
+  char* end = nullptr;
+  errno = 0;
+  double v = s.empty() || !(std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '.')
+                 ? -1
+                 : std::strtod(s.c_str(), &end);
+  if (v < 0 || errno != 0 || !end || *end != '\0' || !std::isfinite(v))
+    doc.fail(n, what + " must be a number of CPU cores, like 0.5 or 2");
+  if (v == 0)
+    doc.fail(n, what + " must be greater than zero (leave it out, or write unlimited, for no limit)");
+  if (v < kMinCores) doc.fail(n, what + " must be at least 0.01 (one hundredth of a core)");
+  if (v > kMaxCores) doc.fail(n, what + " must be at most 1024 cores");
+  return std::round(v * 1000) / 1000.0;  // kept to thousandths, so a rendered policy parses back
 }
 
 bool is_unlimited(const YAML::Node& n) {
@@ -875,6 +906,7 @@ Limits parse_limits(const YAML::Node& n, const Doc& doc, std::vector<std::string
     switch (f.kind) {
       case LimitKind::kDuration: l.*f.dur = parse_duration_field(v, doc, what); break;
       case LimitKind::kBytes: l.*f.num = parse_positive_bytes(v, doc, what, f.max); break;
+      case LimitKind::kCores: l.*f.dur = parse_cores(v, doc, what); break;
       case LimitKind::kCount: {
         int64_t c = cfg::as_int(v, doc, what, 0, static_cast<int64_t>(f.max));
         if (c == 0)

@@ -63,7 +63,7 @@ cfg::Expected<ServerConfig> load_server_config(const std::string& path) {
     cfg::check_map(n, doc, "the server config",
                    {"listen", "socket_mode", "token_file", "default_policy", "allowed_policies", "policy_dirs",
                     "concurrency", "queue_size", "result_retention", "retention_bytes", "max_request_bytes",
-                    "header_timeout", "drain_timeout", "max_wait", "log_format", "output_root", "local_roots",
+                    "header_timeout", "idle_timeout", "max_connections", "max_buffered_request_bytes", "drain_timeout", "max_wait", "log_format", "output_root", "local_roots",
                     "cache_dir", "cache_max_bytes", "queue"});
     ServerConfig c = default_server_config();
     if (auto v = n["listen"]) {
@@ -96,6 +96,13 @@ cfg::Expected<ServerConfig> load_server_config(const std::string& path) {
       if (c.max_request_bytes == 0) doc.fail(v, "max_request_bytes must be more than 0");
     }
     if (auto v = n["header_timeout"]) c.header_timeout_ms = cfg::as_duration_ms(v, doc, "header_timeout");
+    if (auto v = n["idle_timeout"]) {
+      c.idle_timeout_ms = cfg::as_duration_ms(v, doc, "idle_timeout");
+      if (c.idle_timeout_ms <= 0) doc.fail(v, "idle_timeout must be more than 0");
+    }
+    if (auto v = n["max_connections"])
+      c.max_connections = static_cast<size_t>(cfg::as_int(v, doc, "max_connections", 1, 100000));
+    if (auto v = n["max_buffered_request_bytes"]) c.max_buffered_bytes = cfg::as_bytes(v, doc, "max_buffered_request_bytes");
     if (auto v = n["drain_timeout"]) c.drain_timeout_ms = cfg::as_duration_ms(v, doc, "drain_timeout");
     if (auto v = n["max_wait"]) c.max_wait_ms = cfg::as_duration_ms(v, doc, "max_wait");
     if (auto v = n["log_format"]) {
@@ -111,6 +118,9 @@ cfg::Expected<ServerConfig> load_server_config(const std::string& path) {
       if (c.queue.urls.empty()) doc.fail(v, "queue needs nats: [URL, ...] (serve is then a gateway to the queue)");
     }
     if (c.header_timeout_ms <= 0) doc.fail(n["header_timeout"], "header_timeout must be more than 0");
+    if (c.max_buffered_bytes < c.max_request_bytes)
+      doc.fail(n["max_buffered_request_bytes"] ? n["max_buffered_request_bytes"] : n["max_request_bytes"],
+               "max_buffered_request_bytes must be at least max_request_bytes (one full request must fit)");
     bool has_tcp = false;
     for (const auto& l : c.listen) has_tcp |= l.kind == Listener::kTcp;
     if (has_tcp && c.token_file.empty())

@@ -21,7 +21,7 @@ struct Listener {
 struct ServerConfig {
   std::vector<Listener> listen;
   unsigned socket_mode = 0660;
-  std::string token_file;  // bearer token for TCP listeners (required when one is configured)
+  std::string token_file;  // bearer tokens for TCP listeners (required when one is configured)
   std::string default_policy = "default";
   std::vector<std::string> allowed_policies;  // empty: only default_policy
   std::vector<std::string> policy_dirs;
@@ -31,6 +31,9 @@ struct ServerConfig {
   uint64_t retention_bytes = 256ull << 20;
   uint64_t max_request_bytes = 8ull << 20;
   double header_timeout_ms = 10000;
+  double idle_timeout_ms = 10000;             // a connection with no request (or an unread answer) this long is closed
+  size_t max_connections = 256;               // per listener
+  uint64_t max_buffered_bytes = 64ull << 20;  // request bodies buffered at once, all connections together
   double drain_timeout_ms = 30000;
   double max_wait_ms = 600000;  // longest GET .../wait?timeout_ms
   std::string log_format = "json";  // json | text

@@ -8,6 +8,7 @@
 //   rlimits.cc      core 0, open files, file size, processes, data, stack, CPU
 //   capabilities.cc every capability set emptied (effective, permitted, inheritable, bounding, ambient)
 //   seccomp.cc      the syscall filter (libseccomp) and its SIGSYS handler
+//   cgroup.cc       the job's cgroup: memory, processes, CPU (applied by the supervisor)
 #pragma once
 
 #include <sys/types.h>
@@ -33,6 +34,11 @@ struct CloneResult {
   int parent_pidfd = -1;  // child only: a pidfd of the supervisor (for the parent check)
   uid_t outer_uid = 0;    // the supervisor's ids, for the child's uid_map/gid_map
   gid_t outer_gid = 0;
+  bool in_cgroup = false;  // created in the job's cgroup (clone3 CLONE_INTO_CGROUP)
+  // Parent side: the job process waits for one byte on this socket before running anything
+  // (-1: it does not wait). Whoever holds it joins the cgroup first, then sends the byte
+  // (MSG_NOSIGNAL); closing it unsent makes the job process exit.
+  int go_fd = -1;
 };
 
 // A filter compiled ahead of time (by the fork server, once per policy): the BPF program
@@ -49,8 +55,13 @@ struct SeccompProgram {
 // (EPERM, EINVAL, ENOSPC, EUSERS) is dropped and the clone retried; a required one that
 // is refused (or simulated unavailable) fails with `error` and no child.
 // `extra_flags` (CLONE_PARENT from the fork server) are added to the namespace flags;
-// `supervisor` is the process the child must die with (0: the caller).
-CloneResult clone_job_process(const SandboxSpec& spec, unsigned long extra_flags = 0, pid_t supervisor = 0);
+// `supervisor` is the process the child must die with (0: the caller). With `cgroup_fd`
+// (a v2 cgroup folder) the child is created in that cgroup when the kernel can
+// (clone3 CLONE_INTO_CGROUP: `in_cgroup`), else by a plain clone.
+CloneResult clone_job_process(const SandboxSpec& spec, unsigned long extra_flags = 0, pid_t supervisor = 0,
+                              int cgroup_fd = -1);
+// The child's side of the go-ahead: waits for the byte; exits quietly at EOF.
+void wait_for_go_ahead(int fd);
 
 // --- child side -----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "sandbox/cgroup.h"
 #include "sandbox/lockdown.h"
 
 namespace wj::sandbox {
@@ -47,7 +48,17 @@ bool write_file(const char* path, const std::string& data, int* err) {
 
 }  // namespace
 
-CloneResult clone_job_process(const SandboxSpec& spec, unsigned long extra_flags, pid_t supervisor) {
+void wait_for_go_ahead(int fd) {
+  char c = 0;
+  ssize_t got;
+  do got = read(fd, &c, 1);
+  while (got < 0 && errno == EINTR);
+  if (got != 1) _exit(0);
+  close(fd);
+}
+
+CloneResult clone_job_process(const SandboxSpec& spec, unsigned long extra_flags, pid_t supervisor,
+                              int cgroup_fd) {
   CloneResult r;
   r.outer_uid = geteuid();
   r.outer_gid = getegid();
@@ -66,7 +77,14 @@ CloneResult clone_job_process(const SandboxSpec& spec, unsigned long extra_flags
   // A pidfd of ourselves lets the child check we are alive even from a new pid namespace.
   int self_pidfd = static_cast<int>(syscall(SYS_pidfd_open, supervisor > 0 ? supervisor : getpid(), 0));
   for (;;) {
-    long pid = syscall(SYS_clone, flags | extra_flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+    long pid = -1;
+    // Born in its cgroup where the kernel can; otherwise the caller writes the pid before
+    // the go-ahead (a failed clone3 is retried as a plain clone, which may say why).
+    if (cgroup_fd >= 0) pid = clone_into_cgroup(flags | extra_flags, cgroup_fd);
+    if (pid >= 0)
+      r.in_cgroup = true;
+    else
+      pid = syscall(SYS_clone, flags | extra_flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
     if (pid >= 0) {
       r.pid = static_cast<pid_t>(pid);
       for (const NsFlag& ns : kNamespaces)

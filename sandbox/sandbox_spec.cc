@@ -17,6 +17,7 @@ const char* mechanism_name(Mechanism m) {
     case Mechanism::kSeccomp: return "seccomp";
     case Mechanism::kCapabilities: return "capabilities";
     case Mechanism::kRlimits: return "rlimits";
+    case Mechanism::kCgroup: return "cgroup";
   }
   return "unknown";
 }
@@ -33,6 +34,7 @@ Mode mode_of(const SandboxSpec& s, Mechanism m) {
     case Mechanism::kSeccomp: return s.seccomp.mode;
     case Mechanism::kCapabilities: return s.capabilities;
     case Mechanism::kRlimits: return Mode::kRequired;  // core 0 at least, always
+    case Mechanism::kCgroup: return s.cgroup;
   }
   return Mode::kRequired;
 }

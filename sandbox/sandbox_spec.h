@@ -32,8 +32,9 @@ enum class Mechanism : unsigned {
   kSeccomp = 7,
   kCapabilities = 8,
   kRlimits = 9,
+  kCgroup = 10,  // applied by the supervisor (sandbox/cgroup.h); never in the child's record
 };
-constexpr unsigned kMechanismCount = 10;
+constexpr unsigned kMechanismCount = 11;
 const char* mechanism_name(Mechanism m);  // "user_ns", "landlock", ...
 constexpr uint32_t bit(Mechanism m) {
   return 1u << static_cast<unsigned>(m);
@@ -101,6 +102,7 @@ struct SandboxSpec {
   Mode mount_ns = Mode::kBestEffort;
   Mode landlock = Mode::kBestEffort;
   Mode capabilities = Mode::kRequired;  // dropping capabilities cannot fail for lack of privilege
+  Mode cgroup = Mode::kBestEffort;      // the job's own cgroup (the supervisor's part, cgroup.h)
   SeccompSpec seccomp;
   RlimitSpec rlimits;
   std::vector<PreopenMount> preopens;  // parallel to the job's preopened fds (4, 5, ...)

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 
 namespace wj {
@@ -54,27 +55,125 @@ void send_error(const std::shared_ptr<HttpExchange>& ex, int status, const std::
   ex->respond(status, "application/json", http_error_body(code, msg));
 }
 
+// yaml-cpp scans long scalars slowly (about 4 MB/s, twice per document), on the loop
+// thread: one 8 MiB inline module held every other client for 2 s. The API body is JSON,
+// already validated by nlohmann: its string literals longer than 64 KiB without escapes
+// (inline modules as data: URLs) go to YAML as short placeholders, and are put back in the
+// parsed tree. Only locations after such a string on its own line shift.
+struct LongStrings {
+  std::string text;  // the body with placeholders
+  std::string tag;   // placeholders are TAG<index>
+  std::vector<std::string> values;
+};
+
+LongStrings shorten_long_strings(const std::string& json_text) {
+  constexpr size_t kLong = 64 * 1024;
+  LongStrings out;
+  std::random_device rd;
+  char tag[64];
+  std::snprintf(tag, sizeof tag, "wasmjail-long-string-%08x%08x-", rd(), rd());
+  out.tag = tag;
+  out.text.reserve(std::min(json_text.size(), kLong));
+  size_t i = 0;
+  while (i < json_text.size()) {
+    if (json_text[i] != '"') {
+      out.text += json_text[i++];
+      continue;
+    }
+    size_t j = i + 1;
+    bool escapes = false;
+    while (j < json_text.size() && json_text[j] != '"') {
+      if (json_text[j] == '\\') {
+        escapes = true;
+        ++j;
+      }
+      ++j;
+    }
+    size_t len = std::min(j, json_text.size()) - i - 1;
+    if (len > kLong && !escapes) {
+      out.text += "\"" + out.tag + std::to_string(out.values.size()) + "\"";
+      out.values.push_back(json_text.substr(i + 1, len));
+    } else {
+      out.text.append(json_text, i, j - i + 1);
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
+void restore_long_strings(const YAML::Node& root, const LongStrings& ls) {
+  if (ls.values.empty()) return;
+  std::vector<YAML::Node> todo{root};  // no recursion: the tree may be deep
+  while (!todo.empty()) {
+    YAML::Node n = todo.back();
+    todo.pop_back();
+    if (n.IsMap()) {
+      for (auto it = n.begin(); it != n.end(); ++it) todo.push_back(it->second);
+    } else if (n.IsSequence()) {
+      for (auto it = n.begin(); it != n.end(); ++it) todo.push_back(*it);
+    } else if (n.IsScalar() && n.Scalar().rfind(ls.tag, 0) == 0) {
+      size_t k = std::strtoul(n.Scalar().c_str() + ls.tag.size(), nullptr, 10);
+      if (k < ls.values.size()) n = ls.values[k];  // the same node: its location and tag stay
+    }
+  }
+}
+
 }  // namespace
 
-void ServerLog::event(const std::string& name, const std::vector<std::pair<std::string, std::string>>& fields) {
-  std::string line;
+std::string log_text_value(const std::string& v) {
+  bool plain = !v.empty();
+  for (unsigned char c : v)
+    if (c <= 0x20 || c == 0x7f || c == '"' || c == '=' || c == '\\' || c >= 0x80) plain = false;
+  if (plain) return v;
+  std::string out = "\"";
+  for (size_t i = 0; i < v.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(v[i]);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        // C0 controls, DEL, and the UTF-8 forms of C1 controls (U+0080..U+009F: a terminal may
+        // act on them) are written as escapes; other bytes pass (UTF-8 text stays readable).
+        if (c < 0x20 || c == 0x7f || (c == 0xc2 && i + 1 < v.size() && static_cast<unsigned char>(v[i + 1]) >= 0x80 &&
+                                      static_cast<unsigned char>(v[i + 1]) <= 0x9f)) {
+          char buf[8];
+          if (c == 0xc2) std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(v[++i]));
+          else std::snprintf(buf, sizeof buf, "\\x%02x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string ServerLog::format(const std::string& ts, const std::string& name,
+                              const std::vector<std::pair<std::string, std::string>>& fields) const {
   if (json_) {
     ojson o;
-    o["ts"] = iso8601(std::chrono::system_clock::now());
+    o["ts"] = ts;
     o["event"] = name;
     for (const auto& [k, v] : fields) o[k] = v;
-    line = dump(o) + "\n";
-  } else {
-    line = iso8601(std::chrono::system_clock::now()) + " " + name;
-    for (const auto& [k, v] : fields) line += " " + k + "=" + v;
-    line += "\n";
+    return dump(o) + "\n";
   }
-  (void)!fwrite(line.data(), 1, line.size(), stderr);
-  fflush(stderr);
+  std::string line = ts + " " + log_text_value(name);
+  for (const auto& [k, v] : fields) line += " " + log_text_value(k) + "=" + log_text_value(v);
+  return line + "\n";
+}
+
+void ServerLog::event(const std::string& name, const std::vector<std::pair<std::string, std::string>>& fields) {
+  std::string line = format(iso8601(std::chrono::system_clock::now()), name, fields);
+  (void)!fwrite(line.data(), 1, line.size(), out_);
+  fflush(out_);
 }
 
 void ServerLog::job(const JobRecord& j, const char* ev) {
   std::vector<std::pair<std::string, std::string>> f = {{"job", j.id}, {"policy", j.policy_name}};
+  if (!j.owner.empty() && std::string(ev) == "queued") f.emplace_back("client", j.owner);
   if (j.state == JobState::kDone) {
     f.emplace_back("status", std::string(to_string(j.result.status)));
     f.emplace_back("exit_code", std::to_string(j.result.exit_code));
@@ -90,51 +189,35 @@ Api::Api(uv_loop_t* loop, Executor& executor, const ServerConfig& cfg,
          std::map<std::string, std::shared_ptr<const Policy>> policies)
     : loop_(loop), executor_(executor), cfg_(cfg), policies_(std::move(policies)) {}
 
+bool Api::visible(const JobRecord& job, const HttpClient& client) {
+  return client.admin || job.owner == client.owner;
+}
+
 void Api::handle(const std::shared_ptr<HttpExchange>& ex) {
   ++http_requests_;
   const HttpRequest& rq = ex->request();
-  const std::string& p = rq.path;
-  const std::string& m = rq.method;
-  auto only = [&](const char* method) {
-    if (m == method) return true;
-    send_error(ex, 405, "method_not_allowed", m + " is not allowed on " + p);
-    return false;
-  };
-  if (p == "/healthz") {
-    if (only("GET"))
-      send_json(ex, executor_.draining() ? 503 : 200,
-                ojson{{"status", executor_.draining() ? "draining" : "ok"},
-                      {"running", executor_.running()},
-                      {"queued", executor_.queued()},
-                      {"concurrency", executor_.concurrency()}});
-    return;
+  Route r = route_request(rq.method, rq.path);
+  if (!r.job_id.empty()) {
+    // Another client's job is not found, exactly like one that does not exist.
+    auto job = executor_.find(r.job_id);
+    if (!job || !visible(*job, rq.client)) return send_error(ex, 404, "not_found", "no job with id \"" + r.job_id + "\"");
   }
-  if (p == "/metrics") {
-    if (only("GET")) metrics(ex);
-    return;
-  }
-  if (p == "/v1/run") {
-    if (only("POST")) submit(ex, true);
-    return;
-  }
-  if (p == "/v1/jobs") {
-    if (m == "POST") submit(ex, false);
-    else if (m == "GET") list_jobs(ex);
-    else send_error(ex, 405, "method_not_allowed", m + " is not allowed on " + p);
-    return;
-  }
-  const std::string prefix = "/v1/jobs/";
-  if (p.rfind(prefix, 0) == 0) {
-    std::string rest = p.substr(prefix.size());
-    std::string id = rest.substr(0, rest.find('/'));
-    std::string sub = rest.size() > id.size() ? rest.substr(id.size()) : "";
-    if (!executor_.find(id)) return send_error(ex, 404, "not_found", "no job with id \"" + id + "\"");
-    if (sub.empty()) {
-      if (m == "GET") get_job(ex, id);
-      else if (m == "DELETE") cancel_job(ex, id);
-      else send_error(ex, 405, "method_not_allowed", m + " is not allowed on " + p);
-    } else if (sub == "/wait") {
-      if (!only("GET")) return;
+  switch (r.endpoint) {
+    case Route::kError: return send_error(ex, r.status, r.code, r.message);
+    case Route::kHealth:
+      return send_json(ex, executor_.draining() ? 503 : 200,
+                       ojson{{"status", executor_.draining() ? "draining" : "ok"},
+                             {"running", executor_.running()},
+                             {"queued", executor_.queued()},
+                             {"concurrency", executor_.concurrency()}});
+    case Route::kMetrics: return metrics(ex);
+    case Route::kRun: return submit(ex, true);
+    case Route::kSubmit: return submit(ex, false);
+    case Route::kList: return list_jobs(ex);
+    case Route::kGetJob: return get_job(ex, r.job_id);
+    case Route::kCancelJob: return cancel_job(ex, r.job_id);
+    case Route::kJobLogs: return stream_logs(ex, r.job_id);
+    case Route::kWaitJob: {
       double timeout = 30000;
       if (auto t = rq.query.find("timeout_ms"); t != rq.query.end()) {
         char* end = nullptr;
@@ -145,15 +228,9 @@ void Api::handle(const std::shared_ptr<HttpExchange>& ex) {
                                 std::to_string(static_cast<long>(cfg_.max_wait_ms)));
         timeout = v;
       }
-      wait_job(ex, id, timeout);
-    } else if (sub == "/logs") {
-      if (only("GET")) stream_logs(ex, id);
-    } else {
-      send_error(ex, 404, "not_found", "no such endpoint: " + p);
+      return wait_job(ex, r.job_id, timeout);
     }
-    return;
   }
-  send_error(ex, 404, "not_found", "no such endpoint: " + p);
 }
 
 std::optional<std::string> Api::check_local_sources(const JobSpec& spec) const {
@@ -198,10 +275,13 @@ void Api::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
   cfg::Doc doc{"request"};
   YAML::Node root;
   try {
-    root = cfg::parse_text(rq.body, doc);
+    LongStrings ls = shorten_long_strings(rq.body);
+    ex->release_body();  // parsed: the text is not needed (a /v1/run may wait long), nor its buffer budget
+    root = cfg::parse_text(ls.text, doc);
+    restore_long_strings(root, ls);
   } catch (const cfg::ConfigError& e) {
     return send_error(ex, 400, "malformed_json", e.error.str());
-  }
+  }  // parsed: the text is not needed (a /v1/run may wait long), nor its buffer budget
   std::string policy_name;
   YAML::Node job_node = root;
   if (root.IsMap() && root["job"]) {
@@ -237,6 +317,7 @@ void Api::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
   sub.spec = std::move(spec.value());
   sub.policy = pol->second;
   sub.policy_name = policy_name;
+  sub.owner = rq.client.owner;
   std::string err;
   auto job = executor_.submit(std::move(sub), &err);
   if (!job) {
@@ -337,7 +418,8 @@ void Api::list_jobs(const std::shared_ptr<HttpExchange>& ex) {
     limit = static_cast<size_t>(v);
   }
   ojson list = ojson::array();
-  for (const auto& j : executor_.recent(limit)) {
+  const HttpClient& client = ex->client();
+  for (const auto& j : executor_.recent(limit, [&](const JobRecord& r) { return visible(r, client); })) {
     ojson o{{"id", j->id}, {"state", to_string(j->state)}, {"policy", j->policy_name}, {"submitted_at", iso8601(j->submitted_at)}};
     if (j->state == JobState::kDone) o["status"] = to_string(j->result.status);
     list.push_back(o);

@@ -10,6 +10,11 @@
 //   GET    /healthz, GET /metrics (Prometheus text)
 //
 // Errors are {"error": {"code", "message"}} with 400/401/404/405/409/413/429/503.
+//
+// Every job belongs to the client that submitted it (HttpClient::owner: the unix peer's
+// uid, or the TCP token's name). A client lists, reads, waits on, streams and cancels only
+// its own jobs; another client's job is 404, as if it did not exist. Admins (root, the
+// server's own user, a token marked admin) reach every job.
 #pragma once
 
 #include <uv.h>
@@ -22,23 +27,35 @@
 #include "policies/server_config.h"
 #include "supervisor/executor.h"
 #include "server/http_server.h"
+#include "server/route.h"
 
 namespace wj {
 
 // Structured log lines for the server (one JSON object per line, or plain text).
+// Text lines are `TS EVENT key=value ...`; a value that is empty or holds a space, '"',
+// '=', '\\' or any control character is written in double quotes with C escapes (\n,
+// \x1b, ...), so no field (a job's error quotes guest-chosen names) can start a line or
+// pass for another field. JSON lines escape the same through the JSON encoder.
 class ServerLog {
  public:
-  explicit ServerLog(bool json) : json_(json) {}
+  explicit ServerLog(bool json, FILE* out = stderr) : json_(json), out_(out) {}
   void event(const std::string& name, const std::vector<std::pair<std::string, std::string>>& fields);
   void job(const JobRecord& j, const char* event);
+  // One line (with its newline), as event() writes it.
+  std::string format(const std::string& ts, const std::string& name,
+                     const std::vector<std::pair<std::string, std::string>>& fields) const;
 
  private:
   bool json_;
+  FILE* out_;
 };
 
 // The executor's Prometheus metrics (jobs by status, queue depth, running, latency
 // histogram, violations, rejections, background compiles): served by `serve` and `worker`.
 std::string executor_metrics(const Executor& executor);
+
+// A text log value: as is when plain, else quoted and escaped (see ServerLog).
+std::string log_text_value(const std::string& v);
 
 class Api {
  public:
@@ -56,6 +73,7 @@ class Api {
   void list_jobs(const std::shared_ptr<HttpExchange>& ex);
   void metrics(const std::shared_ptr<HttpExchange>& ex);
   std::optional<std::string> check_local_sources(const JobSpec& spec) const;
+  static bool visible(const JobRecord& job, const HttpClient& client);
 
   uv_loop_t* loop_;
   Executor& executor_;

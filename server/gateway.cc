@@ -163,9 +163,19 @@ void Gateway::stop(std::function<void()> done) {
   });
 }
 
-void Gateway::remember(const std::string& id, const std::string& policy) {
+bool Gateway::visible(const std::string& id, const HttpClient& client) const {
+  if (client.admin) return true;
+  auto it = jobs_.find(id);
+  return it != jobs_.end() && it->second.owner == client.owner;
+}
+
+void Gateway::remember(const std::string& id, const std::string& policy, const std::string& owner) {
   if (jobs_.count(id)) return;
-  jobs_[id] = Known{policy, "queued", "", std::chrono::system_clock::now()};
+  Known k;
+  k.policy = policy;
+  k.owner = owner;
+  k.submitted_at = std::chrono::system_clock::now();
+  jobs_[id] = k;
   order_.push_back(id);
   while (order_.size() > std::max<size_t>(cfg_.result_retention, 1)) {
     jobs_.erase(order_.front());
@@ -256,7 +266,8 @@ void Gateway::handle(const std::shared_ptr<HttpExchange>& ex) {
     std::string rest = p.substr(prefix.size());
     std::string id = rest.substr(0, rest.find('/'));
     std::string sub = rest.size() > id.size() ? rest.substr(id.size()) : "";
-    if (!valid_job_id(id))
+    // Another client's job is not found, exactly like one that does not exist.
+    if (!valid_job_id(id) || !visible(id, ex->client()))
       return send_error(ex, 404, "not_found", "no job with id \"" + id.substr(0, 80) + "\"");
     if (sub.empty()) {
       if (m == "GET")
@@ -387,7 +398,7 @@ void Gateway::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
         --pending_;
         if (out->err) return send_error(ex, 503, "queue_unavailable", *out->err);
         ++submitted_;
-        remember(id, policy_name);
+        remember(id, policy_name, ex->client().owner);
         if (!wait) return send_json(ex, 202, ojson{{"id", id}, {"state", "queued"}});
         get_job(ex, id, cfg_.max_wait_ms);
       });
@@ -542,6 +553,7 @@ void Gateway::list_jobs(const std::shared_ptr<HttpExchange>& ex) {
   }
   ojson list = ojson::array();
   for (auto it = order_.rbegin(); it != order_.rend() && list.size() < limit; ++it) {
+    if (!visible(*it, ex->client())) continue;
     const Known& k = jobs_[*it];
     list.push_back(ojson{
         {"id", *it}, {"state", k.state}, {"policy", k.policy}, {"submitted_at", iso8601(k.submitted_at)}});

@@ -45,6 +45,7 @@ class Gateway {
  private:
   struct Known {
     std::string policy, state = "queued", worker;
+    std::string owner;  // the client that submitted it (HttpClient::owner)
     std::chrono::system_clock::time_point submitted_at;
   };
   struct LogStream;
@@ -54,7 +55,10 @@ class Gateway {
   void cancel_job(const std::shared_ptr<HttpExchange>& ex, const std::string& id);
   void list_jobs(const std::shared_ptr<HttpExchange>& ex);
   void on_nats();
-  void remember(const std::string& id, const std::string& policy);
+  void remember(const std::string& id, const std::string& policy, const std::string& owner);
+  // As serve: a client sees its own jobs, an admin every job. A job this gateway did not
+  // submit is visible to admins only.
+  bool visible(const std::string& id, const HttpClient& client) const;
 
   uv_loop_t* loop_;
   NatsQueue& queue_;

@@ -2,8 +2,13 @@
 
 #include "storage/curl_lib.h"
 #include <http_parser.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <fstream>
+#include <sstream>
 
 #include <algorithm>
 #include <cerrno>
@@ -24,6 +29,7 @@ const char* http_reason(int status) {
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
     case 429: return "Too Many Requests";
+    case 403: return "Forbidden";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
@@ -74,6 +80,104 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
 
 }  // namespace
 
+struct BufferBudget {
+  size_t cap = 0, tcp_cap = 0;
+  size_t used = 0, tcp_used = 0;
+};
+
+BufferCharge& BufferCharge::operator=(BufferCharge&& o) noexcept {
+  if (this != &o) {
+    reset();
+    budget_ = std::move(o.budget_);
+    tcp_ = o.tcp_;
+    bytes_ = o.bytes_;
+    o.bytes_ = 0;
+  }
+  return *this;
+}
+
+bool BufferCharge::grow_to(size_t n) {
+  if (!budget_ || n <= bytes_) return budget_ != nullptr;
+  size_t more = n - bytes_;
+  if (budget_->used + more > budget_->cap) return false;
+  if (tcp_ && budget_->tcp_used + more > budget_->tcp_cap) return false;
+  budget_->used += more;
+  if (tcp_) budget_->tcp_used += more;
+  bytes_ = n;
+  return true;
+}
+
+void BufferCharge::reset() {
+  if (budget_ && bytes_) {
+    budget_->used -= bytes_;
+    if (tcp_) budget_->tcp_used -= bytes_;
+  }
+  bytes_ = 0;
+}
+
+std::optional<std::string> load_token_file(const std::string& path, std::vector<ApiToken>* out, std::string* warning) {
+  out->clear();
+  // Whoever can write the file can add an admin token: only the server's user (or root)
+  // may. Opened once, checked and read through the same descriptor.
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return "token_file " + path + ": cannot be read: " + std::strerror(errno);
+  struct stat st {};
+  std::string text;
+  std::optional<std::string> bad;
+  if (fstat(fd, &st) != 0) bad = std::string("cannot be read: ") + std::strerror(errno);
+  else if (!S_ISREG(st.st_mode)) bad = "is not a regular file";
+  else if (st.st_uid != geteuid() && st.st_uid != 0) bad = "belongs to uid " + std::to_string(st.st_uid) + ", not to the server's user or root";
+  else if (st.st_mode & (S_IWGRP | S_IWOTH)) bad = "is writable by group or others (anyone who can write it could add an admin token)";
+  else if (st.st_size > (1 << 20)) bad = "is larger than 1 MiB";
+  char buf[4096];
+  for (ssize_t n; !bad && (n = read(fd, buf, sizeof buf)) != 0;) {
+    if (n < 0) bad = std::string("cannot be read: ") + std::strerror(errno);
+    else text.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  if (bad) return "token_file " + path + " " + *bad;
+  if (warning && (st.st_mode & S_IROTH))
+    *warning = "token_file " + path + " is readable by every local user: they can use its tokens";
+  std::istringstream f(text);
+  std::string line;
+  int lineno = 0;
+  std::vector<int> bare_lines;
+  while (std::getline(f, line)) {
+    ++lineno;
+    std::istringstream in(line);
+    std::vector<std::string> words;
+    for (std::string w; in >> w;) words.push_back(w);
+    if (words.empty() || words[0][0] == '#') continue;
+    std::string where = "token_file " + path + ":" + std::to_string(lineno) + ": ";
+    ApiToken t;
+    if (words.size() == 1) {
+      t.name = "default";
+      t.token = words[0];
+      bare_lines.push_back(lineno);
+    } else if (words.size() == 2 || (words.size() == 3 && words[2] == "admin")) {
+      t.name = words[0];
+      t.token = words[1];
+      t.admin = words.size() == 3;
+    } else {
+      return where + "expected \"NAME TOKEN\" or \"NAME TOKEN admin\"";
+    }
+    for (char c : t.name)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
+        return where + "a token name may hold only letters, digits, '-', '_' and '.'";
+    if (t.token.size() < 16) return where + "the token must be at least 16 characters";
+    for (const ApiToken& o : *out) {
+      if (o.name == t.name) return where + "the name \"" + t.name + "\" is used twice";
+      if (o.token == t.token) return where + "the same token is listed twice";
+    }
+    out->push_back(std::move(t));
+  }
+  if (!bare_lines.empty() && out->size() > 1)
+    return "token_file " + path + ":" + std::to_string(bare_lines[0]) +
+           ": a bare token (no name) is allowed only as the file's single entry";
+  if (out->empty()) return "token_file " + path + " holds no token";
+  return std::nullopt;
+}
+
 struct HttpServer::ListenerHandle {
   HttpServer* server;
   union {
@@ -81,15 +185,20 @@ struct HttpServer::ListenerHandle {
     uv_tcp_t tcp;
   } h;
   bool is_tcp = false;
-  std::string token;
+  std::shared_ptr<const std::vector<ApiToken>> tokens;  // TCP: required
   std::string unix_path;
+  size_t connections = 0;
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&h); }
 };
 
 class HttpConnection {
  public:
-  HttpConnection(HttpServer* server, bool tcp, std::string token)
-      : server_(server), tcp_(tcp), token_(std::move(token)) {
+  // `tcp`: the handle is a TCP socket (else a unix one). `tokens`: non-null when every
+  // request must carry one of them (TCP listeners).
+  HttpConnection(HttpServer* server, HttpServer::ListenerHandle* listener, bool tcp,
+                 std::shared_ptr<const std::vector<ApiToken>> tokens)
+      : server_(server), listener_(listener), tcp_(tcp), tokens_(std::move(tokens)),
+        body_charge_(server->budget_, tokens_ != nullptr), pending_charge_(server->budget_, tokens_ != nullptr) {
     http_parser_init(&parser_, HTTP_REQUEST);
     parser_.data = this;
     http_parser_settings_init(&settings_);
@@ -103,17 +212,31 @@ class HttpConnection {
   }
 
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&h_); }
-  bool init(uv_loop_t* loop) {
+  void init(uv_loop_t* loop) {
     if (tcp_) uv_tcp_init(loop, &h_.tcp);
     else uv_pipe_init(loop, &h_.pipe, 0);
     h_.pipe.data = this;
     uv_timer_init(loop, &timer_);
     timer_.data = this;
+  }
+
+  // A unix-socket client is its peer's uid; false when the kernel cannot say (then the
+  // connection is refused: no request goes unattributed).
+  bool identify_peer() {
+    if (tokens_) return true;
+    uv_os_fd_t fd;
+    if (uv_fileno(reinterpret_cast<uv_handle_t*>(&h_), &fd) != 0) return false;
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) return false;
+    peer_.owner = "uid:" + std::to_string(cred.uid);
+    // Root, and the server's own user (which the server trusts anyway), are admins.
+    peer_.admin = cred.uid == 0 || cred.uid == geteuid();
     return true;
   }
 
   void start() {
-    arm_header_timer();
+    arm_idle_timer();
     uv_read_start(
         stream(),
         [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
@@ -131,18 +254,29 @@ class HttpConnection {
   // Writes raw bytes; false when the peer is too far behind (then the connection closes).
   bool write_raw(std::string data) {
     if (closing_) return false;
-    if (stream()->write_queue_size > server_->limits_.max_pending_write_bytes) {
+    const size_t queued = stream()->write_queue_size;
+    if (queued > server_->limits_.max_pending_write_bytes ||
+        (queued > 0 && server_->pending_write_bytes_ + data.size() > server_->limits_.max_pending_write_total)) {
       close();
       return false;
     }
     struct Req {
       uv_write_t w;
       std::string data;
+      HttpConnection* conn;
     };
-    auto* r = new Req{{}, std::move(data)};
+    auto* r = new Req{{}, std::move(data), this};
     uv_buf_t b = uv_buf_init(r->data.data(), static_cast<unsigned>(r->data.size()));
     r->w.data = r;
-    if (uv_write(&r->w, stream(), &b, 1, [](uv_write_t* w, int) { delete static_cast<Req*>(w->data); }) != 0) {
+    server_->pending_write_bytes_ += r->data.size();
+    if (uv_write(&r->w, stream(), &b, 1, [](uv_write_t* w, int status) {
+          auto* req = static_cast<Req*>(w->data);
+          // The handle (and so the connection and its server) outlives its writes.
+          req->conn->server_->pending_write_bytes_ -= req->data.size();
+          if (status == 0) req->conn->writes_done_++;
+          delete req;
+        }) != 0) {
+      server_->pending_write_bytes_ -= r->data.size();
       delete r;
       close();
       return false;
@@ -159,10 +293,11 @@ class HttpConnection {
       return;
     }
     http_parser_pause(&parser_, 0);
-    arm_header_timer();
+    arm_idle_timer();
     if (!pending_.empty()) {
       std::string rest = std::move(pending_);
       pending_.clear();
+      pending_charge_.reset();
       feed(rest.data(), rest.size());
     }
   }
@@ -170,6 +305,8 @@ class HttpConnection {
   void close() {
     if (closing_) return;
     closing_ = true;
+    if (counted_ && listener_) listener_->connections--;  // its slot is free at once
+    counted_ = false;
     uv_read_stop(stream());
     if (current_) {
       auto ex = current_;
@@ -180,12 +317,22 @@ class HttpConnection {
         cb();
       }
     }
+    req_ = HttpRequest{};
+    pending_ = std::string();
+    body_charge_.reset();
+    pending_charge_.reset();
     server_->closing_handles_ += 2;
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) { static_cast<HttpConnection*>(h->data)->handle_closed(); });
     uv_close(reinterpret_cast<uv_handle_t*>(&h_), [](uv_handle_t* h) { static_cast<HttpConnection*>(h->data)->handle_closed(); });
   }
 
+  // May be closed to make room for a new connection: it never completed an accepted
+  // request's headers (or is only lingering after its last answer), and is not answering one.
+  bool evictable() const { return !closing_ && !current_ && (!seen_request_ || lingering_); }
+  bool closing() const { return closing_; }
+
   HttpServer* server_;
+  HttpServer::ListenerHandle* listener_;  // nullptr for an adopted fd, or once the listener closed
 
  private:
   static HttpConnection* self(http_parser* p) { return static_cast<HttpConnection*>(p->data); }
@@ -205,6 +352,10 @@ class HttpConnection {
     // connection and lose the response we just wrote (a 413 sent mid-upload, say).
     if (lingering_ || closing_) return;
     lingering_ = true;
+    req_ = HttpRequest{};
+    pending_ = std::string();
+    body_charge_.reset();
+    pending_charge_.reset();
     auto* req = new uv_shutdown_t;
     req->data = this;
     if (uv_shutdown(req, stream(), [](uv_shutdown_t* r, int status) {
@@ -219,17 +370,38 @@ class HttpConnection {
     uv_timer_start(&timer_, [](uv_timer_t* t) { static_cast<HttpConnection*>(t->data)->close(); }, 2000, 0);
   }
 
-  void arm_header_timer() {
-    if (lingering_) return;
+  // Between requests: closed when nothing comes within the idle timeout. While a request is
+  // answered: the same period is the longest a client may leave written bytes unread.
+  void arm_idle_timer() {
+    if (lingering_ || closing_) return;
+    writes_at_arm_ = writes_done_;
+    queued_at_arm_ = stream()->write_queue_size;
     uv_timer_start(
         &timer_,
         [](uv_timer_t* t) {
           auto* c = static_cast<HttpConnection*>(t->data);
-          if (c->current_) return;  // a request is being answered: not idle
-          if (c->bytes_in_message_ > 0)
-            c->reply_error(408, "request_timeout", "the request did not arrive in time");
-          else
-            c->close();  // an idle keep-alive connection
+          if (c->current_) {
+            size_t queued = c->stream()->write_queue_size;
+            if (queued > 0 && c->writes_done_ == c->writes_at_arm_ && queued >= c->queued_at_arm_)
+              c->close();  // the client read nothing of its answer for a whole period
+            else c->arm_idle_timer();  // a long wait or a quiet log stream: not idle
+            return;
+          }
+          if (c->bytes_in_message_ > 0) c->reply_error(408, "request_timeout", "the request did not arrive in time");
+          else c->close();  // an idle keep-alive connection
+        },
+        static_cast<uint64_t>(server_->limits_.idle_timeout_ms), 0);
+  }
+
+  // From a request's first byte: headers and body must arrive within the header timeout.
+  void arm_request_timer() {
+    if (lingering_ || closing_) return;
+    uv_timer_start(
+        &timer_,
+        [](uv_timer_t* t) {
+          auto* c = static_cast<HttpConnection*>(t->data);
+          if (c->current_) return c->arm_idle_timer();
+          c->reply_error(408, "request_timeout", "the request did not arrive in time");
         },
         static_cast<uint64_t>(server_->limits_.header_timeout_ms), 0);
   }
@@ -237,14 +409,13 @@ class HttpConnection {
   void feed(const char* data, size_t n) {
     if (closing_ || lingering_) return;  // a lingering connection's input is dropped
     if (current_ || HTTP_PARSER_ERRNO(&parser_) == HPE_PAUSED) {
-      pending_.append(data, n);  // the next request waits until this one is answered
-      if (pending_.size() > server_->limits_.max_body_bytes + server_->limits_.max_header_bytes) close();
+      queue_pending(data, n);  // the next request waits until this one is answered
       return;
     }
     size_t used = http_parser_execute(&parser_, &settings_, data, n);
     enum http_errno err = HTTP_PARSER_ERRNO(&parser_);
     if (err == HPE_PAUSED) {
-      if (used < n) pending_.append(data + used, n - used);
+      if (used < n) queue_pending(data + used, n - used);
       return;
     }
     if (err != HPE_OK) {
@@ -256,13 +427,27 @@ class HttpConnection {
     }
   }
 
-  void reply_error(int status, const std::string& code, const std::string& msg) {
+  // Pipelined input, kept (within the per-connection cap and the server's budget) until
+  // the current request is answered.
+  void queue_pending(const char* data, size_t n) {
+    size_t want = pending_.size() + n;
+    if (want > server_->limits_.max_body_bytes + server_->limits_.max_header_bytes || !pending_charge_.grow_to(want)) {
+      close();
+      return;
+    }
+    pending_.append(data, n);
+  }
+
+  void reply_error(int status, const std::string& code, const std::string& msg,
+                   const std::vector<std::pair<std::string, std::string>>& extra = {}) {
     error_sent_ = true;
     keep_alive_ = false;
     std::string body = http_error_body(code, msg);
-    write_raw("HTTP/1.1 " + std::to_string(status) + " " + http_reason(status) +
-              "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) +
-              "\r\n\r\n" + body);
+    std::string head = "HTTP/1.1 " + std::to_string(status) + " " + http_reason(status) +
+                       "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n";
+    for (const auto& [k, v] : extra) head += k + ": " + v + "\r\n";
+    write_raw(head + "\r\n" + body);
     shutdown_then_close();
   }
 
@@ -276,6 +461,7 @@ class HttpConnection {
     value_.clear();
     header_bytes_ = 0;
     bytes_in_message_ = 1;
+    arm_request_timer();
     return 0;
   }
   int on_url(const char* at, size_t n) {
@@ -316,16 +502,51 @@ class HttpConnection {
     }
     return 0;
   }
+
+  // The bearer token's client, or nullopt. Every token is compared in full, so the time
+  // taken does not say which one nearly matched.
+  std::optional<HttpClient> authenticate() const {
+    auto it = req_.headers.find("authorization");
+    if (it == req_.headers.end()) return std::nullopt;
+    std::optional<HttpClient> who;
+    for (const ApiToken& t : *tokens_)
+      if (constant_time_equal(it->second, "Bearer " + t.token)) who = HttpClient{"token:" + t.name, t.admin};
+    return who;
+  }
+
   int on_headers_complete() {
     commit_header();
     in_value_ = false;
-    // The timer keeps running: the body must arrive within the same timeout.
-    if (parser_.content_length != ULLONG_MAX && parser_.content_length > server_->limits_.max_body_bytes) {
-      reply_error(413, "payload_too_large",
-                  "the request body is larger than " + std::to_string(server_->limits_.max_body_bytes) + " bytes");
-      return 1;
+    // Who is asking is settled before a byte of the body is read or buffered.
+    if (tokens_) {
+      auto who = authenticate();
+      if (!who) {
+        reply_error(401, "unauthorized", "a valid bearer token is required", {{"WWW-Authenticate", "Bearer"}});
+        return -1;
+      }
+      req_.client = *who;
+    } else {
+      req_.client = peer_;
+    }
+    seen_request_ = true;
+    // The request timer keeps running: the body must arrive within the same timeout.
+    const size_t max_body = server_->limits_.max_body_bytes;
+    if (parser_.content_length != ULLONG_MAX && parser_.content_length > max_body) {
+      reply_error(413, "payload_too_large", "the request body is larger than " + std::to_string(max_body) + " bytes");
+      return -1;
+    }
+    if (parser_.content_length != ULLONG_MAX && parser_.content_length > 0) {
+      // The whole declared body is charged now: a client cannot hold memory it did not pay for.
+      size_t len = static_cast<size_t>(parser_.content_length);
+      if (!body_charge_.grow_to(len)) return busy();
+      req_.body.reserve(len);
     }
     return 0;
+  }
+  int busy() {
+    reply_error(503, "server_busy", "the server is buffering as many request bodies as it may; retry later",
+                {{"Retry-After", "1"}});
+    return -1;
   }
   int on_body(const char* at, size_t n) {
     if (req_.body.size() + n > server_->limits_.max_body_bytes) {
@@ -333,6 +554,7 @@ class HttpConnection {
                   "the request body is larger than " + std::to_string(server_->limits_.max_body_bytes) + " bytes");
       return 1;
     }
+    if (!body_charge_.grow_to(req_.body.size() + n)) return busy();  // chunked: charged as it comes
     req_.body.append(at, n);
     return 0;
   }
@@ -353,22 +575,19 @@ class HttpConnection {
     http_parser_pause(&parser_, 1);
     auto ex = std::make_shared<HttpExchange>();
     ex->req_ = std::move(req_);
+    req_ = HttpRequest{};
+    ex->body_charge_ = std::move(body_charge_);
+    body_charge_ = BufferCharge(server_->budget_, tokens_ != nullptr);
     ex->conn_ = this;
     current_ = ex;
-    if (tcp_) {
-      auto it = ex->req_.headers.find("authorization");
-      if (token_.empty() || it == ex->req_.headers.end() || !constant_time_equal(it->second, "Bearer " + token_)) {
-        ex->respond(401, "application/json", http_error_body("unauthorized", "a valid bearer token is required"),
-                    {{"WWW-Authenticate", "Bearer"}});
-        return 0;
-      }
-    }
+    arm_idle_timer();  // watches for a client that stops reading the answer
     server_->handler_(ex);
     return 0;
   }
 
   bool tcp_;
-  std::string token_;
+  std::shared_ptr<const std::vector<ApiToken>> tokens_;
+  HttpClient peer_;
   union {
     uv_pipe_t pipe;
     uv_tcp_t tcp;
@@ -378,18 +597,32 @@ class HttpConnection {
   http_parser_settings settings_;
   HttpRequest req_;
   std::string url_, field_, value_, pending_;
+  BufferCharge body_charge_, pending_charge_;
   bool in_value_ = false;
   size_t header_bytes_ = 0;
   size_t bytes_in_message_ = 0;
+  uint64_t writes_done_ = 0, writes_at_arm_ = 0;
+  size_t queued_at_arm_ = 0;
   bool keep_alive_ = true;
   bool closing_ = false;
   bool lingering_ = false;
   bool error_sent_ = false;
+  bool seen_request_ = false;
   int closed_handles_ = 0;
+
+ public:
+  bool counted_ = false;  // holds one of its listener's slots
+
+ private:
   std::shared_ptr<HttpExchange> current_;
 
   friend class HttpExchange;
 };
+
+void HttpExchange::release_body() {
+  req_.body = std::string();
+  body_charge_.reset();
+}
 
 void HttpExchange::respond(int status, const std::string& content_type, const std::string& body,
                            const std::vector<std::pair<std::string, std::string>>& extra) {
@@ -430,7 +663,13 @@ void HttpExchange::end_stream() {
 }
 
 HttpServer::HttpServer(uv_loop_t* loop, HttpLimits limits, Handler handler)
-    : loop_(loop), limits_(limits), handler_(std::move(handler)) {}
+    : loop_(loop), limits_(limits), handler_(std::move(handler)), budget_(std::make_shared<BufferBudget>()) {
+  budget_->cap = limits_.max_buffered_bytes;
+  budget_->tcp_cap = limits_.max_buffered_bytes > 2 * limits_.max_body_bytes ? limits_.max_buffered_bytes - limits_.max_body_bytes
+                                                                            : limits_.max_buffered_bytes / 2;
+}
+
+size_t HttpServer::buffered_bytes() const { return budget_->used; }
 
 HttpServer::~HttpServer() = default;
 
@@ -471,12 +710,14 @@ std::optional<std::string> HttpServer::listen_unix(const std::string& path, unsi
   return std::nullopt;
 }
 
-std::optional<std::string> HttpServer::listen_tcp(const std::string& host, int port, const std::string& token) {
-  if (token.empty()) return "a TCP listener needs a bearer token";
+std::optional<std::string> HttpServer::listen_tcp(const std::string& host, int port, std::vector<ApiToken> tokens) {
+  if (tokens.empty()) return "a TCP listener needs a bearer token";
+  for (const ApiToken& t : tokens)
+    if (t.token.empty()) return "a TCP listener's bearer tokens must not be empty";
   auto* l = new ListenerHandle{};
   l->server = this;
   l->is_tcp = true;
-  l->token = token;
+  l->tokens = std::make_shared<const std::vector<ApiToken>>(std::move(tokens));
   uv_tcp_init(loop_, &l->h.tcp);
   l->h.tcp.data = l;
   sockaddr_storage addr{};
@@ -498,22 +739,69 @@ std::optional<std::string> HttpServer::listen_tcp(const std::string& host, int p
 }
 
 void HttpServer::on_connection(ListenerHandle* l) {
-  auto* c = new HttpConnection(this, l->is_tcp, l->token);
+  auto* c = new HttpConnection(this, l, l->is_tcp, l->tokens);
   c->init(loop_);
-  if (uv_accept(l->stream(), c->stream()) != 0 || conns_.size() >= limits_.max_connections) {
-    c->close();  // over the cap: accepted and closed at once, so the backlog drains
+  if (uv_accept(l->stream(), c->stream()) != 0) {
+    c->close();
     return;
+  }
+  if (l->connections >= limits_.max_connections) {
+    // At this listener's cap: the oldest connection that has not completed a request's
+    // headers makes room (a flood of idle connections cannot keep real clients out);
+    // when every one is busy with a request, the new one is closed at once, so the
+    // backlog drains. Other listeners' connections are never touched.
+    HttpConnection* victim = nullptr;
+    for (HttpConnection* o : conns_)
+      if (o->listener_ == l && o->evictable()) {
+        victim = o;
+        break;
+      }
+    if (!victim) {
+      c->close();
+      return;
+    }
+    victim->close();
+  }
+  if (!c->identify_peer()) {
+    c->close();
+    return;
+  }
+  add_connection(c, l);
+}
+
+void HttpServer::add_connection(HttpConnection* c, ListenerHandle* l) {
+  if (l) {
+    l->connections++;
+    c->counted_ = true;
   }
   conns_.push_back(c);
   c->start();
 }
 
+std::optional<std::string> HttpServer::adopt(int fd, std::vector<ApiToken> tokens) {
+  auto t = tokens.empty() ? nullptr : std::make_shared<const std::vector<ApiToken>>(std::move(tokens));
+  auto* c = new HttpConnection(this, nullptr, false, std::move(t));
+  c->init(loop_);
+  if (int rc = uv_pipe_open(reinterpret_cast<uv_pipe_t*>(c->stream()), fd); rc != 0) {
+    c->close();
+    return std::string("cannot serve fd ") + std::to_string(fd) + ": " + uv_strerror(rc);
+  }
+  if (!c->identify_peer()) {
+    c->close();
+    return "cannot tell the peer of fd " + std::to_string(fd) + " (SO_PEERCRED)";
+  }
+  add_connection(c, nullptr);
+  return std::nullopt;
+}
+
 void HttpServer::remove(HttpConnection* c) {
-  conns_.erase(std::remove(conns_.begin(), conns_.end(), c), conns_.end());
+  auto it = std::find(conns_.begin(), conns_.end(), c);
+  if (it != conns_.end()) conns_.erase(it);
   maybe_closed();
 }
 
 void HttpServer::stop_accepting() {
+  for (HttpConnection* c : conns_) c->listener_ = nullptr;  // the listeners go away; their connections stay
   for (ListenerHandle* l : listeners_) {
     if (!l->unix_path.empty()) unlink(l->unix_path.c_str());
     ++closing_handles_;

@@ -68,9 +68,29 @@ bool arrange_fds(const ChildSetup& s) {
   return true;
 }
 
+[[noreturn]] void child_main_body(const ChildSetup& s);
+
 }  // namespace
 
+// No exception may leave: the job process is a clone of its creator, whose frames (a test
+// framework's catch blocks, the event loop) would go on running in it. One that cannot
+// start a thread (a processes limit) ends up here, reported as an internal error.
 void child_main(const ChildSetup& s) {
+  try {
+    child_main_body(s);
+  } catch (const std::exception& e) {
+    RunOutcome o;
+    o.kind = OutcomeKind::kInternalError;
+    o.message = std::string("the job process failed: ") + e.what();
+    report_and_exit(o);
+  } catch (...) {
+    _exit(127);
+  }
+}
+
+namespace {
+
+void child_main_body(const ChildSetup& s) {
   // Named apart from the supervisor and the fork server (ps, /proc/PID/comm).
   prctl(PR_SET_NAME, "wasmjail-job");
   // Default dispositions: the supervisor's handlers mean nothing here. A write to a pipe
@@ -168,4 +188,5 @@ void child_main(const ChildSetup& s) {
   report_and_exit(run_module(cfg));
 }
 
+}  // namespace
 }  // namespace wj

@@ -86,6 +86,7 @@ std::shared_ptr<JobRecord> Executor::submit(Submission s, std::string* error) {
   auto job = std::make_shared<JobRecord>();
   job->id = new_job_id();
   job->policy_name = s.policy_name;
+  job->owner = s.owner;
   job->submitted_at = std::chrono::system_clock::now();
   job->t_submitted = std::chrono::steady_clock::now();
   job->submission = std::move(s);
@@ -101,9 +102,11 @@ std::shared_ptr<JobRecord> Executor::find(const std::string& id) const {
   return it == jobs_.end() ? nullptr : it->second;
 }
 
-std::vector<std::shared_ptr<JobRecord>> Executor::recent(size_t max) const {
+std::vector<std::shared_ptr<JobRecord>> Executor::recent(size_t max,
+                                                         const std::function<bool(const JobRecord&)>& keep) const {
   std::vector<std::shared_ptr<JobRecord>> all;
-  for (const auto& [id, j] : jobs_) all.push_back(j);
+  for (const auto& [id, j] : jobs_)
+    if (!keep || keep(*j)) all.push_back(j);
   std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a->t_submitted > b->t_submitted; });
   if (all.size() > max) all.resize(max);
   return all;
@@ -282,16 +285,41 @@ void Executor::finish(const std::shared_ptr<JobRecord>& job, Result r) {
 
 void Executor::retain(const std::shared_ptr<JobRecord>& job) {
   done_order_.push_back(job->id);
-  retained_bytes_ += job->log_bytes + job->result.out.data.size() + job->result.err.data.size();
+  // What the record holds from now on is fixed: weigh it once, and give back the same.
+  job->run_options = RunOptions{};  // the policy, sandbox layout and output callback are not needed any more
+  job->retained_bytes = record_bytes(*job);
+  retained_bytes_ += job->retained_bytes;
   while (!done_order_.empty() && (done_order_.size() > cfg_.retention || retained_bytes_ > cfg_.retention_bytes)) {
     auto it = jobs_.find(done_order_.front());
     if (it != jobs_.end()) {
-      const JobRecord& old = *it->second;
-      retained_bytes_ -= std::min(retained_bytes_, old.log_bytes + old.result.out.data.size() + old.result.err.data.size());
+      retained_bytes_ -= std::min(retained_bytes_, it->second->retained_bytes);
       jobs_.erase(it);
     }
     done_order_.pop_front();
   }
+}
+
+namespace {
+uint64_t storage_bytes(const StorageSpec& s) {
+  return sizeof s + s.name.size() + s.url.size() + s.source_path.size() + s.path.size() + s.checksum.size() +
+         s.field.size();
+}
+}  // namespace
+
+uint64_t record_bytes(const JobRecord& j) {
+  uint64_t n = sizeof j + j.id.size() + j.policy_name.size() + j.owner.size();
+  for (const auto& [stream, data] : j.log) n += sizeof(stream) + sizeof(data) + data.size();
+  n += j.result.out.data.size() + j.result.err.data.size() + j.result.error.size();
+  for (const auto& [name, host] : j.outputs) n += name.size() + host.size() + 64;
+  const JobSpec& spec = j.submission.spec;
+  n += storage_bytes(spec.entry_module) + spec.entry_point.size() + spec.base_dir.size();
+  for (const auto& [k, v] : spec.env) n += k.size() + v.size() + 64;
+  for (const auto& p : spec.parameters) n += p.size() + 32;
+  if (spec.argv0) n += spec.argv0->size();
+  for (const auto* list : {&spec.import_modules, &spec.inputs, &spec.outputs})
+    for (const auto& s : *list) n += storage_bytes(s);
+  n += j.submission.output_dir.size() + j.submission.owner.size();
+  return n;
 }
 
 void Executor::drain(double drain_ms, std::function<void()> done) {

@@ -31,7 +31,7 @@ struct ExecutorConfig {
   size_t concurrency = 0;           // 0: the number of cores
   size_t queue_size = 256;          // queued (not yet running) jobs; more are refused
   size_t retention = 1000;          // finished jobs kept for GET /v1/jobs/{id}
-  uint64_t retention_bytes = 256ull << 20;  // ... and their output, together
+  uint64_t retention_bytes = 256ull << 20;  // ... and their whole records (spec, output, result), together
   std::string output_root;          // outputs of jobs without an output dir: ROOT/<id>/<name>
   std::string cache_dir;            // compiled-code cache (empty: none)
   uint64_t cache_max_bytes = 1ull << 30;
@@ -49,6 +49,7 @@ struct Submission {
   std::string policy_name;
   std::string output_dir;  // empty: output_root/<id>
   bool stdio_is_tty[3] = {false, false, false};
+  std::string owner;       // who submitted it ("uid:N", "token:NAME"); "" for the command line
 };
 
 enum class JobState { kQueued, kRunning, kDone };
@@ -65,6 +66,7 @@ struct JobRecord {
   std::string id;
   JobState state = JobState::kQueued;
   std::string policy_name;
+  std::string owner;  // Submission::owner
   Result result;  // final once state is kDone
   std::vector<std::pair<std::string, std::string>> outputs;  // name -> host folder
   std::chrono::system_clock::time_point submitted_at;
@@ -73,9 +75,11 @@ struct JobRecord {
   std::vector<std::pair<Stream, std::string>> log;
   uint64_t log_bytes = 0;
   bool cancel_requested = false;
+  uint64_t retained_bytes = 0;  // what the record weighs, counted against retention_bytes once done
 
  private:
   friend class Executor;
+  friend uint64_t record_bytes(const JobRecord& job);
   Submission submission;
   std::shared_ptr<JobControl> control;
   std::map<uint64_t, std::function<void(const JobEvent&)>> subscribers;
@@ -103,7 +107,9 @@ class Executor {
   // Queues a job. nullptr (with `error`) when the queue is full or the executor drains.
   std::shared_ptr<JobRecord> submit(Submission s, std::string* error);
   std::shared_ptr<JobRecord> find(const std::string& id) const;
-  std::vector<std::shared_ptr<JobRecord>> recent(size_t max) const;  // newest first
+  // Newest first; only the jobs `keep` accepts, when given.
+  std::vector<std::shared_ptr<JobRecord>> recent(size_t max,
+                                                 const std::function<bool(const JobRecord&)>& keep = nullptr) const;
 
   // Live output and the final kDone event. A subscriber added to a finished job gets only
   // kDone. Returns a token for unsubscribe().
@@ -152,6 +158,10 @@ class Executor {
   ExecutorStats stats_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
+
+// The memory a finished job's record holds: its spec (inline modules are data: URLs), its
+// kept output, result and outputs.
+uint64_t record_bytes(const JobRecord& job);
 
 // Builds the run options a job gets under its policy (limits, V8 flags, fetch rules).
 // Fails with a message when the job asks for more than the policy allows.

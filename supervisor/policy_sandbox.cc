@@ -1,12 +1,8 @@
 #include "supervisor/policy_sandbox.h"
 
-#include <sys/statfs.h>
-
+#include <algorithm>
 #include <cmath>
-
-#ifndef CGROUP2_SUPER_MAGIC
-#define CGROUP2_SUPER_MAGIC 0x63677270
-#endif
+#include <cstdlib>
 
 namespace wj {
 namespace {
@@ -48,6 +44,7 @@ sandbox::SandboxSpec sandbox_spec_for(const Policy& p, const Limits& lim) {
   s.uts_ns = mode_of(iso.get(Mechanism::kUtsNamespace));
   s.mount_ns = mode_of(iso.get(Mechanism::kMountNamespace));
   s.landlock = mode_of(iso.get(Mechanism::kLandlock));
+  s.cgroup = mode_of(iso.get(Mechanism::kCgroup));
 
   const SeccompAction act = p.seccomp.action();
   switch (act.kind) {
@@ -74,11 +71,70 @@ sandbox::SandboxSpec sandbox_spec_for(const Policy& p, const Limits& lim) {
   return s;
 }
 
-std::optional<std::string> cgroup_unavailable_reason() {
-  struct statfs fs {};
-  if (statfs("/sys/fs/cgroup", &fs) != 0 || static_cast<unsigned long>(fs.f_type) != CGROUP2_SUPER_MAGIC)
-    return "cgroup: this machine has no cgroup v2 hierarchy at /sys/fs/cgroup (cgroup v1 or none)";
-  return "cgroup: per-job cgroup v2 limits are not implemented by this wasmjail";
+const sandbox::CgroupHost& job_cgroup_host() {
+  static const sandbox::CgroupHost host = [] {
+    sandbox::CgroupHost h = sandbox::detect_cgroups();
+    sandbox::remove_stale_cgroups(h);  // what a crashed server left (never a live one's)
+    return h;
+  }();
+  return host;
+}
+
+namespace {
+
+// Tests only (WASMJAIL_TEST_CGROUP_MEMORY=BYTES): a cgroup memory limit below the policy's,
+// so that the cgroup, not RLIMIT_DATA or V8's heap limit, is what a job meets. It can only
+// lower the limit.
+std::optional<uint64_t> test_cgroup_memory(std::optional<uint64_t> policy_memory) {
+  const char* v = getenv("WASMJAIL_TEST_CGROUP_MEMORY");
+  if (!v || !*v) return policy_memory;
+  uint64_t b = std::strtoull(v, nullptr, 10);
+  if (b == 0) return policy_memory;
+  return policy_memory ? std::min(*policy_memory, b) : b;
+}
+
+}  // namespace
+
+JobCgroupPlan make_job_cgroup(sandbox::Mode level, const Limits& lim, bool simulate_unavailable) {
+  JobCgroupPlan plan;
+  if (level == sandbox::Mode::kOff) return plan;
+  const sandbox::CgroupHost& host = job_cgroup_host();
+  plan.version = sandbox::cgroup_version_name(host.version);
+  std::string why;
+  if (simulate_unavailable) {
+    why = "unavailable (simulated)";
+  } else {
+    static uint64_t seq = 0;
+    sandbox::CgroupLimits cl;
+    cl.memory_bytes = test_cgroup_memory(lim.memory);
+    cl.processes = lim.processes;
+    cl.cpu_cores = lim.cpu_quota;
+    plan.memory_bytes = cl.memory_bytes;
+    plan.cgroup = sandbox::JobCgroup::create(host, sandbox::job_cgroup_name(++seq), cl, &why);
+    if (plan.cgroup) return plan;
+  }
+  if (level == sandbox::Mode::kRequired)
+    plan.error = "cgroup is required but cannot be applied: " + why;
+  else
+    plan.skipped = true;
+  return plan;
+}
+
+void join_job_cgroup(JobCgroupPlan* plan, sandbox::Mode level, pid_t pid) {
+  if (!plan->cgroup) return;
+  auto err = plan->cgroup->join(pid);
+  if (!err) return;
+  plan->cgroup.reset();
+  if (level == sandbox::Mode::kRequired)
+    plan->error = "cgroup is required but the job cannot join it: " + *err;
+  else
+    plan->skipped = true;
+}
+
+JobCgroupPlan enter_job_cgroup(pid_t pid, sandbox::Mode level, const Limits& effective) {
+  JobCgroupPlan plan = make_job_cgroup(level, effective);
+  join_job_cgroup(&plan, level, pid);
+  return plan;
 }
 
 }  // namespace wj

@@ -48,7 +48,10 @@ nlohmann::ordered_json to_json(const Result& r) {
   if (r.trap) j["trap"] = {{"message", r.trap->message}, {"backtrace", r.trap->backtrace}};
   if (r.violation)
     j["violation"] = {{"syscall", r.violation->syscall}, {"number", r.violation->number}};
-  if (r.sandbox) j["sandbox"] = {{"applied", r.sandbox->applied}, {"skipped", r.sandbox->skipped}};
+  if (r.sandbox) {
+    j["sandbox"] = {{"applied", r.sandbox->applied}, {"skipped", r.sandbox->skipped}};
+    if (!r.sandbox->cgroup_version.empty()) j["sandbox"]["cgroup_version"] = r.sandbox->cgroup_version;
+  }
   j["timing_ms"] = {{"total", r.timing.total},     {"queue", r.timing.queue},
                     {"startup", r.timing.startup}, {"compile", r.timing.compile},
                     {"run", r.timing.run}};
@@ -56,6 +59,9 @@ nlohmann::ordered_json to_json(const Result& r) {
   j["usage"] = {{"cpu_ms", r.usage.cpu_ms},
                 {"peak_rss_bytes", r.usage.peak_rss_bytes},
                 {"peak_wasm_memory_bytes", r.usage.peak_wasm_memory_bytes}};
+  if (r.usage.cgroup_peak_memory_bytes)
+    j["usage"]["cgroup_peak_memory_bytes"] = *r.usage.cgroup_peak_memory_bytes;
+  if (r.usage.cgroup_cpu_ms) j["usage"]["cgroup_cpu_ms"] = *r.usage.cgroup_cpu_ms;
   return j;
 }
 

@@ -51,6 +51,7 @@ struct ViolationInfo {
 struct SandboxInfo {
   std::vector<std::string> applied;
   std::vector<std::string> skipped;
+  std::string cgroup_version;  // "v1", "v2", "none"; empty when the policy turns cgroup off
 };
 
 struct Timings {  // milliseconds
@@ -61,6 +62,8 @@ struct Usage {
   double cpu_ms = 0;
   uint64_t peak_rss_bytes = 0;
   uint64_t peak_wasm_memory_bytes = 0;
+  std::optional<uint64_t> cgroup_peak_memory_bytes;  // the job's cgroup: memory.peak / max_usage_in_bytes
+  std::optional<double> cgroup_cpu_ms;               // the job's cgroup: every task's CPU time
 };
 
 struct Result {

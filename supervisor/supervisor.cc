@@ -4,6 +4,7 @@
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -93,7 +94,9 @@ struct Running {
   std::optional<std::string> setup_error;  // the sandbox could not be completed
   size_t record_bytes = 0;
   bool sandbox_reported = false;
-  bool cgroup_skipped = false;  // best_effort cgroup that this machine cannot apply
+  JobCgroupPlan cgroup;               // the job's cgroup (policy_sandbox.h), removed once reaped
+  sandbox::CgroupUsage cgroup_usage;  // read from it once the child was reaped
+  bool cgroup_applied = false;        // the job ran in its cgroup (removed by now)
 
   // The child's seccomp listener: dangerous syscalls wait here until we kill the child.
   int listener = -1;
@@ -180,19 +183,23 @@ struct Running {
   }
 
   void on_sandbox_record(const std::string& payload) {
-    auto rec = wire::decode_sandbox(payload, sandbox::kMechanismCount);
+    // The child reports the mechanisms it applies; the cgroup is ours (a bit for it is a lie).
+    constexpr auto kChildMechanisms = static_cast<unsigned>(sandbox::Mechanism::kCgroup);
+    auto rec = wire::decode_sandbox(payload, kChildMechanisms);
     if (!rec || sandbox_reported) {
       protocol_error = sandbox_reported ? "child sent a second sandbox record" : "malformed sandbox record";
       return;
     }
     sandbox_reported = true;
     SandboxInfo info;
-    for (unsigned i = 0; i < sandbox::kMechanismCount; ++i) {
+    for (unsigned i = 0; i < kChildMechanisms; ++i) {
       const char* name = sandbox::mechanism_name(static_cast<sandbox::Mechanism>(i));
       if (rec->applied & (1u << i)) info.applied.push_back(name);
       if (rec->skipped & (1u << i)) info.skipped.push_back(name);
     }
-    if (cgroup_skipped) info.skipped.push_back("cgroup");
+    if (cgroup.cgroup || cgroup_applied) info.applied.push_back("cgroup");
+    if (cgroup.skipped) info.skipped.push_back("cgroup");
+    info.cgroup_version = cgroup.version;
     result.sandbox = std::move(info);
     if (rec->listener_fd < 0) return;
     if (!(rec->applied & sandbox::bit(sandbox::Mechanism::kSeccomp))) {
@@ -301,6 +308,8 @@ struct Running {
     result.usage.cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
                           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
     result.usage.peak_rss_bytes = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+    result.usage.cgroup_peak_memory_bytes = cgroup_usage.peak_memory_bytes;
+    if (cgroup_usage.cpu_ns) result.usage.cgroup_cpu_ms = static_cast<double>(*cgroup_usage.cpu_ns) / 1e6;
     if (outcome) {
       result.timing.compile = outcome->compile_ms;
       result.timing.run = outcome->run_ms;
@@ -331,6 +340,21 @@ struct Running {
       result.error = "cancelled by the caller";
     } else if (timed_out && !(outcome && outcome->kind != OutcomeKind::kTimeout)) {
       set_timeout();
+    } else if (cgroup_usage.oom_killed && (signaled || !outcome)) {
+      // The kernel's OOM killer, confined to the job's cgroup: memory no in-process limit saw.
+      result.status = Status::kMemoryLimit;
+      result.error =
+          "the job's cgroup reached its memory limit" +
+          (cgroup.memory_bytes ? " (" + std::to_string(*cgroup.memory_bytes >> 20) + "MiB)" : std::string()) +
+          " and the kernel's OOM killer ended it";
+    } else if (cgroup_usage.processes_hit &&
+               (signaled || !outcome || outcome->kind == OutcomeKind::kInternalError)) {
+      // V8 could not start a thread: the policy's processes limit is too small for the job.
+      result.status = Status::kSetupError;
+      result.error = "the job reached its processes limit (limits.processes " +
+                     std::to_string(limits.processes.value_or(0)) +
+                     "): the kernel refused it a new thread (V8 needs up to 10: a worker per CPU, at most 8, "
+                     "the main thread and a watchdog)";
     } else if (signaled && limits.cpu_time_ms && result.usage.cpu_ms >= *limits.cpu_time_ms &&
                (sig == SIGKILL || sig == SIGXCPU) && !outcome) {
       set_cpu_limit();  // RLIMIT_CPU's hard limit
@@ -507,17 +531,8 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   // mechanisms unavailable.
   if (r->opts.policy) {
     r->opts.sandbox = sandbox_spec_for(*r->opts.policy, r->limits);
-    // Fail closed: a required mechanism this machine cannot apply ends the job here.
-    const Isolation cg = r->opts.policy->isolation.get(Mechanism::kCgroup);
-    if (cg != Isolation::kOff) {
-      if (auto why = cgroup_unavailable_reason()) {
-        if (cg == Isolation::kRequired) {
-          r->fail_now(Status::kSetupError, "sandbox setup failed: " + *why + " (the policy requires cgroup)");
-          return control;
-        }
-        r->cgroup_skipped = true;
-      }
-    }
+  } else {
+    r->opts.sandbox.cgroup = sandbox::Mode::kOff;  // no policy: no limits to enforce
   }
   // Each preopened directory is an open file of the guest's from the start.
   if (r->limits.open_files && job.dirs.size() > *r->limits.open_files) {
@@ -529,6 +544,15 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   for (const DirMount& d : job.dirs) r->opts.sandbox.preopens.push_back({d.host_path, d.guest_path, d.read_only});
   if (auto err = sandbox::apply_test_unavailable(getenv("WASMJAIL_TEST_UNAVAILABLE"), &r->opts.sandbox)) {
     r->fail_now(Status::kSetupError, *err);
+    return control;
+  }
+  // The job's cgroup, before its process exists (it may be born in it). Fail closed: a
+  // required cgroup this machine cannot give ends the job here.
+  r->cgroup =
+      make_job_cgroup(r->opts.sandbox.cgroup, r->limits,
+                      r->opts.sandbox.simulate_unavailable & sandbox::bit(sandbox::Mechanism::kCgroup));
+  if (r->cgroup.error) {
+    r->fail_now(Status::kSetupError, "sandbox setup failed: " + *r->cgroup.error);
     return control;
   }
 
@@ -620,12 +644,51 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   if (forked) {
     setup.clone = *forked;
   } else {
-    setup.clone = sandbox::clone_job_process(r->opts.sandbox);
-    if (setup.clone.pid == 0) child_main(setup);
+    // With a cgroup to join, the job process waits for a go-ahead (as from the fork server).
+    int go[2] = {-1, -1};
+    if (r->cgroup.cgroup && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) != 0) {
+      int e = errno;
+      for (auto& p : fds) close(p[0]), close(p[1]);
+      close_dirs();
+      r->fail_now(Status::kInternalError, "socketpair: " + strerr(e));
+      return control;
+    }
+    setup.clone = sandbox::clone_job_process(r->opts.sandbox, 0, 0,
+                                             r->cgroup.cgroup ? r->cgroup.cgroup->clone_fd() : -1);
+    if (setup.clone.pid == 0) {
+      if (go[0] >= 0) {
+        close(go[1]);
+        sandbox::wait_for_go_ahead(go[0]);
+      }
+      child_main(setup);
+    }
+    if (go[0] >= 0) close(go[0]);
+    if (setup.clone.pid > 0)
+      setup.clone.go_fd = go[1];
+    else if (go[1] >= 0)
+      close(go[1]);
   }
   pid_t pid = setup.clone.pid;
   for (auto& p : fds) close(p[1]);
   close_dirs();
+  if (pid > 0) {
+    // Into its cgroup before it runs any job code, then the go-ahead. On failure the pipe
+    // closes unwritten and the process exits without running anything.
+    if (!setup.clone.in_cgroup) join_job_cgroup(&r->cgroup, r->opts.sandbox.cgroup, pid);
+    if (r->cgroup.error) {
+      if (setup.clone.go_fd >= 0) close(setup.clone.go_fd);
+      kill(pid, SIGKILL);
+      while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      for (auto& p : fds) close(p[0]);
+      r->fail_now(Status::kSetupError, "sandbox setup failed: " + *r->cgroup.error);
+      return control;
+    }
+    if (setup.clone.go_fd >= 0) {
+      (void)!send(setup.clone.go_fd, "g", 1, MSG_NOSIGNAL);  // a job process already gone: no SIGPIPE
+      close(setup.clone.go_fd);
+    }
+  }
   if (pid < 0) {
     for (auto& p : fds) close(p[0]);
     bool refused = setup.clone.err == 0 || setup.clone.error.find("required") != std::string::npos;
@@ -698,6 +761,13 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     if (got != run->pid) return;  // spurious wake-up
     run->reaped = true;
     g_job_pids.erase(run->pid);
+    if (run->cgroup.cgroup) {
+      // Counters first (OOM kill, peak memory, CPU), then the folder goes.
+      run->cgroup_usage = run->cgroup.cgroup->usage();
+      run->cgroup.cgroup->remove();
+      run->cgroup.cgroup.reset();
+      run->cgroup_applied = true;
+    }
     run->stop_timer();
     run->close_listener();
     uv_poll_stop(h);

@@ -305,11 +305,12 @@ int count_threads() {
       out += r.error.substr(0, kMaxReply - sizeof h);
       for (int fd : fds) close(fd);
       if (go[0] >= 0) close(go[0]);
-      if (!send_with_fds(sock, out.data(), out.size(), {})) _exit(0);  // go[1] closes with us
-      if (go[1] >= 0) {
-        (void)!write(go[1], "g", 1);
-        close(go[1]);
-      }
+      // The go-ahead's write end goes to the supervisor, which puts the job in its cgroup
+      // before writing the byte (sandbox/cgroup.h).
+      std::vector<int> give;
+      if (go[1] >= 0 && r.pid > 0) give.push_back(go[1]);
+      if (!send_with_fds(sock, out.data(), out.size(), give)) _exit(0);  // go[1] closes with us
+      if (go[1] >= 0) close(go[1]);
     };
     sandbox::CloneResult refused;
     refused.err = EINVAL;
@@ -340,9 +341,11 @@ int count_threads() {
       reply(refused);
       continue;
     }
-    if (pipe2(go, O_CLOEXEC) != 0) {
+    // A socket pair rather than a pipe: the supervisor writes the go-ahead with
+    // MSG_NOSIGNAL, so a job process that died meanwhile costs it no SIGPIPE.
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) != 0) {
       refused.err = errno;
-      refused.error = std::string("fork server: pipe2: ") + std::strerror(errno);
+      refused.error = std::string("fork server: socketpair: ") + std::strerror(errno);
       go[0] = go[1] = -1;
       reply(refused);
       continue;
@@ -352,12 +355,7 @@ int count_threads() {
     if (s.clone.pid == 0) {
       prctl(PR_SET_NAME, "wasmjail-job");  // not the fork server, from its first instant
       close(go[1]);
-      char c = 0;
-      ssize_t got;
-      do got = read(go[0], &c, 1);
-      while (got < 0 && errno == EINTR);
-      if (got != 1) _exit(0);
-      close(go[0]);
+      sandbox::wait_for_go_ahead(go[0]);
       child_main(s);
     }
     // Tests only: a fork server that hangs after creating the job, before answering.
@@ -562,6 +560,7 @@ std::optional<sandbox::CloneResult> Zygote::spawn(const ChildSetup& s) {
   // More fds than one message carries: this job is cloned directly (the fork server stays).
   if (s.preopen_fds.size() > kMaxPreopens) return std::nullopt;
   // Waits until `deadline` for one message from the zygote; false if it is gone or stuck.
+  std::vector<int> reply_fds;  // the last reply's: the go-ahead pipe's write end
   auto wait_reply = [&](void* buf, size_t len, ssize_t* got, std::chrono::steady_clock::time_point deadline) {
     for (;;) {
       auto left =
@@ -572,9 +571,9 @@ std::optional<sandbox::CloneResult> Zygote::spawn(const ChildSetup& s) {
       if (n != 1) return false;
       break;
     }
-    std::vector<int> fds;
-    *got = recv_with_fds(sock_, buf, len, &fds);
-    for (int fd : fds) close(fd);
+    for (int fd : reply_fds) close(fd);
+    reply_fds.clear();
+    *got = recv_with_fds(sock_, buf, len, &reply_fds);
     return *got > 0;
   };
   using std::chrono::seconds;
@@ -626,7 +625,9 @@ std::optional<sandbox::CloneResult> Zygote::spawn(const ChildSetup& s) {
     // A reply for this request: a pid, or a refusal with its reason.
     ok = h.seq == seq_ && (h.pid > 0 || (h.pid < 0 && (h.err != 0 || got > static_cast<ssize_t>(sizeof h))));
   }
+  if (ok && h.pid > 0) ok = reply_fds.size() == 1;  // the go-ahead comes with every pid
   if (!ok) {
+    for (int fd : reply_fds) close(fd);  // a job process it created exits at EOF
     stop();
     g_strays_possible = true;
     r.err = EIO;
@@ -638,6 +639,10 @@ std::optional<sandbox::CloneResult> Zygote::spawn(const ChildSetup& s) {
   r.applied = h.applied;
   r.skipped = h.skipped;
   r.error.assign(buf + sizeof h, static_cast<size_t>(got) - sizeof h);
+  if (h.pid > 0)
+    r.go_fd = reply_fds[0];
+  else
+    for (int fd : reply_fds) close(fd);
   return r;
 }
 

@@ -3,7 +3,8 @@
 // thread: v8host/platform.h). For each job the supervisor sends the child's setup (a
 // memfd) and its fds (SCM_RIGHTS); the zygote creates the job process with
 // clone(CLONE_PARENT | namespaces), so the job is the supervisor's own child (wait4,
-// rusage and pidfd work as for a direct clone), and replies with the pid.
+// rusage and pidfd work as for a direct clone), and replies with the pid and the write end
+// of the job's go-ahead socket: the supervisor puts the job in its cgroup, then lets it run.
 //
 // The job process runs exactly the same child_main and lock-down as a direct clone; what
 // it skips is V8::Initialize (about 1 ms), building its seccomp filter (the zygote compiles

@@ -585,6 +585,10 @@ void preinitialize_v8() {
 
 bool v8_preinitialized() { return g_preinitialized; }
 
+bool wasm_trap_handler_available() {
+  return v8::V8::EnableWebAssemblyTrapHandler(/*use_v8_signal_handler=*/true);
+}
+
 void init_v8_once(const std::vector<std::string>& flags) {
   if (g_platform && g_platform->started()) return;
   // Flags first; V8 re-derives their implications on every SetFlagsFromString, so after a

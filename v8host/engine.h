@@ -81,6 +81,9 @@ void init_v8_once(const std::vector<std::string>& flags);
 // job children that then call init_v8_once (flags, fresh address hints, worker threads).
 void preinitialize_v8();
 bool v8_preinitialized();
+// Enables V8's wasm trap handler in this process and says whether the platform took it
+// (`wasmjail doctor`; callable once per process, never in one that runs jobs itself).
+bool wasm_trap_handler_available();
 
 RunOutcome run_module(const RunConfig& cfg);
 
