@@ -172,6 +172,9 @@ int exec(int argc, char** argv) {
     ExecutorConfig cfg;
     cfg.concurrency = 1;
     cfg.cache_dir = CodeCache::default_dir();
+    cfg.background_compile = CodeCache::background_compile_enabled();
+    cfg.background_compile_max_bytes = CodeCache::kOneShotBackgroundMax;
+    cfg.background_ends_with_job = true;
     Executor ex(&loop, cfg);
     Submission sub;
     sub.spec = std::move(spec.value());

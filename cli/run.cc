@@ -1,4 +1,8 @@
 // `wasmjail run`: run one module from the command line, in the spirit of `wasmtime run`.
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -38,6 +42,61 @@ void write_fd(int fd, const char* data, size_t n) {
     data += w;
     n -= static_cast<size_t>(w);
   }
+}
+
+// Copies our stdin into the guest's pipe as it arrives, then closes the pipe (the guest reads
+// end of file). It blocks on either side without holding up the job: a guest that never
+// reads leaves it waiting until wasmjail exits. It never allocates and never exits (it waits
+// in pause() once done): the supervisor clones job processes with a raw clone(), which must
+// not happen while another thread holds a malloc lock, as a thread's exit may.
+void* pump_stdin(void* arg) {
+  const int out = static_cast<int>(reinterpret_cast<intptr_t>(arg));
+  sigset_t pipe_sig;
+  sigemptyset(&pipe_sig);
+  sigaddset(&pipe_sig, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_sig, nullptr);  // a job that ended gives EPIPE, not SIGPIPE
+  static char buf[64 * 1024];
+  for (bool open = true; open;) {
+    ssize_t n = read(0, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    for (ssize_t off = 0; off < n;) {
+      ssize_t w = write(out, buf + off, static_cast<size_t>(n - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        open = false;  // the job has ended (EPIPE): nothing reads any more
+        break;
+      }
+      off += w;
+    }
+  }
+  close(out);
+  for (;;) pause();
+}
+
+// The read end of a pipe fed from our stdin, or -1 (no stdin: the guest reads end of file).
+int stdin_stream() {
+  struct stat st {};
+  if (fstat(0, &st) != 0) {
+    // Closed: hold fd 0 with /dev/null, or the next fd opened (a pipe libuv owns) would be 0.
+    int null_fd = open("/dev/null", O_RDONLY);
+    if (null_fd > 0) close(null_fd);
+    return -1;
+  }
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return -1;
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  int err = pthread_create(&t, &attr, pump_stdin, reinterpret_cast<void*>(static_cast<intptr_t>(p[1])));
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    close(p[0]);
+    close(p[1]);
+    return -1;
+  }
+  return p[0];
 }
 
 int usage_error(const std::string& msg) {
@@ -127,12 +186,20 @@ int run(int argc, char** argv) {
   opts.keep_max = 64 * 1024;
   opts.v8_flags = v8_flags_for(policy->wasm);
   opts.cache_dir = CodeCache::default_dir();
-  // One job: compile eagerly (a background compile would only delay the exit).
+  // One job: a turbofan policy compiles eagerly (a background compile would delay the exit).
   opts.background_compile_min_bytes = 0;
+  // Under the tiered tier a cold module's TurboFan code is compiled beside the job for the
+  // next run, and given up if the job ends first.
+  opts.background_compile = CodeCache::background_compile_enabled();
+  opts.background_compile_max_bytes = CodeCache::kOneShotBackgroundMax;
+  opts.background_ends_with_job = true;
   opts.policy = std::make_shared<const Policy>(std::move(policy.value()));
   opts.on_output = [](Stream s, const char* data, size_t n) {
     write_fd(s == Stream::kStdout ? 1 : 2, data, n);
   };
+  // The guest's stdin streams from ours, as with wasmtime (not bounded by stdin_bytes,
+  // which caps what a job spec carries: nothing of it is held in memory here).
+  opts.stdin_fd = stdin_stream();
   Result r = run_job(job, opts);
 
   switch (r.status) {

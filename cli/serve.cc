@@ -189,6 +189,7 @@ int serve(int argc, char** argv) {
   ecfg.output_root = cfg.output_root;
   ecfg.cache_dir = cfg.cache_dir == "default" ? CodeCache::default_dir() : cfg.cache_dir;
   ecfg.background_compile_min_bytes = CodeCache::background_compile_min();
+  ecfg.background_compile = CodeCache::background_compile_enabled();
   ecfg.cache_max_bytes = cfg.cache_max_bytes;
   ecfg.on_event = [&log](const JobRecord& j, const char* ev) { log.job(j, ev); };
   // The cgroup layout, detected now (and the job cgroups of a server that crashed removed).

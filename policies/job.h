@@ -32,6 +32,9 @@ struct Job {
   std::vector<std::string> argv;  // argv[0] first
   std::vector<std::pair<std::string, std::string>> env;
   std::vector<DirMount> dirs;
+  // What the guest reads on fd 0 (exec and the API: the job spec's `stdin`). Unset, and no
+  // RunOptions::stdin_fd: fd 0 reads as end of file.
+  std::optional<std::string> stdin_data;
 };
 
 // "KEY=VALUE" -> pair. Rejects empty keys, NUL bytes, and a missing '='.

@@ -135,7 +135,50 @@ std::string clean_guest_path(std::string p) {
 const Key kEntryModule{"entry_module", "EntryModule"}, kEntryPoint{"entry_point", "EntryPoint"},
     kEnv{"environment_variables", "EnvironmentVariables"}, kImports{"import_modules", "ImportModules"},
     kParams{"parameters", "Parameters"}, kArgv0{"argv0", "Argv0"}, kInputs{"inputs", "Inputs"},
-    kOutputs{"outputs", "Outputs"}, kLimits{"limits", "Limits"};
+    kOutputs{"outputs", "Outputs"}, kLimits{"limits", "Limits"}, kStdin{"stdin", "Stdin"};
+
+bool is_base64(const std::string& s) {
+  size_t n = 0, pad = 0;
+  for (char c : s) {
+    if (c == '\n' || c == '\r' || c == ' ' || c == '\t') continue;
+    if (c == '=') {
+      ++pad;
+    } else if (pad || !(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/')) {
+      return false;  // a character outside the alphabet, or data after padding
+    }
+    ++n;
+  }
+  return n % 4 == 0 && pad <= 2;
+}
+
+// `stdin: TEXT`, `stdin: {text: TEXT}`, `stdin: {base64: B64}`, or `stdin: STORAGE_SPEC`.
+StdinSpec parse_stdin(const YAML::Node& v, const Doc& doc) {
+  StdinSpec st;
+  st.where = doc.at(v);
+  if (v.IsScalar()) {
+    st.data = v.Scalar();
+    return st;
+  }
+  if (!v.IsMap())
+    doc.fail(v, "stdin must be text, {text: ...}, {base64: ...} or a storage spec (inline, localDirectory, urlDownload)");
+  YAML::Node text = v["text"], b64 = v["base64"];
+  if (text || b64) {
+    if (v.size() != 1) doc.fail(v, "stdin: give exactly one of text, base64 or a storage spec");
+    if (text) {
+      st.data = cfg::as_string(text, doc, "stdin.text");
+    } else {
+      st.kind = StdinSpec::Kind::kBase64;
+      st.data = cfg::as_string(b64, doc, "stdin.base64");
+      if (!is_base64(st.data)) doc.fail(b64, "stdin.base64 is not valid base64 (RFC 4648 alphabet, padded to 4)");
+    }
+    return st;
+  }
+  st.kind = StdinSpec::Kind::kSource;
+  st.source = parse_storage(v, doc, "stdin");
+  require_content(st.source, v, doc);
+  if (!st.source.path.empty()) doc.fail(v, "stdin: a path has no meaning for stdin (it is fd 0, not a file)");
+  return st;
+}
 
 void parse_wasm_fields(const YAML::Node& w, const Doc& doc, JobSpec* job) {
   YAML::Node em = field(w, doc, kEntryModule);
@@ -294,8 +337,10 @@ cfg::Expected<JobSpec> parse_job_spec_node(const YAML::Node& root, const std::st
       parse_legacy(root, doc, &job);
     } else {
       cfg::check_map(root, doc, "the job",
-                     spellings({kEntryModule, kEntryPoint, kEnv, kImports, kParams, kArgv0, kInputs, kOutputs, kLimits}));
+                     spellings({kEntryModule, kEntryPoint, kEnv, kImports, kParams, kArgv0, kInputs, kOutputs, kLimits,
+                                kStdin}));
       parse_wasm_fields(root, doc, &job);
+      if (YAML::Node v = field(root, doc, kStdin); v && !v.IsNull()) job.stdin_spec = parse_stdin(v, doc);
       // The job's own limits: the policy's rules and units; only less than the policy allows.
       if (YAML::Node l = field(root, doc, kLimits); l && !l.IsNull()) job.limits = parse_limits(l, doc);
       parse_mounts(field(root, doc, kInputs), doc, false, &job);

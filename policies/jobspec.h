@@ -32,6 +32,15 @@ struct StorageSpec {
   cfg::Location where;
 };
 
+// The job's stdin: literal text, base64 (decoded when the job is prepared; the alphabet is
+// checked when parsed), or a StorageSpec source (a file, an inline data: URL, a download).
+struct StdinSpec {
+  enum class Kind { kText, kBase64, kSource } kind = Kind::kText;
+  std::string data;    // kText: the bytes; kBase64: the encoded text
+  StorageSpec source;  // kSource
+  cfg::Location where;
+};
+
 struct JobSpec {
   StorageSpec entry_module;
   std::string entry_point = "_start";
@@ -40,6 +49,7 @@ struct JobSpec {
   std::vector<std::string> parameters;
   std::optional<std::string> argv0;
   std::vector<StorageSpec> inputs, outputs;
+  std::optional<StdinSpec> stdin_spec;  // `stdin` / `Stdin`
   Limits limits;        // what the job asks for (`limits:`, or a legacy job's Spec.Timeout)
   std::string base_dir;  // local source paths resolve relative to this
 };

@@ -50,6 +50,7 @@ const std::vector<LimitField>& limit_fields() {
       {"output_bytes", LimitKind::kBytes, nullptr, &Limits::output_bytes, kTiB},
       {"open_files", LimitKind::kCount, nullptr, &Limits::open_files, 1u << 20},
       {"module_bytes", LimitKind::kBytes, nullptr, &Limits::module_bytes, kTiB},
+      {"stdin_bytes", LimitKind::kBytes, nullptr, &Limits::stdin_bytes, kTiB},
       // Tasks in the job's cgroup (pids.max): V8 starts up to 8 worker threads beside the
       // main thread and the watchdog, so a job needs up to 10.
       {"processes", LimitKind::kCount, nullptr, &Limits::processes, 1u << 22},
@@ -1072,7 +1073,10 @@ std::vector<std::string> v8_flags_for(const WasmSettings& w) {
   switch (w.tier.value_or(Tier::kTiered)) {
     case Tier::kLiftoff: out = {"--liftoff", "--no-wasm-tier-up", "--no-wasm-dynamic-tiering"}; break;
     case Tier::kTurbofan: out = {"--no-liftoff"}; break;
-    case Tier::kTiered: out = {"--liftoff", "--wasm-dynamic-tiering"}; break;
+    // Lazy: each function is compiled (Liftoff) on its first call. Measured on a 75 MB module
+    // running 1% of its functions: 0.67 s and 180 MB peak RSS, against 7.3 s and 870 MB
+    // compiling every function up front (README: Performance).
+    case Tier::kTiered: out = {"--liftoff", "--wasm-dynamic-tiering", "--wasm-lazy-compilation"}; break;
   }
   for (size_t i = 0; i < wasm_features().size(); ++i)
     out.push_back((w.feature(i) ? "--experimental-wasm-" : "--no-experimental-wasm-") +

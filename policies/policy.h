@@ -31,6 +31,7 @@ struct Limits {
   std::optional<uint64_t> output_bytes;  // everything the job writes, together
   std::optional<uint64_t> open_files;
   std::optional<uint64_t> module_bytes;
+  std::optional<uint64_t> stdin_bytes;  // a job spec's `stdin` (run streams its own, unbounded)
   std::optional<uint64_t> processes;  // tasks (processes and threads) in the job's cgroup: pids.max
   std::optional<double> cpu_quota;    // CPU cores the job's cgroup may use (0.5: half a core)
 };

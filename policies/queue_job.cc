@@ -67,6 +67,8 @@ std::optional<std::string> find_blob_refs(json* job, std::vector<BlobRef>* refs)
   if (!job->is_object()) return std::string("job must be an object");
   if (job->contains("entry_module"))
     if (auto e = one((*job)["entry_module"], "job.entry_module", true)) return e;
+  if (job->contains("stdin"))
+    if (auto e = one((*job)["stdin"], "job.stdin", true)) return e;  // a file, never a folder
   for (const char* list : {"import_modules", "inputs"}) {
     if (!job->contains(list) || !(*job)[list].is_array()) continue;
     json& a = (*job)[list];

@@ -4,7 +4,7 @@
 //   {"v": 1, "id": "q...", "policy": "default", "job": {<job spec, snake_case>}}
 //
 // A local source travels as a blob reference, {"blob": "sha256:<hex>", "kind": "file" |
-// "folder", "name", "path", "read_write"}, in entry_module, import_modules[] or inputs[].
+// "folder", "name", "path", "read_write"}, in entry_module, import_modules[], inputs[] or stdin.
 #pragma once
 
 #include <cstdint>

@@ -365,6 +365,8 @@ void Gateway::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
     if (auto e = inside(s)) return send_error(ex, 400, "invalid_job", *e);
   for (const auto& s : spec.value().inputs)
     if (auto e = inside(s)) return send_error(ex, 400, "invalid_job", *e);
+  if (spec.value().stdin_spec && spec.value().stdin_spec->kind == StdinSpec::Kind::kSource)
+    if (auto e = inside(spec.value().stdin_spec->source)) return send_error(ex, 400, "invalid_job", *e);
   for (const auto& s : spec.value().outputs)
     if (!s.source_path.empty())
       return send_error(ex, 400, "invalid_job",

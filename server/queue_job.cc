@@ -13,6 +13,8 @@
 #include "storage/archive.h"
 #include "storage/storage.h"
 
+#include <openssl/evp.h>
+
 namespace wj {
 
 namespace {
@@ -81,6 +83,15 @@ std::optional<std::string> cache_file(const std::string& dir, const std::string&
   return std::nullopt;
 }
 
+std::string base64(const std::string& bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
 }  // namespace
 
 json job_spec_to_json(const JobSpec& spec) {
@@ -107,6 +118,16 @@ json job_spec_to_json(const JobSpec& spec) {
       a.push_back(x);
     }
     j["outputs"] = a;
+  }
+  if (spec.stdin_spec) {
+    const StdinSpec& st = *spec.stdin_spec;
+    // Text travels as base64: a JSON string cannot hold every byte.
+    if (st.kind == StdinSpec::Kind::kText)
+      j["stdin"] = {{"base64", base64(st.data)}};
+    else if (st.kind == StdinSpec::Kind::kBase64)
+      j["stdin"] = {{"base64", st.data}};
+    else
+      j["stdin"] = storage_to_json(st.source);
   }
   const Limits& l = spec.limits;
   json lim = json::object();
@@ -167,6 +188,17 @@ std::optional<std::string> localize_job(const JobSpec& spec, NatsQueue& q, uint6
     if (auto e = upload(spec.import_modules[i], true, &(*out)["import_modules"][i])) return e;
   for (size_t i = 0; i < spec.inputs.size(); ++i)
     if (auto e = upload(spec.inputs[i], false, &(*out)["inputs"][i])) return e;
+  if (spec.stdin_spec) {
+    const StdinSpec& st = *spec.stdin_spec;
+    if (st.kind == StdinSpec::Kind::kSource) {
+      if (auto e = upload(st.source, true, &(*out)["stdin"])) return e;  // a file, like a module
+    } else if (st.kind == StdinSpec::Kind::kText && st.data.size() > (64u << 10)) {
+      // Large text goes as a blob, not in the message (which must stay under max_payload).
+      std::string digest;
+      if (auto e = q.put_blob(st.data, &digest)) return "stdin: " + *e;
+      (*out)["stdin"] = json{{"blob", digest}, {"kind", "file"}};
+    }
+  }
   return std::nullopt;
 }
 

@@ -343,6 +343,9 @@ void Worker::begin(const std::shared_ptr<Delivery>& d) {
             if (!check(s)) return;
           for (const auto& s : spec.value().inputs)
             if (!check(s)) return;
+          if (spec.value().stdin_spec && spec.value().stdin_spec->kind == StdinSpec::Kind::kSource &&
+              !check(spec.value().stdin_spec->source))
+            return;
           for (const auto& o : spec.value().outputs)
             if (!o.source_path.empty()) {
               prep->error = o.field + ": an output may not name a host folder (source_path) in a queued job";

@@ -270,6 +270,37 @@ std::optional<std::string> fetch_bytes(const StorageSpec& s, const std::string& 
   return std::nullopt;
 }
 
+// The job spec's stdin, within the policy's stdin_bytes.
+std::optional<std::string> fetch_stdin(const StdinSpec& st, const std::string& base, const PrepareOptions& opts,
+                                       std::string* out) {
+  const uint64_t cap = opts.stdin_bytes_max;
+  auto over = [&](uint64_t n) {
+    const cfg::Location& w = st.where;
+    std::string at = w.file.empty() ? "" : w.file + ":" + std::to_string(w.line) + ":" + std::to_string(w.column) + ": ";
+    return at + "stdin: " + std::to_string(n) + " bytes exceed the stdin_bytes limit of " + std::to_string(cap) + " bytes";
+  };
+  if (st.kind == StdinSpec::Kind::kText) {
+    if (st.data.size() > cap) return over(st.data.size());
+    *out = st.data;
+    return std::nullopt;
+  }
+  StorageSpec src = st.source;
+  if (st.kind == StdinSpec::Kind::kBase64) {
+    src = StorageSpec{};
+    src.source = StorageSource::kInline;
+    src.url = "data:application/octet-stream;base64,";
+    for (char c : st.data)
+      if (c != '\n' && c != '\r' && c != ' ' && c != '\t') src.url += c;
+    src.field = "stdin.base64";
+  }
+  std::vector<uint8_t> bytes;
+  std::string local_dir;
+  if (auto err = fetch_bytes(src, base, cap, opts.fetch, false, &bytes, &local_dir)) return err;
+  if (!local_dir.empty()) return "stdin: " + local_dir + " is a folder; stdin must be a file";
+  out->assign(bytes.begin(), bytes.end());
+  return std::nullopt;
+}
+
 std::optional<std::string> write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return "cannot create " + path + ": " + std::strerror(errno);
@@ -315,6 +346,9 @@ std::optional<std::string> prepare_job(const JobSpec& spec, const PrepareOptions
     blob.name = !s.name.empty() ? s.name : s.path;
     if (!s.name.empty() && !s.path.empty()) blob.aliases.push_back(s.path);
     job.libraries.push_back(std::move(blob));
+  }
+  if (spec.stdin_spec) {
+    if (auto err = fetch_stdin(*spec.stdin_spec, base, opts, &job.stdin_data.emplace())) return err;
   }
   job.entry_point = spec.entry_point;
   job.env = spec.env;

@@ -22,6 +22,7 @@ struct FetchLimits {
 
 struct PrepareOptions {
   uint64_t module_bytes_max = 256ull << 20;
+  uint64_t stdin_bytes_max = 64ull << 20;  // the job spec's stdin (policy limits.stdin_bytes)
   FetchLimits fetch;
   // Where outputs are written: DIR/<name> for each output. Empty: an output's
   // source_path when it has one, else a fresh folder under $TMPDIR.

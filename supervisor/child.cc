@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <exception>
+#include <new>
+#include <system_error>
 #include <string>
 
 #include "sandbox/lockdown.h"
@@ -39,11 +42,15 @@ void report_violation(int32_t nr, uint32_t arch) {
 }
 
 // Records for V8's OOM and fatal-error handlers, encoded before the guest runs: when they
-// fire, allocating may be impossible.
-std::string g_oom_record, g_fatal_record;
+// fire, allocating may be impossible. Out of memory says in which phase it happened.
+std::string g_oom_record, g_oom_compile_record, g_oom_instantiate_record, g_fatal_record;
 
 void on_v8_fatal(bool out_of_memory) {
-  const std::string& rec = out_of_memory ? g_oom_record : g_fatal_record;
+  const RunPhase phase = current_phase();
+  const std::string& rec = !out_of_memory                      ? g_fatal_record
+                           : phase == RunPhase::kCompile     ? g_oom_compile_record
+                           : phase == RunPhase::kInstantiate ? g_oom_instantiate_record
+                                                             : g_oom_record;
   (void)!write(kChildRecord, rec.data(), rec.size());
 }
 
@@ -61,8 +68,8 @@ bool arrange_fds(const ChildSetup& s) {
     if (t < 0) return false;
     tmp.push_back(t);
   }
-  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (devnull < 0 || dup2(devnull, 0) < 0) return false;
+  int in = s.stdin_fd >= 0 ? fcntl(s.stdin_fd, F_DUPFD_CLOEXEC, high) : open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (in < 0 || dup2(in, 0) < 0) return false;
   for (size_t i = 0; i < tmp.size(); ++i)
     if (dup2(tmp[i], static_cast<int>(i) + 1) < 0) return false;  // 1,2,3 then preopens from 4
   return true;
@@ -78,6 +85,20 @@ bool arrange_fds(const ChildSetup& s) {
 void child_main(const ChildSetup& s) {
   try {
     child_main_body(s);
+  } catch (const std::bad_alloc&) {
+    on_v8_fatal(true);  // out of memory (its record, once prepared; nothing before that)
+    _exit(70);
+  } catch (const std::system_error& e) {
+    // A thread not started: no memory for its stack, or the processes limit (the supervisor
+    // tells them apart by the cgroup's pids events).
+    if (e.code().value() != EAGAIN && e.code().value() != ENOMEM) {
+      RunOutcome o;
+      o.kind = OutcomeKind::kInternalError;
+      o.message = std::string("the job process failed: ") + e.what();
+      report_and_exit(o);
+    }
+    on_v8_fatal(true);
+    _exit(70);
   } catch (const std::exception& e) {
     RunOutcome o;
     o.kind = OutcomeKind::kInternalError;
@@ -144,14 +165,53 @@ void child_main_body(const ChildSetup& s) {
     report_and_exit(setup_failed);
   }
 
+  RunOutcome oom;
+  oom.kind = OutcomeKind::kMemoryLimit;
+  const std::string limit =
+      s.memory_bytes ? " (memory limit " + std::to_string(s.memory_bytes >> 20) + "MiB)" : std::string();
+  oom.message = "V8 ran out of memory" + limit;
+  g_oom_record = wire::encode_outcome(oom);
+  oom.message = "V8 ran out of memory while compiling the module" + limit;
+  g_oom_compile_record = wire::encode_outcome(oom);
+  oom.message = "V8 ran out of memory while instantiating the module" + limit;
+  g_oom_instantiate_record = wire::encode_outcome(oom);
+  // An allocation that fails outside V8's own handlers (operator new in a compile thread)
+  // is the same out-of-memory, not a crash.
+  std::set_new_handler([] {
+    on_v8_fatal(true);
+    _exit(70);
+  });
+  // The same for a thread V8 could not start (no memory for its stack: EAGAIN); any other
+  // uncaught exception is V8's fatal error, reported as such rather than as a crash.
+  std::set_terminate([] {
+    bool out_of_memory = false;
+    if (std::exception_ptr e = std::current_exception()) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::bad_alloc&) {
+        out_of_memory = true;
+      } catch (const std::system_error& se) {
+        out_of_memory = se.code().value() == EAGAIN || se.code().value() == ENOMEM;
+      } catch (...) {
+      }
+    }
+    on_v8_fatal(out_of_memory);
+    _exit(70);
+  });
+  RunOutcome fatal;
+  fatal.kind = OutcomeKind::kInternalError;
+  fatal.message = "V8 fatal error";
+  g_fatal_record = wire::encode_outcome(fatal);
   RunConfig cfg;
-  cfg.module = *s.module;
+  // Moved, not copied: this process owns its setup and never returns (a large module would
+  // otherwise be held twice while it compiles).
+  cfg.module = std::move(*const_cast<std::vector<uint8_t>*>(s.module));
   for (const ModuleBlob& lib : s.job->libraries) cfg.libraries.push_back(LibraryModule{lib.name, lib.aliases, lib.bytes});
   cfg.module_name = s.job->module_path;
   cfg.entry = s.job->entry_point;
   cfg.argv = s.job->argv;
   cfg.env = s.job->env;
-  cfg.stdin_fd = -1;
+  cfg.stdin_fd = s.stdin_fd >= 0 ? 0 : -1;
   cfg.stdout_fd = kChildStdout;
   cfg.stderr_fd = kChildStderr;
   for (int i = 0; i < 3; ++i) cfg.stdio_is_tty[i] = s.stdio_is_tty[i];
@@ -160,15 +220,6 @@ void child_main_body(const ChildSetup& s) {
   cfg.heap_limit_bytes = s.memory_bytes;
   cfg.wasm_memory_limit_bytes = s.wasm_memory_bytes;
   cfg.output_limit_bytes = s.output_bytes;
-  RunOutcome oom;
-  oom.kind = OutcomeKind::kMemoryLimit;
-  oom.message = "V8 ran out of memory" +
-                (s.memory_bytes ? " (memory limit " + std::to_string(s.memory_bytes >> 20) + "MiB)" : std::string());
-  g_oom_record = wire::encode_outcome(oom);
-  RunOutcome fatal;
-  fatal.kind = OutcomeKind::kInternalError;
-  fatal.message = "V8 fatal error";
-  g_fatal_record = wire::encode_outcome(fatal);
   cfg.on_fatal = on_v8_fatal;
   cfg.cached_code = s.cached_code;
   cfg.compile_only = s.compile_only;

@@ -35,6 +35,7 @@ struct ChildSetup {
   sandbox::CloneResult clone;                      // how this child was created (namespaces)
   const sandbox::SeccompProgram* seccomp_program = nullptr;  // compiled ahead by the fork server
   bool compile_only = false;  // compile the entry module for the cache; run no guest code
+  int stdin_fd = -1;          // becomes the guest's fd 0; -1: end of file (/dev/null)
 };
 
 [[noreturn]] void child_main(const ChildSetup& setup);

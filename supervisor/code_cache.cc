@@ -31,6 +31,8 @@ size_t CodeCache::background_compile_min() {
   return v && std::string(v) == "off" ? 0 : 256u << 10;
 }
 
+bool CodeCache::background_compile_enabled() { return background_compile_min() != 0; }
+
 std::string CodeCache::default_dir() {
   if (const char* d = getenv("WASMJAIL_CACHE_DIR"); d && *d) return std::string(d) == "off" ? "" : d;
   if (const char* x = getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/wasmjail";

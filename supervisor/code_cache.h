@@ -33,6 +33,12 @@ class CodeCache {
   // The smallest entry module `serve` compiles in the background on a miss (RunOptions::
   // background_compile_min_bytes): 256 KiB, or 0 with WASMJAIL_BACKGROUND_COMPILE=off.
   static size_t background_compile_min();
+  // Whether a cold module's TurboFan code may be compiled beside its job (the `tiered` tier's
+  // way of filling the cache): yes unless WASMJAIL_BACKGROUND_COMPILE=off.
+  static bool background_compile_enabled();
+  // The largest module `run` and `exec` compile beside their one job (8 MiB: a compile that
+  // finishes within a typical job of such a module, with a bounded peak RSS).
+  static constexpr size_t kOneShotBackgroundMax = 8u << 20;
 
  private:
   std::string path_for(const std::string& key) const;

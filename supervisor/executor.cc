@@ -55,6 +55,7 @@ std::optional<std::string> options_for(const JobSpec& spec, const std::shared_pt
   if (auto over = check_job_limits(spec.limits, policy->limits)) return over;
   const Limits lim = effective_limits(spec.limits, policy->limits);
   if (lim.module_bytes) prep->module_bytes_max = *lim.module_bytes;
+  prep->stdin_bytes_max = lim.stdin_bytes.value_or(UINT64_MAX / 2);
   const FetchSettings& f = policy->fetch;
   prep->fetch.downloads_allowed = f.url_download.value_or(false);
   prep->fetch.allowed_hosts = f.allowed_hosts.value_or(std::vector<std::string>{});
@@ -222,6 +223,9 @@ void Executor::start_prepared(const std::shared_ptr<JobRecord>& job) {
   opts.cache_dir = cfg_.cache_dir;
   opts.cache_max_bytes = cfg_.cache_max_bytes;
   opts.background_compile_min_bytes = cfg_.background_compile_min_bytes;
+  opts.background_compile = cfg_.background_compile;
+  opts.background_compile_max_bytes = cfg_.background_compile_max_bytes;
+  opts.background_ends_with_job = cfg_.background_ends_with_job;
   for (int i = 0; i < 3; ++i) opts.stdio_is_tty[i] = job->submission.stdio_is_tty[i];
   const Limits lim = effective_limits(job->submission.spec.limits, job->submission.policy->limits);
   const uint64_t caps[3] = {0, lim.stdout_bytes.value_or(opts.stdout_cap), lim.stderr_bytes.value_or(opts.stderr_cap)};

@@ -38,6 +38,10 @@ struct ExecutorConfig {
   // RunOptions::background_compile_min_bytes for every job (serve: 256 KiB unless
   // WASMJAIL_BACKGROUND_COMPILE=off; 0 for a one-shot exec, which waits for the end anyway).
   size_t background_compile_min_bytes = 0;
+  // RunOptions::background_compile, _max_bytes and background_ends_with_job for every job.
+  bool background_compile = false;
+  size_t background_compile_max_bytes = SIZE_MAX;
+  bool background_ends_with_job = false;
   // Life-cycle events for logs: "queued", "started", "finished".
   std::function<void(const struct JobRecord&, const char* event)> on_event;
 };

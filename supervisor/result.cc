@@ -54,8 +54,9 @@ nlohmann::ordered_json to_json(const Result& r) {
   }
   j["timing_ms"] = {{"total", r.timing.total},     {"queue", r.timing.queue},
                     {"startup", r.timing.startup}, {"compile", r.timing.compile},
-                    {"run", r.timing.run}};
+                    {"instantiate", r.timing.instantiate}, {"run", r.timing.run}};
   if (!r.code_cache.empty()) j["code_cache"] = r.code_cache;
+  if (!r.tier.empty()) j["tier"] = r.tier;
   j["usage"] = {{"cpu_ms", r.usage.cpu_ms},
                 {"peak_rss_bytes", r.usage.peak_rss_bytes},
                 {"peak_wasm_memory_bytes", r.usage.peak_wasm_memory_bytes}};

@@ -55,7 +55,7 @@ struct SandboxInfo {
 };
 
 struct Timings {  // milliseconds
-  double total = 0, queue = 0, startup = 0, compile = 0, run = 0;
+  double total = 0, queue = 0, startup = 0, compile = 0, instantiate = 0, run = 0;
 };
 
 struct Usage {
@@ -79,6 +79,9 @@ struct Result {
   // "hit", "miss" (compiled; code stored), "compiling" (a cold module of 256 KiB or more:
   // ran on Liftoff with tier-up while a second child compiles its code), or "" (no cache)
   std::string code_cache;
+  // The code the entry module started on: "turbofan" (eager, or from the cache), "tiered"
+  // (Liftoff, hot functions tier up), "liftoff"; "" when no child ran.
+  std::string tier;
 };
 
 nlohmann::ordered_json to_json(const Result& r);

@@ -57,8 +57,21 @@ struct RunOptions {
   // code, compiles the TurboFan code for the cache (eager TurboFan of a large module takes
   // seconds; Liftoff a fraction). Later jobs get the TurboFan code from the cache.
   size_t background_compile_min_bytes = 0;
+  // A job under the `tiered` policy tier never offers its own code (Liftoff code is not what
+  // the cache keeps, and tiered-up code exists only after guest code ran). On a miss, when
+  // this is set and the module is at most background_compile_max_bytes, the same second
+  // child compiles the module's TurboFan code for the cache; later jobs start on it.
+  bool background_compile = false;
+  size_t background_compile_max_bytes = SIZE_MAX;
+  // One-shot frontends (run, exec): the second child is killed when the job ends, so it
+  // never delays the exit; a job that runs longer than the compile leaves the code behind.
+  bool background_ends_with_job = false;
   // Internal: this job is that second child (compile the entry module, run nothing).
   bool compile_only = false;
+  // A readable fd the guest's fd 0 reads from as a stream (`run` passes a pipe it fills from
+  // its own stdin). The supervisor owns it from start() on and closes it once the child has
+  // it. -1: the job's stdin_data if set, else end of file.
+  int stdin_fd = -1;
   // Called once the child exists, with its pid (for monitoring and tests).
   std::function<void(pid_t)> on_spawn;
 };
@@ -92,8 +105,8 @@ class Supervisor {
 
  private:
   // Starts the compile-only sibling of a cold, large job (see background_compile_min_bytes).
-  void compile_in_background(const Job& job, const std::vector<uint8_t>& module, const RunOptions& opts,
-                             const std::string& key);
+  std::shared_ptr<JobControl> compile_in_background(const Job& job, const std::vector<uint8_t>& module,
+                                                    const RunOptions& opts, const std::string& key);
   // Background compiles run beside the jobs, outside any concurrency limit: at most this
   // many at once (further distinct cold modules are compiled eagerly by their own jobs).
   static constexpr size_t kMaxBackgroundCompiles = 2;

@@ -42,6 +42,7 @@ std::string encode_outcome(const RunOutcome& o) {
   j["backtrace"] = bt;
   j["compile_ms"] = o.compile_ms;
   j["run_ms"] = o.run_ms;
+  j["instantiate_ms"] = o.instantiate_ms;
   j["peak_wasm_memory_bytes"] = o.peak_wasm_memory_bytes;
   j["code_cache"] = o.code_cache;
   std::string text = j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
@@ -122,6 +123,10 @@ std::optional<RunOutcome> decode_outcome(std::string_view payload, std::string* 
     auto v = j.find(key);
     if (v == j.end() || !v->is_number() || v->get<double>() < 0 || v->get<double>() > 1e12) return fail(key);
     *dst = v->get<double>();
+  }
+  if (auto v = j.find("instantiate_ms"); v != j.end()) {  // optional: older children did not send it
+    if (!v->is_number() || v->get<double>() < 0 || v->get<double>() > 1e12) return fail("instantiate_ms");
+    o.instantiate_ms = v->get<double>();
   }
   auto peak = j.find("peak_wasm_memory_bytes");
   if (peak == j.end() || !peak->is_number_unsigned()) return fail("peak_wasm_memory_bytes");

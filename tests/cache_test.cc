@@ -98,19 +98,27 @@ BOOST_AUTO_TEST_CASE(no_cache_for_dynamic_tiering_or_when_off) {
   std::string dir = wjt::temp_dir();
   wjt::write_file(dir + "/job.yaml", "entry_module: {source_path: '" + wjt::guest("hello") + "'}\n");
   wjt::write_file(dir + "/tiered.yaml", "extends: default\nwasm:\n  tier: tiered\n");
+  // A tiered job never offers its own code; with no compile beside it, nothing is stored.
   auto r = wjt::run({wjt::binary(), "exec", dir + "/job.yaml", "--policy", dir + "/tiered.yaml"},
-                    {"WASMJAIL_CACHE_DIR=" + cache});
+                    {"WASMJAIL_CACHE_DIR=" + cache, "WASMJAIL_BACKGROUND_COMPILE=off"});
   BOOST_TEST(json::parse(r.out)["status"] == "ok");
   BOOST_TEST(!json::parse(r.out).contains("code_cache"));
+  BOOST_TEST(json::parse(r.out)["tier"] == "tiered");
   BOOST_TEST(entries(cache).empty());
   r = wjt::run({wjt::binary(), "exec", dir + "/job.yaml"}, {"WASMJAIL_CACHE_DIR=off"});
   BOOST_TEST(json::parse(r.out)["status"] == "ok");
   BOOST_TEST(!json::parse(r.out).contains("code_cache"));
-  // The shipped default policy uses the TurboFan tier, so it is served by the cache.
-  r = wjt::run({wjt::binary(), "exec", dir + "/job.yaml"}, {"WASMJAIL_CACHE_DIR=" + cache});
+  // The TurboFan tier is served by the cache: its own job offers the code.
+  const std::string tf = WJ_SOURCE_DIR "/tests/policies/turbofan.yaml";
+  r = wjt::run({wjt::binary(), "exec", dir + "/job.yaml", "--policy", tf}, {"WASMJAIL_CACHE_DIR=" + cache});
   BOOST_TEST(json::parse(r.out)["code_cache"] == "miss");
-  r = wjt::run({wjt::binary(), "exec", dir + "/job.yaml"}, {"WASMJAIL_CACHE_DIR=" + cache});
+  r = wjt::run({wjt::binary(), "exec", dir + "/job.yaml", "--policy", tf}, {"WASMJAIL_CACHE_DIR=" + cache});
   BOOST_TEST(json::parse(r.out)["code_cache"] == "hit");
+  // And a tiered job of the same module starts on that code.
+  r = wjt::run({wjt::binary(), "exec", dir + "/job.yaml", "--policy", dir + "/tiered.yaml"},
+               {"WASMJAIL_CACHE_DIR=" + cache});
+  BOOST_TEST(json::parse(r.out)["code_cache"] == "hit");
+  BOOST_TEST(json::parse(r.out)["tier"] == "turbofan");
 }
 
 // One-shot commands compile a cold module eagerly whatever its size (the background compile

@@ -233,7 +233,7 @@ BOOST_AUTO_TEST_CASE(job_limits_within_the_policy) {
   BOOST_TEST(e.result["error"] == "wall-time limit of 1s exceeded");
   e = exec_job("entry_module: {source_path: " + G("hello") + "}\nlimits: {memory: 64GiB}\n");
   BOOST_TEST(e.result["status"] == "invalid_job");
-  BOOST_TEST(e.result["error"] == "job asks for limits.memory 64GiB but the policy allows at most 1GiB");
+  BOOST_TEST(e.result["error"] == "job asks for limits.memory 64GiB but the policy allows at most 2GiB");
   // A legacy Bacalhau job's Spec.Timeout is a wall-time ask.
   std::string dir = wjt::temp_dir();
   wjt::write_file(dir + "/legacy.json", R"({"Spec": {"Engine": "Wasm", "Timeout": 1, "Wasm": {"EntryModule":

@@ -371,11 +371,12 @@ BOOST_AUTO_TEST_CASE(v8_flags_for_each_tier) {
   f = v8_flags_for(w);
   BOOST_TEST(f.at(0) == "--liftoff");
   BOOST_TEST(f.at(1) == "--wasm-dynamic-tiering");
-  BOOST_TEST(f.at(2) == "--no-experimental-wasm-simd");
-  BOOST_TEST(f.at(3) == "--experimental-wasm-threads");  // V8 10.2's default, made explicit
-  BOOST_TEST(f.at(5) == "--no-experimental-wasm-return-call");
+  BOOST_TEST(f.at(2) == "--wasm-lazy-compilation");  // each function compiled on its first call
+  BOOST_TEST(f.at(3) == "--no-experimental-wasm-simd");
+  BOOST_TEST(f.at(4) == "--experimental-wasm-threads");  // V8 10.2's default, made explicit
+  BOOST_TEST(f.at(6) == "--no-experimental-wasm-return-call");
   BOOST_TEST(f.back() == "--stack-size=512");
-  BOOST_TEST(f.size() == 2 + wasm_features().size() + 1);
+  BOOST_TEST(f.size() == 3 + wasm_features().size() + 1);
 }
 
 // ---- fetch ------------------------------------------------------------------------

@@ -635,3 +635,23 @@ BOOST_AUTO_TEST_CASE(tls_where_the_server_asks_for_it) {
   }
   fs::remove_all(certs);
 }
+
+BOOST_AUTO_TEST_CASE(stdin_travels_with_the_job_inline_or_as_a_blob) {
+  wjt::NatsCluster c;
+  auto w = start_worker(c, "w", 2);
+  std::string jobs = c.dir() + "/jobs";
+  fs::create_directories(jobs);
+  // Text (sent base64 in the message), and a 2 MiB file (over max_payload: a blob).
+  wjt::write_file(jobs + "/text.yaml", "entry_module: {source_path: " + wjt::guest("stdin_reader") +
+                                           "}\nparameters: [upper]\nstdin: \"hello queue\\n\"\n");
+  auto r = submit(c, {"--wait", "--timeout", "60s", jobs + "/text.yaml"});
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.out + r.err);
+  BOOST_CHECK_EQUAL(json::parse(r.out)["stdout"], "HELLO QUEUE\nbytes=12 read=0\n");
+  wjt::write_file(jobs + "/big.txt", std::string(2u << 20, 'a'));
+  wjt::write_file(jobs + "/file.yaml", "entry_module: {source_path: " + wjt::guest("stdin_reader") +
+                                           "}\nparameters: [stat]\nstdin: {source_path: big.txt}\n");
+  auto r2 = submit(c, {"--wait", "--timeout", "60s", jobs + "/file.yaml"});
+  BOOST_REQUIRE_MESSAGE(r2.exit_code == 0, r2.out + r2.err);
+  std::string out = json::parse(r2.out)["stdout"];
+  BOOST_CHECK_NE(out.find("bytes=2097152 read=0"), std::string::npos);
+}

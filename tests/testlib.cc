@@ -28,6 +28,11 @@ std::vector<char*> cvec(std::vector<std::string>& v) {
 }  // namespace
 
 ProcResult run(const std::vector<std::string>& argv_in, const std::vector<std::string>& extra_env, int timeout_s) {
+  return run_with_stdin(argv_in, -1, extra_env, timeout_s);
+}
+
+ProcResult run_with_stdin(const std::vector<std::string>& argv_in, int stdin_fd,
+                          const std::vector<std::string>& extra_env, int timeout_s) {
   std::vector<std::string> argv = argv_in;
   std::vector<std::string> env;
   // extra_env overrides: a variable it names is dropped from this process's environment.
@@ -46,8 +51,12 @@ ProcResult run(const std::vector<std::string>& argv_in, const std::vector<std::s
   auto cenv = cvec(env);
   pid_t pid = fork();
   if (pid == 0) {
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
+    if (stdin_fd == -2) {
+      close(0);
+    } else {
+      int in = stdin_fd >= 0 ? stdin_fd : open("/dev/null", O_RDONLY);
+      dup2(in, 0);
+    }
     dup2(out[1], 1);
     dup2(err[1], 2);
     execve(cargv[0], cargv.data(), cenv.data());

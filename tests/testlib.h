@@ -21,6 +21,10 @@ std::string guest(const std::string& name);  // path of build/guests/NAME.wasm
 ProcResult run(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {},
                int timeout_s = 60);
 
+// The same with stdin from `stdin_fd` (-1: /dev/null, -2: closed).
+ProcResult run_with_stdin(const std::vector<std::string>& argv, int stdin_fd,
+                          const std::vector<std::string>& extra_env = {}, int timeout_s = 60);
+
 // Starts a process with its stdout on a pipe; returns pid and sets *out_fd.
 pid_t spawn(const std::vector<std::string>& argv, int* out_fd);
 

@@ -41,6 +41,9 @@ constexpr uint64_t kWasmPageSize = 65536;
 std::atomic<bool> g_cpu_signal{false};
 static_assert(std::atomic<bool>::is_always_lock_free);
 void (*g_on_fatal)(bool) = nullptr;
+std::atomic<int> g_phase{0};
+static_assert(std::atomic<int>::is_always_lock_free);
+void set_phase(RunPhase p) { g_phase.store(static_cast<int>(p)); }
 
 // What WebAssembly.compileStreaming hands to V8: the wire bytes and the cached code. V8
 // only deserializes compiled code through its streaming API (WasmStreaming).
@@ -295,6 +298,7 @@ class Runner {
         ->Set(ctx_, str(iso_, "stackTraceLimit"), v8::Integer::New(iso_, 64))
         .Check();
     auto t = std::chrono::steady_clock::now();
+    set_phase(RunPhase::kRun);
     call(exports->Get(ctx_, str(iso_, cfg_.entry)).ToLocalChecked().As<v8::Function>());
     out_.run_ms += ms_since(t);
     return out_;
@@ -325,6 +329,7 @@ class Runner {
   bool compile_entry(v8::Local<v8::WasmModuleObject>* module) {
     const std::vector<uint8_t>& bytes = cfg_.module;
     auto t0 = std::chrono::steady_clock::now();
+    set_phase(RunPhase::kCompile);
     bool compiled = false;
     if (cfg_.cached_code && compile_from_cache(bytes, module)) {
       compiled = true;
@@ -350,6 +355,7 @@ class Runner {
   bool instantiate(const std::vector<uint8_t>& bytes, const std::string& who, v8::Local<v8::Object>* exports,
                    ModuleInfo* info, v8::Local<v8::WasmModuleObject> precompiled = {}) {
     auto t0 = std::chrono::steady_clock::now();
+    set_phase(RunPhase::kCompile);
     v8::Local<v8::WasmModuleObject> module = precompiled;
     bool compiled = !module.IsEmpty() ||
                     v8::WasmModuleObject::Compile(iso_, v8::MemorySpan<const uint8_t>(bytes.data(), bytes.size()))
@@ -429,8 +435,9 @@ class Runner {
     v8::Local<v8::Value> args[] = {module, imports};
     v8::Local<v8::Object> instance;
     auto t1 = std::chrono::steady_clock::now();
+    set_phase(RunPhase::kInstantiate);
     bool ok = ctor->NewInstance(ctx_, 2, args).ToLocal(&instance);
-    out_.run_ms += ms_since(t1);  // a start function runs guest code
+    out_.instantiate_ms += ms_since(t1);  // with a start function, if the module has one
     if (!ok) return finish_failed_call(who);
     *exports = instance->Get(ctx_, str(iso_, "exports")).ToLocalChecked().As<v8::Object>();
 
@@ -449,6 +456,7 @@ class Runner {
     const ExportInfo* init = info->find_export("_initialize");
     if (init && init->type.kind == ExternKind::kFunction && init->type.func.params.empty()) {
       auto t2 = std::chrono::steady_clock::now();
+      set_phase(RunPhase::kRun);
       bool called = call((*exports)->Get(ctx_, str(iso_, "_initialize")).ToLocalChecked().As<v8::Function>());
       out_.run_ms += ms_since(t2);
       if (!called || out_.kind != OutcomeKind::kReturned) {
@@ -606,6 +614,8 @@ void init_v8_once(const std::vector<std::string>& flags) {
 
 void notify_cpu_limit_from_signal() { g_cpu_signal.store(true); }
 
+RunPhase current_phase() { return static_cast<RunPhase>(g_phase.load()); }
+
 RunOutcome run_module(const RunConfig& cfg) {
   std::vector<std::string> flags = cfg.v8_flags;
   if (cfg.wasm_memory_limit_bytes) {
@@ -623,6 +633,11 @@ RunOutcome run_module(const RunConfig& cfg) {
   // Must be set before the context exists: it makes WebAssembly.compileStreaming available.
   if (cfg.cached_code) iso->SetWasmStreamingCallback(streaming_callback);
   g_on_fatal = cfg.on_fatal;
+  // Out of memory where no isolate is current (a Zone on a compile thread): the same record.
+  v8::V8::SetFatalMemoryErrorCallback([](const char*, bool) {
+    if (g_on_fatal) g_on_fatal(true);
+    _exit(70);
+  });
   iso->SetOOMErrorHandler([](const char*, bool) {
     if (g_on_fatal) g_on_fatal(true);
     _exit(70);

@@ -85,6 +85,11 @@ bool v8_preinitialized();
 // (`wasmjail doctor`; callable once per process, never in one that runs jobs itself).
 bool wasm_trap_handler_available();
 
+// What the job is doing, for a handler that must say when it ran out of memory (set by
+// run_module; read from V8's OOM handler or a new-handler, so a lock-free atomic).
+enum class RunPhase : int { kStartup, kCompile, kInstantiate, kRun };
+RunPhase current_phase();
+
 RunOutcome run_module(const RunConfig& cfg);
 
 // Makes V8 draw its entropy (hash seeds, ASLR hints, Math.random seeds) from getrandom(2)

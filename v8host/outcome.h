@@ -27,7 +27,7 @@ struct RunOutcome {
   int32_t exit_code = 0;  // for kExited
   std::string message;
   std::vector<std::string> backtrace;
-  double compile_ms = 0, run_ms = 0;
+  double compile_ms = 0, instantiate_ms = 0, run_ms = 0;
   uint64_t peak_wasm_memory_bytes = 0;
   std::string code_cache;  // "" (not used), "hit" (deserialized), "miss" (compiled, code offered)
 };
