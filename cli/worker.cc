@@ -16,6 +16,7 @@
 #include "server/http_server.h"
 #include "server/worker.h"
 #include "storage/curl_lib.h"
+#include "storage/host_fs.h"
 #include "supervisor/code_cache.h"
 #include "supervisor/zygote.h"
 
@@ -112,9 +113,10 @@ int worker(int argc, char** argv) {
     if (!p) return fail("policy " + n + ": " + p.error().str());
     policies[n] = std::make_shared<const Policy>(std::move(p.value()));
   }
-  std::error_code ec;
-  fs::create_directories(cfg.work_dir, ec);
-  if (ec) return fail("work_dir " + cfg.work_dir + ": " + ec.message());
+  // The work folder belongs to this worker: created (0700) or refused when another user
+  // owns it, others may write it, or it is a symlink (as serve's output_root).
+  UniqueFd work_dir;
+  if (auto err = open_private_dir(cfg.work_dir, true, "work_dir", &work_dir)) return fail(*err);
 
   signal(SIGPIPE, SIG_IGN);
   ServerLog log(cfg.log_format == "json");
@@ -146,6 +148,7 @@ int worker(int argc, char** argv) {
   ecfg.queue_size = 1024;
   ecfg.retention = 64;  // results live in NATS; a few are kept for the logs
   ecfg.output_root = cfg.work_dir;
+  ecfg.output_root_fd = std::make_shared<const UniqueFd>(std::move(work_dir));
   ecfg.cache_dir = cfg.cache_dir == "default" ? CodeCache::default_dir() : cfg.cache_dir;
   ecfg.background_compile_min_bytes = CodeCache::background_compile_min();
   ecfg.cache_max_bytes = cfg.cache_max_bytes;
@@ -153,6 +156,10 @@ int worker(int argc, char** argv) {
     if (std::string(ev) == "finished") log.job(j, ev);
   };
   if (cfg.cache_dir == "default") cfg.cache_dir = ecfg.cache_dir;
+  // A queued job may name no host file but the worker's own copies of its blobs: enforced
+  // again by storage when the sources are opened.
+  ecfg.local_roots = {(cfg.cache_dir.empty() ? cfg.work_dir : cfg.cache_dir) + "/blobs"};
+  ecfg.local_roots_enforced = true;
   int exit_code = 0;
   {
     Executor executor(loop, ecfg);
