@@ -21,7 +21,8 @@ constexpr const char* kUsage =
     "  submit  put a job on the NATS JetStream queue, wait for its result (wasmjail submit --help)\n"
     "  policy  check policy files, show a resolved policy (wasmjail policy --help)\n"
     "  doctor  what this host supports, which shipped policies can run here\n"
-    "  help    show this message\n";
+    "  help    show this message\n"
+    "  --version  wasmjail's version and commit, and its libraries' (V8, libuv, libseccomp, yaml-cpp)\n";
 
 }  // namespace
 
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
   if (cmd == "worker") return wj::cli::worker(argc - 2, argv + 2);
   if (cmd == "submit") leave(wj::cli::submit(argc - 2, argv + 2));
   if (cmd == "policy") return wj::cli::policy(argc - 2, argv + 2);
+  if (cmd == "--version" || cmd == "version") return wj::cli::version(argc - 2, argv + 2);
   if (cmd == "doctor") leave(wj::cli::doctor(argc - 2, argv + 2));
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     std::fputs(kUsage, stdout);

@@ -18,6 +18,15 @@ struct Listener {
   std::string str() const;  // "unix:/run/x.sock", "tcp:127.0.0.1:8080"
 };
 
+// Callbacks: a job's callback_url is POSTed the finished job, signed per Standard Webhooks.
+struct CallbackConfig {
+  std::string secret_file;                 // holds "whsec_<base64 key>"; empty: callbacks off
+  std::vector<std::string> allowed_hosts;  // "host:port" (host lower-case); nothing else is called
+  int max_attempts = 5;                    // deliveries tried, with backoff, before giving up
+  double timeout_ms = 10000;               // each attempt
+  double backoff_ms = 1000;                // the wait after the first failure; doubles each time
+};
+
 struct ServerConfig {
   std::vector<Listener> listen;
   unsigned socket_mode = 0660;
@@ -44,6 +53,7 @@ struct ServerConfig {
   // With queue.nats set, serve is a gateway: jobs go to the NATS JetStream queue (README:
   // "Scaling out") instead of running here.
   QueueSettings queue;
+  CallbackConfig callbacks;
 };
 
 // "unix:/path" or "tcp:HOST:PORT" (HOST must be a loopback address).
