@@ -15,8 +15,28 @@ namespace wj {
 namespace {
 
 namespace fs = std::filesystem;
-constexpr char kMagic[8] = {'W', 'J', 'C', 'O', 'D', 'E', '0', '1'};
+constexpr char kMagic[8] = {'W', 'J', 'C', 'O', 'D', 'E', '0', '2'};
 constexpr uint64_t kMaxEntry = 1ull << 30;
+constexpr uint32_t kMaxOptimized = 1u << 16;  // hot::kMaxHotFunctions
+
+// Reads the header up to the payload length: key check, then the optimized-function list
+// (ascending, bounded). False when anything is off.
+bool read_header(std::ifstream& f, const std::string& key, std::vector<uint32_t>* optimized) {
+  char magic[8];
+  uint32_t key_len = 0, n = 0;
+  if (!f.read(magic, 8) || std::memcmp(magic, kMagic, 8) != 0 || !f.read(reinterpret_cast<char*>(&key_len), 4) ||
+      key_len != key.size())
+    return false;
+  std::string stored_key(key_len, '\0');
+  if (!f.read(stored_key.data(), key_len) || stored_key != key || !f.read(reinterpret_cast<char*>(&n), 4) ||
+      n > kMaxOptimized)
+    return false;
+  optimized->resize(n);
+  if (n && !f.read(reinterpret_cast<char*>(optimized->data()), static_cast<std::streamsize>(4ull * n))) return false;
+  for (uint32_t i = 1; i < n; ++i)
+    if ((*optimized)[i] <= (*optimized)[i - 1]) return false;
+  return true;
+}
 
 
 }  // namespace
@@ -54,7 +74,15 @@ std::string CodeCache::path_for(const std::string& key) const {
   return dir_ + "/" + sha256_hex(key.data(), key.size()) + ".code";
 }
 
-std::optional<std::vector<uint8_t>> CodeCache::get(const std::string& key) const {
+std::optional<std::vector<uint32_t>> CodeCache::optimized_of(const std::string& key) const {
+  if (!enabled()) return std::nullopt;
+  std::ifstream f(path_for(key), std::ios::binary);
+  std::vector<uint32_t> optimized;
+  if (!f || !read_header(f, key, &optimized)) return std::nullopt;
+  return optimized;
+}
+
+std::optional<std::vector<uint8_t>> CodeCache::get(const std::string& key, std::vector<uint32_t>* optimized) const {
   if (!enabled()) return std::nullopt;
   const std::string path = path_for(key);
   std::ifstream f(path, std::ios::binary);
@@ -63,27 +91,24 @@ std::optional<std::vector<uint8_t>> CodeCache::get(const std::string& key) const
     unlink(path.c_str());  // corrupt, foreign or truncated: a recompile will replace it
     return std::nullopt;
   };
-  char magic[8];
-  uint32_t key_len = 0;
-  if (!f.read(magic, 8) || std::memcmp(magic, kMagic, 8) != 0 || !f.read(reinterpret_cast<char*>(&key_len), 4) ||
-      key_len != key.size())
-    return bad();
-  std::string stored_key(key_len, '\0');
+  std::vector<uint32_t> opt;
   uint64_t len = 0;
   char digest[64];
-  if (!f.read(stored_key.data(), key_len) || stored_key != key || !f.read(reinterpret_cast<char*>(&len), 8) ||
-      len > kMaxEntry || !f.read(digest, 64))
+  if (!read_header(f, key, &opt) || !f.read(reinterpret_cast<char*>(&len), 8) || len > kMaxEntry ||
+      !f.read(digest, 64))
     return bad();
   std::vector<uint8_t> payload(len);
   if (!f.read(reinterpret_cast<char*>(payload.data()), static_cast<std::streamsize>(len)) || f.peek() != EOF)
     return bad();
   if (sha256_hex(payload.data(), payload.size()) != std::string(digest, 64)) return bad();
   utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // recently used: evicted last
+  if (optimized) *optimized = std::move(opt);
   return payload;
 }
 
-void CodeCache::put(const std::string& key, const std::string& payload) const {
-  if (!enabled() || payload.size() > kMaxEntry || payload.size() > max_bytes_) return;
+void CodeCache::put(const std::string& key, const std::string& payload, const std::vector<uint32_t>& optimized) const {
+  if (!enabled() || payload.size() > kMaxEntry || payload.size() > max_bytes_ || optimized.size() > kMaxOptimized)
+    return;
   std::error_code ec;
   fs::create_directories(dir_, ec);
   const std::string path = path_for(key);
@@ -96,6 +121,9 @@ void CodeCache::put(const std::string& key, const std::string& payload) const {
     f.write(kMagic, 8);
     f.write(reinterpret_cast<const char*>(&key_len), 4);
     f.write(key.data(), static_cast<std::streamsize>(key.size()));
+    const uint32_t n = static_cast<uint32_t>(optimized.size());
+    f.write(reinterpret_cast<const char*>(&n), 4);
+    f.write(reinterpret_cast<const char*>(optimized.data()), static_cast<std::streamsize>(4ull * n));
     f.write(reinterpret_cast<const char*>(&len), 8);
     f.write(digest.data(), 64);
     f.write(payload.data(), static_cast<std::streamsize>(payload.size()));

@@ -79,6 +79,9 @@ struct Result {
   // "hit", "miss" (compiled; code stored), "compiling" (a cold module of 256 KiB or more:
   // ran on Liftoff with tier-up while a second child compiles its code), or "" (no cache)
   std::string code_cache;
+  // On a hit: how many of the module's functions the cached code has optimized (TurboFan):
+  // all of them for a full compile, the recorded hot set for a tiered job's hot-code entry.
+  uint32_t code_cache_optimized = 0;
   // The code the entry module started on: "turbofan" (eager, or from the cache), "tiered"
   // (Liftoff, hot functions tier up), "liftoff"; "" when no child ran.
   std::string tier;
