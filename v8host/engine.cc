@@ -54,13 +54,17 @@ void set_flags(const std::vector<std::string>& flags) {
 
 // A hot-code compile: V8 10.2 reads compilation hints only without dynamic tiering and
 // lazy compilation (module-compiler.cc, GetRequestedExecutionTiers, GetCompileStrategy).
+// Lazy validation too: the lazy functions are not compiled here, and the module is one a job
+// already compiled (and so validated, before any guest code ran) under the same sha256.
 const std::vector<std::string> kHintCompileFlags = {"--no-wasm-dynamic-tiering", "--no-wasm-lazy-compilation",
-                                                    "--experimental-wasm-compilation-hints"};
+                                                    "--experimental-wasm-compilation-hints",
+                                                    "--wasm-lazy-validation"};
 // ...and back to the job's flags before serializing: the code's header carries the flag
 // hash (FlagList::Hash, recomputed after every SetFlagsFromString), and the jobs that read
 // it run with these (no experimental flag: no guest module ever reaches the hints decoder).
 void restore_job_flags() {
-  set_flags({"--wasm-dynamic-tiering", "--no-wasm-lazy-compilation", "--no-experimental-wasm-compilation-hints"});
+  set_flags({"--wasm-dynamic-tiering", "--no-wasm-lazy-compilation", "--no-experimental-wasm-compilation-hints",
+             "--no-wasm-lazy-validation"});
   set_flags(g_flags);
 }
 
