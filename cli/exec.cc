@@ -1,5 +1,9 @@
 // `wasmjail exec JOB_FILE`: run a JobSpecWasm job and print one result JSON.
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <cstdio>
 #include <filesystem>
@@ -53,27 +57,23 @@ std::string dump(const nlohmann::ordered_json& j) {
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::optional<std::string> write_text(const std::string& path, const std::string& data) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) return "cannot write " + path;
-  f << data;
-  if (!f) return "cannot write " + path;
-  return std::nullopt;
-}
-
 int finish(const Result& r, const PreparedJob* prepared, const std::string& format, const std::string& output_dir,
            int code_if_not_ok) {
   nlohmann::ordered_json j = render(r, prepared, format);
   if (!output_dir.empty()) {
     // Bacalhau's result layout, plus our result.json.
+    // The folder also holds the job's outputs, which a guest filled: each result file is
+    // created anew beneath the folder's fd, never through whatever the guest left there.
     std::optional<std::string> err;
     std::error_code ec;
     fs::create_directories(output_dir, ec);
+    UniqueFd dir(open(output_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir) err = "cannot open " + output_dir + ": " + std::strerror(errno);
     for (auto [name, data] : {std::pair{"stdout", r.out.data}, std::pair{"stderr", r.err.data},
                               std::pair{"exitCode", std::to_string(r.exit_code)},
                               std::pair{"result.json", dump(render(r, prepared, "json")) + "\n"}})
-      if (!err) err = write_text(output_dir + "/" + name, data);
-    if (err) std::fprintf(stderr, "wasmjail exec: %s\n", err->c_str());
+      if (!err) err = write_new_file(dir.get(), name, data);
+    if (err) std::fprintf(stderr, "wasmjail exec: %s: %s\n", output_dir.c_str(), err->c_str());
   }
   std::string text = dump(j) + "\n";
   std::fwrite(text.data(), 1, text.size(), stdout);
@@ -175,6 +175,10 @@ int exec(int argc, char** argv) {
     cfg.background_compile = CodeCache::background_compile_enabled();
     cfg.background_compile_max_bytes = CodeCache::kOneShotBackgroundMax;
     cfg.background_ends_with_job = true;
+    if (CodeCache probe(cfg.cache_dir, 0); !probe.error().empty()) {
+      std::fprintf(stderr, "wasmjail: warning: code cache not used: %s\n", probe.error().c_str());
+      cfg.cache_dir.clear();
+    }
     Executor ex(&loop, cfg);
     Submission sub;
     sub.spec = std::move(spec.value());

@@ -186,6 +186,10 @@ int run(int argc, char** argv) {
   opts.keep_max = 64 * 1024;
   opts.v8_flags = v8_flags_for(policy->wasm);
   opts.cache_dir = CodeCache::default_dir();
+  if (CodeCache probe(opts.cache_dir, 0); !probe.error().empty()) {
+    std::fprintf(stderr, "wasmjail: warning: code cache not used: %s\n", probe.error().c_str());
+    opts.cache_dir.clear();
+  }
   // One job: a turbofan policy compiles eagerly (a background compile would delay the exit).
   opts.background_compile_min_bytes = 0;
   // Under the tiered tier a cold module's TurboFan code is compiled beside the job for the
@@ -201,6 +205,12 @@ int run(int argc, char** argv) {
   // which caps what a job spec carries: nothing of it is held in memory here).
   opts.stdin_fd = stdin_stream();
   Result r = run_job(job, opts);
+  // Best effort is visible: the user learns which protections this machine did not apply.
+  if (r.sandbox && !r.sandbox->skipped.empty()) {
+    std::string names;
+    for (const auto& n : r.sandbox->skipped) names += (names.empty() ? "" : ", ") + n;
+    std::fprintf(stderr, "wasmjail: warning: sandbox mechanisms skipped (best_effort in the policy): %s\n", names.c_str());
+  }
 
   switch (r.status) {
     case Status::kOk:

@@ -98,6 +98,12 @@ int serve(int argc, char** argv) {
     policies[n] = std::make_shared<const Policy>(std::move(p.value()));
   }
 
+  // The output root belongs to this server: created here (0700) or refused when another
+  // user owns it, others may write it, or it is a symlink. Job folders are made beneath it.
+  if (cfg.output_root.empty()) return fail("no output_root: set output_root in the config (or HOME)");
+  UniqueFd output_root;
+  if (auto err = open_private_dir(cfg.output_root, true, "output_root", &output_root)) return fail(*err);
+
   signal(SIGPIPE, SIG_IGN);  // a client that goes away must not take the server with it
   uv_loop_t* loop = uv_default_loop();
   ServerLog log(cfg.log_format == "json");
@@ -107,7 +113,12 @@ int serve(int argc, char** argv) {
   ecfg.retention = cfg.result_retention;
   ecfg.retention_bytes = cfg.retention_bytes;
   ecfg.output_root = cfg.output_root;
+  ecfg.output_root_fd = std::make_shared<const UniqueFd>(std::move(output_root));
+  ecfg.local_roots = cfg.local_roots;
+  ecfg.local_roots_enforced = true;  // API jobs: only beneath local_roots, none without
   ecfg.cache_dir = cfg.cache_dir == "default" ? CodeCache::default_dir() : cfg.cache_dir;
+  // A cache folder others could write (or its key) would let them choose the code jobs run.
+  if (CodeCache probe(ecfg.cache_dir, 0); !probe.error().empty()) return fail("cache_dir: " + probe.error());
   ecfg.background_compile_min_bytes = CodeCache::background_compile_min();
   ecfg.background_compile = CodeCache::background_compile_enabled();
   ecfg.cache_max_bytes = cfg.cache_max_bytes;

@@ -14,6 +14,9 @@ struct DirMount {
   std::string host_path;
   std::string guest_path;
   bool read_only = false;
+  // The folder already opened by storage/ (kept open by whoever prepared the job), or -1:
+  // then the supervisor opens host_path (folders the local user named with `run --dir`).
+  int host_fd = -1;
 };
 
 // A library module the entry module links against, already fetched.

@@ -41,6 +41,22 @@ std::string normalize_source(const std::string& s) {
 
 bool is_http_url(const std::string& u) { return u.rfind("http://", 0) == 0 || u.rfind("https://", 0) == 0; }
 
+// Job-spec strings end up in host paths, mount points, URLs, argv and logs: none may carry
+// a NUL or another control character. Parameter and environment values may hold a tab or
+// a newline (multi-line arguments), which only the guest sees.
+std::string text(const YAML::Node& v, const Doc& doc, const std::string& what, bool allow_tab_newline = false) {
+  std::string s = cfg::as_string(v, doc, what);
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != 0x7f) continue;
+    if (allow_tab_newline && (c == '\t' || c == '\n')) continue;
+    static const char* hex = "0123456789abcdef";
+    doc.fail(v, what + " contains a control character (0x" + std::string{hex[c >> 4], hex[c & 15]} + ") at byte " +
+                    std::to_string(i) + (c == 0 ? " (a NUL)" : ""));
+  }
+  return s;
+}
+
 const Key kSourceKey{"storage_source", "StorageSource"}, kNameKey{"name", "Name"}, kUrlKey{"url", "URL"},
     kSourcePathKey{"source_path", "SourcePath"}, kPathKey{"path", "Path"}, kReadWriteKey{"read_write", "ReadWrite"},
     kCidKey{"cid", "CID"}, kChecksumKey{"checksum", "Checksum"}, kMetadataKey{"metadata", "Metadata"};
@@ -52,14 +68,14 @@ StorageSpec parse_storage(const YAML::Node& n, const Doc& doc, const std::string
   StorageSpec s;
   s.field = what;
   s.where = doc.at(n);
-  if (auto v = field(n, doc, kNameKey)) s.name = cfg::as_string(v, doc, what + ".name");
-  if (auto v = field(n, doc, kUrlKey)) s.url = cfg::as_string(v, doc, what + ".url");
-  if (auto v = field(n, doc, kSourcePathKey)) s.source_path = cfg::as_string(v, doc, what + ".source_path");
-  if (auto v = field(n, doc, kPathKey)) s.path = cfg::as_string(v, doc, what + ".path");
+  if (auto v = field(n, doc, kNameKey)) s.name = text(v, doc, what + ".name");
+  if (auto v = field(n, doc, kUrlKey)) s.url = text(v, doc, what + ".url");
+  if (auto v = field(n, doc, kSourcePathKey)) s.source_path = text(v, doc, what + ".source_path");
+  if (auto v = field(n, doc, kPathKey)) s.path = text(v, doc, what + ".path");
   if (auto v = field(n, doc, kReadWriteKey)) s.read_write = cfg::as_bool(v, doc, what + ".read_write");
   if (auto v = field(n, doc, kMetadataKey); v && !v.IsMap()) doc.fail(v, what + ".metadata must be a mapping");
   if (auto v = field(n, doc, kChecksumKey)) {
-    s.checksum = cfg::as_string(v, doc, what + ".checksum");
+    s.checksum = text(v, doc, what + ".checksum");
     const std::string hex = s.checksum.rfind("sha256:", 0) == 0 ? s.checksum.substr(7) : "";
     if (hex.size() != 64 || !std::all_of(hex.begin(), hex.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
       doc.fail(v, what + ".checksum must be \"sha256:\" followed by 64 hex digits");
@@ -69,7 +85,7 @@ StorageSpec parse_storage(const YAML::Node& n, const Doc& doc, const std::string
     if (!src) doc.fail(cid, what + ": a CID names IPFS content, which this executor does not serve (it serves inline, urlDownload and localDirectory)");
   }
   if (src) {
-    std::string raw = cfg::as_string(src, doc, what + ".storage_source");
+    std::string raw = text(src, doc, what + ".storage_source");
     std::string k = normalize_source(raw);
     if (k == "inline") s.source = StorageSource::kInline;
     else if (k == "urldownload" || k == "url") s.source = StorageSource::kUrlDownload;
@@ -186,7 +202,7 @@ void parse_wasm_fields(const YAML::Node& w, const Doc& doc, JobSpec* job) {
   job->entry_module = parse_storage(em, doc, "entry_module");
   require_content(job->entry_module, em, doc);
   if (auto v = field(w, doc, kEntryPoint)) {
-    job->entry_point = cfg::as_string(v, doc, "entry_point");
+    job->entry_point = text(v, doc, "entry_point");
     if (job->entry_point.empty()) doc.fail(v, "entry_point must not be empty");
   }
   if (auto v = field(w, doc, kEnv)) {
@@ -196,8 +212,8 @@ void parse_wasm_fields(const YAML::Node& w, const Doc& doc, JobSpec* job) {
     } else {
       std::set<std::string> seen;
       for (auto it = v.begin(); it != v.end(); ++it) {
-        std::string key = cfg::as_string(it->first, doc, "an environment variable name");
-        std::string val = it->second.IsNull() ? "" : cfg::as_string(it->second, doc, "environment variable " + key);
+        std::string key = text(it->first, doc, "environment_variables: a name");
+        std::string val = it->second.IsNull() ? "" : text(it->second, doc, "environment_variables." + key, true);
         if (auto err = check_env_entry(key, val)) doc.fail(it->first, "environment_variables: " + *err);
         if (!seen.insert(key).second) doc.fail(it->first, "environment_variables: \"" + key + "\" is given twice");
         job->env.emplace_back(key, val);
@@ -205,11 +221,11 @@ void parse_wasm_fields(const YAML::Node& w, const Doc& doc, JobSpec* job) {
     }
   }
   if (auto v = field(w, doc, kParams); v && !v.IsNull()) {
-    job->parameters = cfg::as_string_list(v, doc, "parameters");
-    for (const auto& p : job->parameters)
-      if (p.find('\0') != std::string::npos) doc.fail(v, "parameters contain a NUL byte");
+    if (!v.IsSequence()) doc.fail(v, "parameters must be a list");
+    for (size_t i = 0; i < v.size(); ++i)
+      job->parameters.push_back(text(v[i], doc, "parameters[" + std::to_string(i) + "]", true));
   }
-  if (auto v = field(w, doc, kArgv0)) job->argv0 = cfg::as_string(v, doc, "argv0");
+  if (auto v = field(w, doc, kArgv0)) job->argv0 = text(v, doc, "argv0");
   if (auto v = field(w, doc, kImports); v && !v.IsNull()) {
     if (!v.IsSequence()) doc.fail(v, "import_modules must be a list of storage specs");
     std::set<std::string> names = {"wasi_snapshot_preview1"};

@@ -48,6 +48,7 @@ const std::vector<LimitField>& limit_fields() {
       {"stdout_bytes", LimitKind::kBytes, nullptr, &Limits::stdout_bytes, kTiB},
       {"stderr_bytes", LimitKind::kBytes, nullptr, &Limits::stderr_bytes, kTiB},
       {"output_bytes", LimitKind::kBytes, nullptr, &Limits::output_bytes, kTiB},
+      {"output_files", LimitKind::kCount, nullptr, &Limits::output_files, 1u << 30},
       {"open_files", LimitKind::kCount, nullptr, &Limits::open_files, 1u << 20},
       {"module_bytes", LimitKind::kBytes, nullptr, &Limits::module_bytes, kTiB},
       {"stdin_bytes", LimitKind::kBytes, nullptr, &Limits::stdin_bytes, kTiB},
@@ -705,6 +706,17 @@ void check_contradictions(const Resolved& R) {
       fail_at(R.origins.at("seccomp.errno." + e.first),
               "seccomp.errno: " + e.first + " is also in seccomp.kill (" +
                   loc_str(R.origins.at("seccomp.kill." + e.first)) + ")");
+  // Fail closed cannot be met when both mechanisms that confine the filesystem are off.
+  if (p.isolation.get(Mechanism::kFilesystem) == Isolation::kRequired &&
+      p.isolation.get(Mechanism::kMountNamespace) == Isolation::kOff &&
+      p.isolation.get(Mechanism::kLandlock) == Isolation::kOff) {
+    const std::string key = R.origins.count("isolation.filesystem") ? "isolation.filesystem"
+                            : R.origins.count("isolation.landlock")  ? "isolation.landlock"
+                                                                      : "isolation.mount_namespace";
+    fail_at(R.origins.at(key),
+            "isolation.filesystem is required (also when left out) but mount_namespace and landlock are both off: "
+            "nothing could confine the filesystem; turn one on, or set filesystem: best_effort");
+  }
   if (p.fetch.url_download.value_or(false) && (!p.fetch.allowed_hosts || p.fetch.allowed_hosts->empty()))
     fail_at(R.origins.at("fetch.url_download"),
             "fetch.url_download is true but fetch.allowed_hosts lists no host; list the hosts jobs may fetch "
@@ -827,7 +839,7 @@ cfg::Expected<Policy> guarded(F&& f) {
 std::string_view to_string(Mechanism m) {
   static constexpr std::string_view k[] = {"user_namespace",  "pid_namespace", "net_namespace",
                                            "mount_namespace", "ipc_namespace", "uts_namespace",
-                                           "landlock",        "cgroup"};
+                                           "landlock",        "cgroup",        "filesystem"};
   return k[static_cast<size_t>(m)];
 }
 

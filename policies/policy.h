@@ -28,7 +28,8 @@ struct Limits {
   std::optional<uint64_t> wasm_memory;  // each linear memory; a multiple of 64KiB
   std::optional<uint64_t> stdout_bytes;
   std::optional<uint64_t> stderr_bytes;
-  std::optional<uint64_t> output_bytes;  // everything the job writes, together
+  std::optional<uint64_t> output_bytes;  // everything the job writes, together (apparent size)
+  std::optional<uint64_t> output_files;  // files, folders and links the job creates
   std::optional<uint64_t> open_files;
   std::optional<uint64_t> module_bytes;
   std::optional<uint64_t> stdin_bytes;  // a job spec's `stdin` (run streams its own, unbounded)
@@ -45,9 +46,10 @@ enum class Mechanism {
   kIpcNamespace,
   kUtsNamespace,
   kLandlock,
-  kCgroup
+  kCgroup,
+  kFilesystem  // at least one of mount_namespace and landlock (fail closed when required)
 };
-constexpr size_t kMechanismCount = 8;
+constexpr size_t kMechanismCount = 9;
 std::string_view to_string(Mechanism m);  // "user_namespace"
 std::string_view to_string(Isolation i);  // "best_effort"
 

@@ -1,5 +1,7 @@
 #include "policies/server_config.h"
 
+#include <unistd.h>
+
 #include <arpa/inet.h>
 
 namespace wj {
@@ -46,12 +48,19 @@ cfg::Expected<Listener> parse_listener(const std::string& s) {
   return cfg::Error{{}, "listener \"" + s + "\": expected unix:PATH or tcp:HOST:PORT"};
 }
 
+std::string default_output_root() {
+  // Never a world-writable place: a local user could plant the folder (or a job's) first.
+  if (geteuid() == 0) return "/var/lib/wasmjail/outputs";
+  if (const char* x = getenv("XDG_STATE_HOME"); x && *x == '/') return std::string(x) + "/wasmjail/outputs";
+  if (const char* h = getenv("HOME"); h && *h == '/') return std::string(h) + "/.local/state/wasmjail/outputs";
+  return "";
+}
+
 ServerConfig default_server_config() {
   ServerConfig c;
   c.listen.push_back(Listener{Listener::kUnix, "/run/wasmjail/wasmjail.sock", "", 0});
   c.allowed_policies = {"default", "strict"};
-  const char* tmp = getenv("TMPDIR");
-  c.output_root = std::string(tmp && *tmp ? tmp : "/tmp") + "/wasmjail-outputs";
+  c.output_root = default_output_root();
   c.cache_dir = "default";
   return c;
 }

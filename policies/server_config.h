@@ -45,6 +45,10 @@ struct ServerConfig {
 // "unix:/path" or "tcp:HOST:PORT" (HOST must be a loopback address).
 cfg::Expected<Listener> parse_listener(const std::string& s);
 
+// Where `serve` keeps API jobs' outputs unless output_root is set: /var/lib/wasmjail/outputs
+// for root, else $XDG_STATE_HOME/wasmjail/outputs (or ~/.local/state/wasmjail/outputs).
+std::string default_output_root();
+
 // The built-in defaults (what `serve` uses without --config).
 ServerConfig default_server_config();
 cfg::Expected<ServerConfig> load_server_config(const std::string& path);

@@ -54,6 +54,11 @@ std::optional<std::string> lock_down(const LockdownSpec& spec, const Announce& a
     if (!e) e = restrict_filesystem(sb.preopens, spec.preopen_fds, &unavailable);
     if (auto f = outcome(Mechanism::kLandlock, e)) return f;
   }
+  //    Fail closed: a job whose policy requires the filesystem confined does not run with
+  //    host paths reachable (neither the empty root nor Landlock held).
+  if (sb.filesystem == Mode::kRequired && !(rep.applied & (bit(Mechanism::kMountNs) | bit(Mechanism::kLandlock))))
+    return "filesystem: neither a mount namespace nor Landlock could confine the filesystem, and the policy requires "
+           "it (isolation.filesystem: required)";
   // 7. rlimits (core 0 always): set while setrlimit is still allowed.
   if (auto e = outcome(Mechanism::kRlimits, apply_rlimits(sb.rlimits))) return e;
   // 8. Capabilities, once nothing needs them (the mounts needed CAP_SYS_ADMIN in the user

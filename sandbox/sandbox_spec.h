@@ -101,6 +101,9 @@ struct SandboxSpec {
   Mode uts_ns = Mode::kBestEffort;
   Mode mount_ns = Mode::kBestEffort;
   Mode landlock = Mode::kBestEffort;
+  // At least one of mount_ns and landlock must confine the filesystem: required ends the
+  // job when neither could be applied (whatever their own modes); not a wire mechanism.
+  Mode filesystem = Mode::kBestEffort;
   Mode capabilities = Mode::kRequired;  // dropping capabilities cannot fail for lack of privilege
   Mode cgroup = Mode::kBestEffort;      // the job's own cgroup (the supervisor's part, cgroup.h)
   SeccompSpec seccomp;

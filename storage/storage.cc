@@ -18,37 +18,9 @@ namespace fs = std::filesystem;
 
 std::optional<std::string> read_file_capped(const std::string& path, uint64_t cap, std::vector<uint8_t>* out,
                                             const char* limit) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "cannot read " + path + ": " + std::strerror(errno);
-  struct stat st{};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return "cannot read " + path + ": not a regular file";
-  }
-  if (static_cast<uint64_t>(st.st_size) > cap) {
-    close(fd);
-    return path + " is " + std::to_string(st.st_size) + " bytes, over the " + limit + " of " + std::to_string(cap) + " bytes";
-  }
-  out->clear();
-  out->reserve(static_cast<size_t>(st.st_size));
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      return "cannot read " + path + ": " + std::strerror(e);
-    }
-    if (n == 0) break;
-    if (out->size() + static_cast<size_t>(n) > cap) {
-      close(fd);
-      return path + " grew over the " + std::string(limit) + " of " + std::to_string(cap) + " bytes while being read";
-    }
-    out->insert(out->end(), buf, buf + n);
-  }
-  close(fd);
-  return std::nullopt;
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (!fd) return "cannot read " + path + ": " + std::strerror(errno);
+  return read_fd_capped(fd.get(), path, cap, out, limit);
 }
 
 std::optional<std::string> decode_data_url(const std::string& url, uint64_t cap, std::vector<uint8_t>* out) {
@@ -106,7 +78,13 @@ struct DownloadState {
   std::vector<uint8_t>* out;
   uint64_t cap;
   bool over = false;
+  const std::atomic<bool>* cancel = nullptr;
 };
+
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* st = static_cast<DownloadState*>(user);
+  return st->cancel && st->cancel->load() ? 1 : 0;  // non-zero aborts the transfer
+}
 
 size_t on_body(char* data, size_t size, size_t n, void* user) {
   auto* st = static_cast<DownloadState*>(user);
@@ -183,7 +161,7 @@ std::optional<std::string> download(const std::string& url_in, const FetchLimits
     std::unique_ptr<CURL, void (*)(CURL*)> c(lc->easy_init(), lc->easy_cleanup);
     if (!c) return "download of " + url_in + " failed: curl_easy_init";
     out->clear();
-    DownloadState st{out, limits.max_bytes};
+    DownloadState st{out, limits.max_bytes, false, limits.cancel.get()};
     char errbuf[CURL_ERROR_SIZE] = {};
     lc->easy_setopt(c.get(), CURLOPT_URL, url.c_str());
     lc->easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
@@ -198,7 +176,13 @@ std::optional<std::string> download(const std::string& url_in, const FetchLimits
     lc->easy_setopt(c.get(), CURLOPT_WRITEDATA, &st);
     lc->easy_setopt(c.get(), CURLOPT_ERRORBUFFER, errbuf);
     lc->easy_setopt(c.get(), CURLOPT_USERAGENT, "wasmjail");
+    if (limits.cancel) {
+      lc->easy_setopt(c.get(), CURLOPT_XFERINFOFUNCTION, on_progress);
+      lc->easy_setopt(c.get(), CURLOPT_XFERINFODATA, &st);
+      lc->easy_setopt(c.get(), CURLOPT_NOPROGRESS, 0L);
+    }
     CURLcode rc = lc->easy_perform(c.get());
+    if (limits.cancel && limits.cancel->load()) return "download of " + url_in + " was cancelled";
     if (st.over || rc == CURLE_FILESIZE_EXCEEDED)
       return "download of " + url_in + " exceeds the limit of " + std::to_string(limits.max_bytes) + " bytes";
     if (rc == CURLE_OPERATION_TIMEDOUT)
@@ -228,8 +212,8 @@ std::string resolve_local(const std::string& base, const std::string& p) {
 
 // Bytes of a module or file input from any source, with its pin checked.
 std::optional<std::string> fetch_bytes(const StorageSpec& s, const std::string& base, uint64_t cap,
-                                       const FetchLimits& fetch, bool is_module, std::vector<uint8_t>* out,
-                                       std::string* local_dir) {
+                                       const FetchLimits& fetch, const PrepareOptions& popts, bool is_module,
+                                       std::vector<uint8_t>* out, std::string* local_dir, SharedFd* local_dir_fd) {
   std::optional<std::string> err;
   switch (s.source) {
     case StorageSource::kInline: err = decode_data_url(s.url, cap, out); break;
@@ -240,27 +224,32 @@ std::optional<std::string> fetch_bytes(const StorageSpec& s, const std::string& 
       break;
     }
     case StorageSource::kLocal: {
+      // Checked and opened in one step, now: what the path was at submission does not count.
       std::string path = resolve_local(base, s.source_path);
-      std::error_code ec;
-      if (fs::is_directory(path, ec)) {
+      OpenedSource src;
+      if (auto e = open_source(path, popts.local_roots, popts.local_roots_enforced, &src)) return s.field + ": " + *e;
+      if (src.is_dir) {
         if (!is_module) {
           *local_dir = path;
+          *local_dir_fd = std::make_shared<const UniqueFd>(std::move(src.fd));
           return std::nullopt;
         }
-        std::vector<std::string> found;
-        for (const auto& e : fs::directory_iterator(path, ec))
-          if (e.path().extension() == ".wasm") found.push_back(e.path().string());
-        if (ec) return s.field + ": cannot list " + path + ": " + ec.message();
-        if (found.size() != 1)
-          return s.field + ": folder " + path + " holds " + std::to_string(found.size()) +
-                 " .wasm files; it must hold exactly one (or name the file)";
-        path = found[0];
+        UniqueFd file;
+        std::string name;
+        if (auto e = open_single_wasm(src.fd.get(), path, &file, &name)) return s.field + ": " + *e;
+        src.fd = std::move(file);
+        path += "/" + name;
       }
-      err = read_file_capped(path, cap, out, is_module ? "module size limit" : "size limit");
+      err = read_fd_capped(src.fd.get(), path, cap, out, is_module ? "module size limit" : "size limit");
       break;
     }
   }
   if (err) return s.field + ": " + *err;
+  // A module must look like one before its bytes reach a compiler whose errors quote them:
+  // messages never echo the content of a host file.
+  static const uint8_t kWasmHead[8] = {0, 'a', 's', 'm', 1, 0, 0, 0};
+  if (is_module && (out->size() < 8 || std::memcmp(out->data(), kWasmHead, 8) != 0))
+    return s.field + ": not a WebAssembly binary module (it does not start with \"\\0asm\" and version 1)";
   if (!s.checksum.empty()) {
     std::string got = sha256_pin(*out);
     std::string want = s.checksum;
@@ -295,7 +284,8 @@ std::optional<std::string> fetch_stdin(const StdinSpec& st, const std::string& b
   }
   std::vector<uint8_t> bytes;
   std::string local_dir;
-  if (auto err = fetch_bytes(src, base, cap, opts.fetch, false, &bytes, &local_dir)) return err;
+  SharedFd local_fd;
+  if (auto err = fetch_bytes(src, base, cap, opts.fetch, opts, false, &bytes, &local_dir, &local_fd)) return err;
   if (!local_dir.empty()) return "stdin: " + local_dir + " is a folder; stdin must be a file";
   out->assign(bytes.begin(), bytes.end());
   return std::nullopt;
@@ -331,10 +321,11 @@ std::optional<std::string> prepare_job(const JobSpec& spec, const PrepareOptions
   Job& job = out->job;
   const std::string& base = spec.base_dir;
   std::string dummy;
+  SharedFd dummy_fd;
 
   // Modules.
   std::vector<uint8_t> bytes;
-  if (auto err = fetch_bytes(spec.entry_module, base, opts.module_bytes_max, opts.fetch, true, &bytes, &dummy))
+  if (auto err = fetch_bytes(spec.entry_module, base, opts.module_bytes_max, opts.fetch, opts, true, &bytes, &dummy, &dummy_fd))
     return err;
   job.module_bytes = std::move(bytes);
   const StorageSpec& em = spec.entry_module;
@@ -342,7 +333,7 @@ std::optional<std::string> prepare_job(const JobSpec& spec, const PrepareOptions
   job.module_path = shown;
   for (const StorageSpec& s : spec.import_modules) {
     ModuleBlob blob;
-    if (auto err = fetch_bytes(s, base, opts.module_bytes_max, opts.fetch, true, &blob.bytes, &dummy)) return err;
+    if (auto err = fetch_bytes(s, base, opts.module_bytes_max, opts.fetch, opts, true, &blob.bytes, &dummy, &dummy_fd)) return err;
     blob.name = !s.name.empty() ? s.name : s.path;
     if (!s.name.empty() && !s.path.empty()) blob.aliases.push_back(s.path);
     job.libraries.push_back(std::move(blob));
@@ -361,9 +352,12 @@ std::optional<std::string> prepare_job(const JobSpec& spec, const PrepareOptions
   for (const StorageSpec& s : spec.inputs) {
     std::vector<uint8_t> content;
     std::string local_dir;
-    if (auto err = fetch_bytes(s, base, UINT64_MAX / 2, opts.fetch, false, &content, &local_dir)) return err;
+    SharedFd local_fd;
+    if (auto err = fetch_bytes(s, base, UINT64_MAX / 2, opts.fetch, opts, false, &content, &local_dir, &local_fd))
+      return err;
     if (!local_dir.empty()) {
-      job.dirs.push_back(DirMount{local_dir, s.path, true});
+      job.dirs.push_back(DirMount{local_dir, s.path, true, local_fd->get()});
+      out->dir_fds.push_back(std::move(local_fd));
       continue;
     }
     fs::path guest(s.path);
@@ -387,29 +381,59 @@ std::optional<std::string> prepare_job(const JobSpec& spec, const PrepareOptions
         return "inputs: two inputs are mounted at " + job.dirs[i].guest_path +
                " (a folder input and a file input inside it cannot be combined)";
 
-  // Outputs: empty writable folders.
-  std::string tmp_out;
+  // Outputs: empty writable folders, each made beneath a folder fd and opened without
+  // following a symlink, so that nothing planted in their place is mounted into the job.
+  if (spec.outputs.empty()) return std::nullopt;
+  UniqueFd parent;  // where output folders are made (the job folder, or the local user's DIR)
+  std::string parent_path = opts.output_dir;
+  mode_t mode = 0755;
+  if (opts.output_root) {
+    if (auto e = make_dir_beneath(opts.output_root->get(), opts.job_dir_name, 0700, true, &parent))
+      return "outputs: job folder " + opts.output_dir + ": " + *e;
+    mode = 0700;
+  } else if (!opts.output_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(opts.output_dir, ec);
+    parent = UniqueFd(open(opts.output_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!parent) return "outputs: cannot open output folder " + opts.output_dir + ": " + std::strerror(errno);
+  }
+  UniqueFd tmp_parent;
+  std::string tmp_path;
   for (const StorageSpec& s : spec.outputs) {
     std::string host;
-    if (!opts.output_dir.empty()) {
-      host = opts.output_dir + "/" + s.name;
+    UniqueFd dir;
+    if (parent) {
+      host = parent_path + "/" + s.name;
+      if (auto e = make_dir_beneath(parent.get(), s.name, mode, opts.output_root != nullptr, &dir))
+        return s.field + ": output folder " + host + ": " + *e;
     } else if (!s.source_path.empty()) {
+      // A host folder the local user's job file names for this output.
       host = resolve_local(base, s.source_path);
+      std::error_code ec;
+      fs::create_directories(host, ec);
+      dir = UniqueFd(open(host.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!dir) return s.field + ": cannot open output folder " + host + ": " + std::strerror(errno);
     } else {
-      if (tmp_out.empty()) tmp_out = make_temp_dir("wasmjail-outputs");
-      if (tmp_out.empty()) return std::string("cannot create an output folder: ") + std::strerror(errno);
-      host = tmp_out + "/" + s.name;
+      if (!tmp_parent) {
+        tmp_path = make_temp_dir("wasmjail-outputs");
+        if (tmp_path.empty()) return std::string("cannot create an output folder: ") + std::strerror(errno);
+        tmp_parent = UniqueFd(open(tmp_path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!tmp_parent) return "cannot open " + tmp_path + ": " + std::strerror(errno);
+      }
+      host = tmp_path + "/" + s.name;
+      if (auto e = make_dir_beneath(tmp_parent.get(), s.name, 0755, true, &dir))
+        return s.field + ": output folder " + host + ": " + *e;
     }
-    std::error_code ec;
-    fs::create_directories(host, ec);
-    if (ec || !fs::is_directory(host)) return s.field + ": cannot create output folder " + host + ": " + ec.message();
-    job.dirs.push_back(DirMount{host, s.path, false});
+    auto shared = std::make_shared<const UniqueFd>(std::move(dir));
+    job.dirs.push_back(DirMount{host, s.path, false, shared->get()});
+    out->dir_fds.push_back(std::move(shared));
     out->outputs.emplace_back(s.name, host);
   }
   return std::nullopt;
 }
 
-void cleanup_staging(const PreparedJob& p) {
+void cleanup_staging(PreparedJob& p) {
+  p.dir_fds.clear();
   if (p.staging_dir.empty()) return;
   std::error_code ec;
   fs::remove_all(p.staging_dir, ec);

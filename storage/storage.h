@@ -3,13 +3,16 @@
 // http(s) with size and time limits and optional sha256 pins. Then builds the Job.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "policies/job.h"
 #include "policies/jobspec.h"
+#include "storage/host_fs.h"
 
 namespace wj {
 
@@ -18,6 +21,7 @@ struct FetchLimits {
   std::vector<std::string> allowed_hosts;  // empty: any host
   uint64_t max_bytes = 256ull << 20;       // per download
   double timeout_ms = 60000;               // per download
+  std::shared_ptr<const std::atomic<bool>> cancel;  // set: the download is aborted
 };
 
 struct PrepareOptions {
@@ -27,15 +31,26 @@ struct PrepareOptions {
   // Where outputs are written: DIR/<name> for each output. Empty: an output's
   // source_path when it has one, else a fresh folder under $TMPDIR.
   std::string output_dir;
+  // The server's output root, opened and checked by the server (open_private_dir): the
+  // job's folder `job_dir_name` is made beneath it (mode 0700, must not exist yet) and
+  // output_dir names it in results. Null: output_dir is the local user's own folder.
+  SharedFd output_root;
+  std::string job_dir_name;
+  // Local sources must lie beneath one of these folders (openat2 RESOLVE_BENEATH). When
+  // not enforced (the local user's own job), any path the job names.
+  std::vector<std::string> local_roots;
+  bool local_roots_enforced = false;
 };
 
 struct PreparedJob {
   Job job;
   std::vector<std::pair<std::string, std::string>> outputs;  // output name -> host folder
   std::string staging_dir;  // holds staged file inputs; remove when the job is done
+  std::vector<SharedFd> dir_fds;  // the folders job.dirs[].host_fd refer to
 };
 
 // Reads a whole regular file of at most `cap` bytes; `limit` names the cap in messages.
+// Opened O_NONBLOCK: a FIFO or device is refused, never waited on.
 std::optional<std::string> read_file_capped(const std::string& path, uint64_t cap, std::vector<uint8_t>* out,
                                             const char* limit = "size limit");
 
@@ -56,7 +71,7 @@ std::optional<std::string> download(const std::string& url, const FetchLimits& l
 // Fetches everything the job names and lays out its folders. Errors say which field.
 std::optional<std::string> prepare_job(const JobSpec& spec, const PrepareOptions& opts, PreparedJob* out);
 
-// Removes the staging folder of a prepared job.
-void cleanup_staging(const PreparedJob& p);
+// Removes the staging folder of a prepared job and closes its folder fds.
+void cleanup_staging(PreparedJob& p);
 
 }  // namespace wj

@@ -220,6 +220,7 @@ void child_main_body(const ChildSetup& s) {
   cfg.heap_limit_bytes = s.memory_bytes;
   cfg.wasm_memory_limit_bytes = s.wasm_memory_bytes;
   cfg.output_limit_bytes = s.output_bytes;
+  cfg.output_limit_files = s.output_files;
   cfg.on_fatal = on_v8_fatal;
   cfg.cached_code = s.cached_code;
   cfg.compile_only = s.compile_only;

@@ -3,12 +3,16 @@
 // Entries are keyed by sha256(module bytes) + V8's version + the V8 flags in force. The
 // child never writes here: it sends serialized code over its record pipe (only as its
 // first frame, right after compiling and before any guest code ran), and the supervisor
-// writes it atomically (temp file + rename). On read an entry is verified (magic, key,
-// length, sha256 of the payload); anything off is deleted and costs a recompile. V8 checks
-// its own header (version, flags, checksum) again when deserializing.
+// writes it atomically (temp file + rename). The cache folder is not trusted: every entry
+// carries an HMAC-SHA256 (OpenSSL) over its key and payload, made with a per-installation
+// key that only this user can read and that lives outside the folder (`<folder>.key`,
+// 0600, created on first use). An entry whose HMAC does not match is deleted and costs a
+// recompile. The folder itself must belong to this user and not be writable by others;
+// all file I/O goes through storage/ (beneath the folder's fd, no symlinks followed).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,19 +21,26 @@ namespace wj {
 
 class CodeCache {
  public:
-  CodeCache(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {}
-  bool enabled() const { return !dir_.empty(); }
+  CodeCache(std::string dir, uint64_t max_bytes);
+  // Whether the cache is in use: a folder was named and passed the checks (see error()).
+  bool enabled() const { return state_ != nullptr; }
+  // Why a named folder is not used (not owned by this user, writable by others, a symlink,
+  // its key unreadable...); empty when enabled or when no folder was named.
+  const std::string& error() const { return error_; }
 
   static std::string key_for(const std::vector<uint8_t>& module, const std::vector<std::string>& v8_flags);
   // `optimized` (if given) receives the entry's recorded optimized functions: the declared-
   // function indices a hot-code entry holds TurboFan code for (empty for a full compile).
   std::optional<std::vector<uint8_t>> get(const std::string& key, std::vector<uint32_t>* optimized = nullptr) const;
-  // The recorded optimized functions of the entry for `key` (its header only, not verified).
+  // The recorded optimized functions of the entry for `key` (verified as get() does).
   std::optional<std::vector<uint32_t>> optimized_of(const std::string& key) const;
   // Whether an entry for `key` exists (not verified: get() does that).
   bool has(const std::string& key) const;
   // Stores an entry, then evicts the least recently used entries over max_bytes.
+  // `optimized`: recorded with the entry and covered by its HMAC (a hot-code entry).
   void put(const std::string& key, const std::string& payload, const std::vector<uint32_t>& optimized = {}) const;
+  // Deletes the entry for `key` (a job crashed while running its code).
+  void remove(const std::string& key) const;
 
   // The default folder: $WASMJAIL_CACHE_DIR ("off" disables), else $XDG_CACHE_HOME/wasmjail,
   // else $HOME/.cache/wasmjail.
@@ -44,10 +55,13 @@ class CodeCache {
   // finishes within a typical job of such a module, with a bounded peak RSS).
   static constexpr size_t kOneShotBackgroundMax = 8u << 20;
 
+  struct State;  // the opened folder and the key (shared by every CodeCache of a folder)
+
  private:
-  std::string path_for(const std::string& key) const;
+  std::string name_for(const std::string& key) const;
   void evict() const;
-  std::string dir_;
+  std::shared_ptr<const State> state_;
+  std::string error_;
   uint64_t max_bytes_;
 };
 

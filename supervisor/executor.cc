@@ -3,6 +3,7 @@
 #include <sys/random.h>
 
 #include <algorithm>
+#include <atomic>
 #include <array>
 #include <cstring>
 #include <thread>
@@ -34,6 +35,8 @@ struct PrepareWork {
   Executor* executor;
   std::shared_ptr<JobRecord> job;
   PrepareOptions prep;
+  PreparedJob prepared;  // filled on the pool thread; handed to the job on the loop
+  std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
   std::optional<std::string> error;
   std::weak_ptr<bool> alive;
   std::function<void(PrepareWork*)> after;
@@ -153,7 +156,18 @@ bool Executor::cancel(const std::string& id) {
     finish(job, std::move(res));
     return true;
   }
-  if (job->control) job->control->cancel();  // running; a job still being prepared checks the flag
+  if (job->control) {
+    job->control->cancel();  // running
+  } else if (auto p = preparing_cancel_.find(id); p != preparing_cancel_.end()) {
+    // Being prepared: it ends now (its slot is free again); a download in flight is
+    // aborted, and whatever the preparation still produces is dropped when it returns.
+    p->second->store(true);
+    preparing_cancel_.erase(p);
+    Result res;
+    res.status = Status::kCancelled;
+    res.error = "cancelled before it started";
+    finish(job, std::move(res));
+  }
   return true;
 }
 
@@ -172,22 +186,41 @@ void Executor::pump() {
     if (auto err = options_for(job->submission.spec, job->submission.policy, &w->prep, &job->run_options)) {
       w->error = err;
     } else {
-      w->prep.output_dir = !job->submission.output_dir.empty() ? job->submission.output_dir
-                           : !cfg_.output_root.empty()       ? cfg_.output_root + "/" + job->id
-                                                             : "";
+      w->prep.local_roots = cfg_.local_roots;
+      w->prep.local_roots_enforced = cfg_.local_roots_enforced;
+      if (!job->submission.output_dir.empty()) {
+        w->prep.output_dir = job->submission.output_dir;
+      } else if (cfg_.output_root_fd) {
+        w->prep.output_dir = cfg_.output_root + "/" + job->id;
+        w->prep.output_root = cfg_.output_root_fd;
+        w->prep.job_dir_name = job->id;
+      }
     }
     ++preparing_;
+    w->prep.fetch.cancel = w->cancel;
+    preparing_cancel_[job->id] = w->cancel;
     uv_queue_work(
         loop_, &w->req,
         [](uv_work_t* req) {
           auto* pw = static_cast<PrepareWork*>(req->data);
-          if (!pw->error) pw->error = prepare_job(pw->job->submission.spec, pw->prep, &pw->job->prepared);
+          if (!pw->error) pw->error = prepare_job(pw->job->submission.spec, pw->prep, &pw->prepared);
         },
         [](uv_work_t* req, int) {
           std::unique_ptr<PrepareWork> pw(static_cast<PrepareWork*>(req->data));
-          if (pw->alive.expired()) return;
+          if (pw->alive.expired()) {
+            cleanup_staging(pw->prepared);
+            return;
+          }
           Executor* ex = pw->executor;
           --ex->preparing_;
+          ex->preparing_cancel_.erase(pw->job->id);
+          if (pw->job->state == JobState::kDone) {
+            // Cancelled while it was being prepared: it has ended already.
+            cleanup_staging(pw->prepared);
+            ex->launch_ready();
+            return;
+          }
+          pw->job->prepared = std::move(pw->prepared);
           if (pw->job->cancel_requested) {
             Result r;
             r.status = Status::kCancelled;
@@ -209,17 +242,28 @@ void Executor::pump() {
 // The job process is created with a raw clone (for its namespaces), which skips glibc's
 // fork handlers: a thread-pool worker inside malloc at that moment would leave the child
 // deadlocked. So children are only spawned while no preparation runs on the pool.
+// With a fork server, no clone of this process is needed: a slow preparation (a download
+// near its time limit) does not hold back jobs that are ready.
 void Executor::launch_ready() {
-  if (preparing_ > 0) return;
-  while (!ready_.empty()) {
-    auto job = ready_.front();
-    ready_.pop_front();
-    if (job->state != JobState::kDone) start_prepared(job);
+  for (auto it = ready_.begin(); it != ready_.end();) {
+    auto job = *it;
+    if (job->state == JobState::kDone) {
+      it = ready_.erase(it);
+      continue;
+    }
+    if (preparing_ > 0 && !Supervisor::spawns_via_fork_server(job->prepared.job)) {
+      ++it;
+      continue;
+    }
+    it = ready_.erase(it);
+    start_prepared(job, preparing_ > 0);
+    it = ready_.begin();  // start_prepared may have changed the list (a job that failed at once)
   }
 }
 
-void Executor::start_prepared(const std::shared_ptr<JobRecord>& job) {
+void Executor::start_prepared(const std::shared_ptr<JobRecord>& job, bool threads_busy) {
   RunOptions opts = job->run_options;
+  opts.no_direct_clone = threads_busy;
   opts.cache_dir = cfg_.cache_dir;
   opts.cache_max_bytes = cfg_.cache_max_bytes;
   opts.background_compile_min_bytes = cfg_.background_compile_min_bytes;

@@ -10,6 +10,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -33,6 +34,9 @@ struct ExecutorConfig {
   size_t retention = 1000;          // finished jobs kept for GET /v1/jobs/{id}
   uint64_t retention_bytes = 256ull << 20;  // ... and their whole records (spec, output, result), together
   std::string output_root;          // outputs of jobs without an output dir: ROOT/<id>/<name>
+  SharedFd output_root_fd;          // output_root, opened and checked (open_private_dir)
+  std::vector<std::string> local_roots;  // local sources must lie beneath these...
+  bool local_roots_enforced = false;     // ...(else, with none, any path: the local user's job)
   std::string cache_dir;            // compiled-code cache (empty: none)
   uint64_t cache_max_bytes = 1ull << 30;
   // RunOptions::background_compile_min_bytes for every job (serve: 256 KiB unless
@@ -137,7 +141,7 @@ class Executor {
 
  private:
   void pump();
-  void start_prepared(const std::shared_ptr<JobRecord>& job);
+  void start_prepared(const std::shared_ptr<JobRecord>& job, bool threads_busy);
   void launch_ready();
   void finish(const std::shared_ptr<JobRecord>& job, Result r);
   void emit(const std::shared_ptr<JobRecord>& job, const JobEvent& e);
@@ -153,6 +157,7 @@ class Executor {
   uint64_t retained_bytes_ = 0;
   size_t running_ = 0;
   size_t preparing_ = 0;                           // preparations on the thread pool
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> preparing_cancel_;  // job id -> abort flag
   std::deque<std::shared_ptr<JobRecord>> ready_;   // prepared, waiting for the pool to be idle
   uint64_t next_token_ = 1;
   bool draining_ = false;

@@ -45,6 +45,7 @@ sandbox::SandboxSpec sandbox_spec_for(const Policy& p, const Limits& lim) {
   s.mount_ns = mode_of(iso.get(Mechanism::kMountNamespace));
   s.landlock = mode_of(iso.get(Mechanism::kLandlock));
   s.cgroup = mode_of(iso.get(Mechanism::kCgroup));
+  s.filesystem = mode_of(iso.get(Mechanism::kFilesystem));
 
   const SeccompAction act = p.seccomp.action();
   switch (act.kind) {

@@ -135,6 +135,7 @@ struct Running {
   std::shared_ptr<JobControl> sibling;   // that compile, when this job started it
   std::vector<uint32_t> cache_optimized;  // recorded with the code this job stores (hot-code compile)
   uint32_t cached_optimized = 0;          // what the code this job starts on has optimized
+  std::string cached_from;                // the key of the entry cached_code came from
   // Hot code (a tiered job): the functions V8 optimized, reported by the child, validated
   // against the module's declared function count, handed to on_hot as each report arrives.
   bool report_hot = false;
@@ -165,8 +166,11 @@ struct Running {
     finish_result();
   }
 
-  std::shared_ptr<JobControl> control = std::make_shared<JobControl>();
+  std::shared_ptr<JobControl> control;
   bool cancelled = false;
+  Supervisor* sup = nullptr;
+  RunOptions retry_opts;  // as the caller gave them: for a retry without the cache
+  std::vector<uint8_t> retry_module;  // the module, kept only while cached code runs
 
   // A one-shot frontend's job ends: so does the compile it started (see RunOptions).
   void end_sibling() {
@@ -270,6 +274,9 @@ struct Running {
     if (cgroup.cgroup || cgroup_applied) info.applied.push_back("cgroup");
     if (cgroup.skipped) info.skipped.push_back("cgroup");
     info.cgroup_version = cgroup.version;
+    const uint32_t fs_bits = sandbox::bit(sandbox::Mechanism::kMountNs) | sandbox::bit(sandbox::Mechanism::kLandlock);
+    if (opts.sandbox.filesystem == sandbox::Mode::kBestEffort && !(rec->applied & fs_bits))
+      info.skipped.push_back("filesystem");  // host paths were reachable (only best effort was asked)
     result.sandbox = std::move(info);
     if (rec->listener_fd < 0) return;
     if (!(rec->applied & sandbox::bit(sandbox::Mechanism::kSeccomp))) {
@@ -389,6 +396,7 @@ struct Running {
     }
     if (compiling_in_background) result.code_cache = "compiling";
     if (result.code_cache == "hit") result.code_cache_optimized = cached_optimized;
+    if (opts.cache_retry) result.code_cache = "evicted";  // the cached code crashed; this run compiled afresh
     const bool signaled = WIFSIGNALED(wait_status);
     const int sig = signaled ? WTERMSIG(wait_status) : 0;
     if (violation || (signaled && sig == SIGSYS)) {
@@ -477,6 +485,23 @@ struct Running {
         case OutcomeKind::kInternalError: result.status = Status::kInternalError; result.error = o.message; break;
       }
     }
+    // Code from the cache that crashes the job is not trusted again: its entry goes, and
+    // the job runs once more, compiled afresh (output it already streamed stays streamed).
+    if (result.status == Status::kCrashed && signaled && sig != SIGKILL && !cached_code.empty() &&
+        !cached_from.empty() && !cancelled && !opts.cache_retry) {
+      CodeCache(opts.cache_dir, opts.cache_max_bytes).remove(cached_from);
+      RunOptions again = std::move(retry_opts);
+      again.cache_retry = true;
+      Supervisor* s = sup;
+      Job j = std::move(job);
+      j.module_bytes = std::move(retry_module);
+      auto cb = std::move(done);
+      auto ctl = control;
+      ctl->running_ = nullptr;
+      delete this;
+      s->start_with(j, std::move(again), std::move(cb), ctl);
+      return;
+    }
     result.timing.total = ms_between(t_start, Clock::now());
     double startup = result.timing.total - result.timing.compile - result.timing.instantiate - result.timing.run;
     result.timing.startup = startup > 0 ? startup : 0;
@@ -558,6 +583,7 @@ std::shared_ptr<JobControl> Supervisor::compile_in_background(const Job& job, co
   co.cache_max_bytes = opts.cache_max_bytes;
   co.module_bytes_max = opts.module_bytes_max;
   co.compile_only = true;
+  co.no_direct_clone = opts.no_direct_clone;
   std::weak_ptr<Compiling> inflight = compiling_;
   std::weak_ptr<std::set<std::string>> failed = compile_failed_;
   auto stored = std::make_shared<CodeCache>(opts.cache_dir, opts.cache_max_bytes);
@@ -615,6 +641,13 @@ void Supervisor::compile_hot(const Job& job, std::shared_ptr<const std::vector<u
 }
 
 std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, std::function<void(Result)> done) {
+  auto control = std::make_shared<JobControl>();
+  start_with(job, std::move(opts), std::move(done), control);
+  return control;
+}
+
+void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(Result)> done,
+                            const std::shared_ptr<JobControl>& control) {
   // A fork server that failed may have left a job process that exited without running
   // anything (it waits for a go-ahead that never came): reap it, on this and later starts
   // until none is left.
@@ -629,8 +662,10 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   } stdin_fd{opts.stdin_fd};
   opts.stdin_fd = -1;
   auto* r = new Running{};
-  std::shared_ptr<JobControl> control = r->control;
+  r->control = control;
   control->running_ = r;
+  r->sup = this;
+  r->retry_opts = opts;
   r->loop = loop_;
   r->job = job;
   r->opts = std::move(opts);
@@ -642,7 +677,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   if (r->opts.policy) {
     if (auto over = check_job_limits(r->opts.job_limits, r->opts.policy->limits)) {
       r->fail_now(Status::kInvalidJob, *over);
-      return control;
+      return;
     }
     r->limits = effective_limits(r->opts.job_limits, r->opts.policy->limits);
   } else {
@@ -659,13 +694,13 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   if (r->limits.open_files && job.dirs.size() > *r->limits.open_files) {
     r->fail_now(Status::kInvalidJob, std::to_string(job.dirs.size()) + " directories are mounted but the open_files limit is " +
                                          std::to_string(*r->limits.open_files) + " (each is an open file of the guest)");
-    return control;
+    return;
   }
   r->opts.sandbox.preopens.clear();
   for (const DirMount& d : job.dirs) r->opts.sandbox.preopens.push_back({d.host_path, d.guest_path, d.read_only});
   if (auto err = sandbox::apply_test_unavailable(getenv("WASMJAIL_TEST_UNAVAILABLE"), &r->opts.sandbox)) {
     r->fail_now(Status::kSetupError, *err);
-    return control;
+    return;
   }
   // The job's cgroup, before its process exists (it may be born in it). Fail closed: a
   // required cgroup this machine cannot give ends the job here.
@@ -674,7 +709,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
                       r->opts.sandbox.simulate_unavailable & sandbox::bit(sandbox::Mechanism::kCgroup));
   if (r->cgroup.error) {
     r->fail_now(Status::kSetupError, "sandbox setup failed: " + *r->cgroup.error);
-    return control;
+    return;
   }
 
   if (r->limits.stdout_bytes) r->opts.stdout_cap = static_cast<size_t>(*r->limits.stdout_bytes);
@@ -687,18 +722,18 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     module = std::move(*r->job.module_bytes);
     r->job.module_bytes.reset();
   } else if (auto err = read_file_capped(job.module_path, r->opts.module_bytes_max, &module, "module size limit")) {
-    { r->fail_now(Status::kInvalidJob, *err); return control; }
+    { r->fail_now(Status::kInvalidJob, *err); return; }
   }
   if (stdin_fd.fd < 0 && job.stdin_data) {
     if (r->limits.stdin_bytes && job.stdin_data->size() > *r->limits.stdin_bytes) {
       r->fail_now(Status::kInvalidJob, "stdin: " + std::to_string(job.stdin_data->size()) +
                                            " bytes exceed the stdin_bytes limit of " +
                                            std::to_string(*r->limits.stdin_bytes) + " bytes");
-      return control;
+      return;
     }
     if (auto err = stdin_memfd(*job.stdin_data, &stdin_fd.fd)) {
       r->fail_now(Status::kInternalError, *err);
-      return control;
+      return;
     }
   }
   std::vector<int> dir_fds;
@@ -706,12 +741,13 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     for (int fd : dir_fds) close(fd);
   };
   for (const DirMount& d : job.dirs) {
-    int fd = open(d.host_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = d.host_fd >= 0 ? fcntl(d.host_fd, F_DUPFD_CLOEXEC, 0)
+                            : open(d.host_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
       int e = errno;
       close_dirs();
       { r->fail_now(Status::kInvalidJob, "cannot open directory " + d.host_path + " for " +
-                                                  d.guest_path + ": " + strerr(e)); return control; }
+                                                  d.guest_path + ": " + strerr(e)); return; }
     }
     dir_fds.push_back(fd);
   }
@@ -721,7 +757,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       int e = errno;
       for (int j = 0; j < i; ++j) close(fds[j][0]), close(fds[j][1]);
       close_dirs();
-      { r->fail_now(Status::kInternalError, "pipe2: " + strerr(e)); return control; }
+      { r->fail_now(Status::kInternalError, "pipe2: " + strerr(e)); return; }
     }
   }
   // The code cache holds TurboFan code, complete when compiled. The `turbofan` tier reads
@@ -730,13 +766,15 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   const auto& fl = r->opts.v8_flags;
   const bool tf_tier = has_flag(fl, "--no-liftoff");
   const bool tiered_tier = has_flag(fl, "--liftoff") && has_flag(fl, "--wasm-dynamic-tiering");
-  if (!r->opts.cache_dir.empty() && r->opts.compile_only && !r->opts.hot_functions.empty()) {
+  if (!r->opts.cache_dir.empty() && r->opts.compile_only && !r->opts.hot_functions.empty() &&
+      CodeCache(r->opts.cache_dir, 0).enabled()) {
     // A hot-code compile: its code is for tiered jobs, under their flags' key.
     r->cache = std::make_unique<CodeCache>(r->opts.cache_dir, r->opts.cache_max_bytes);
     r->cache_key = CodeCache::key_for(module, fl);
     r->cache_optimized = r->opts.hot_functions;
     r->frames.allow_code_frame(true);
-  } else if (!r->opts.cache_dir.empty() && (tf_tier || tiered_tier)) {
+  } else if (!r->opts.cache_dir.empty() && !r->opts.cache_retry && (tf_tier || tiered_tier) &&
+             CodeCache(r->opts.cache_dir, 0).enabled()) {
     std::vector<std::string> tf = turbofan_flags(fl);
     r->cache = std::make_unique<CodeCache>(r->opts.cache_dir, r->opts.cache_max_bytes);
     r->cache_key = CodeCache::key_for(module, tf);
@@ -747,6 +785,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       r->cached_code = std::move(*hit);
       r->opts.v8_flags = std::move(tf);  // the code's own flags (V8 checks them when deserializing)
       r->cached_optimized = hot::declared_function_count(module.data(), module.size()).value_or(0);
+      r->cached_from = r->cache_key;
     } else if (tiered_tier) {
       // The functions earlier tiered jobs optimized, compiled on TurboFan by a compile-only
       // child (compile_hot): the job starts on them, the rest lazy on Liftoff.
@@ -755,6 +794,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       if (auto hot = r->cache->get(hot_key, &optimized)) {
         r->cached_code = std::move(*hot);
         r->cached_optimized = static_cast<uint32_t>(optimized.size());
+        r->cached_from = hot_key;
       }
       // This job reports what it optimizes; a compile-only child may then improve the entry.
       auto declared = hot::declared_function_count(module.data(), module.size());
@@ -830,6 +870,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   setup.memory_bytes = lim.memory.value_or(0);
   setup.wasm_memory_bytes = lim.wasm_memory.value_or(0);
   setup.output_bytes = lim.output_bytes.value_or(0);
+  setup.output_files = lim.output_files.value_or(0);
 
   // The job process is created in its namespaces (a clone that behaves like fork).
   // The fork server creates it when one runs (same child_main, V8 already initialized);
@@ -839,6 +880,11 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
   if (Zygote* z = Zygote::get(); z && setup.stdin_fd < 0) forked = z->spawn(setup);
   if (forked) {
     setup.clone = *forked;
+  } else if (r->opts.no_direct_clone) {
+    for (auto& p : fds) close(p[0]), close(p[1]);
+    close_dirs();
+    r->fail_now(Status::kInternalError, "the fork server could not create the job process (retry the job)");
+    return;
   } else {
     // With a cgroup to join, the job process waits for a go-ahead (as from the fork server).
     int go[2] = {-1, -1};
@@ -847,7 +893,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       for (auto& p : fds) close(p[0]), close(p[1]);
       close_dirs();
       r->fail_now(Status::kInternalError, "socketpair: " + strerr(e));
-      return control;
+      return;
     }
     setup.clone = sandbox::clone_job_process(r->opts.sandbox, 0, 0,
                                              r->cgroup.cgroup ? r->cgroup.cgroup->clone_fd() : -1);
@@ -878,7 +924,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
       }
       for (auto& p : fds) close(p[0]);
       r->fail_now(Status::kSetupError, "sandbox setup failed: " + *r->cgroup.error);
-      return control;
+      return;
     }
     if (setup.clone.go_fd >= 0) {
       (void)!send(setup.clone.go_fd, "g", 1, MSG_NOSIGNAL);  // a job process already gone: no SIGPIPE
@@ -889,12 +935,14 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     for (auto& p : fds) close(p[0]);
     bool refused = setup.clone.err == 0 || setup.clone.error.find("required") != std::string::npos;
     r->fail_now(refused ? Status::kSetupError : Status::kInternalError, setup.clone.error);
-    return control;
+    return;
   }
   r->pid = pid;
   g_job_pids.insert(pid);
-  // The child has its own copy by now: keep ours for a hot-code compile after the job.
-  if (r->report_hot) r->hot_module = std::make_shared<const std::vector<uint8_t>>(std::move(module));
+  // The child has its own copy by now: keep ours for a hot-code compile after the job, and
+  // a job running cached code may need a second run without it (see classify).
+  if (r->report_hot) r->hot_module = std::make_shared<const std::vector<uint8_t>>(module);
+  if (!r->cached_code.empty() && !r->opts.cache_retry) r->retry_module = std::move(module);
   r->pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   if (r->pidfd < 0) {
     // Without a pidfd we cannot watch the child: never leave it running unobserved.
@@ -902,7 +950,7 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     for (auto& p : fds) close(p[0]);
-    { r->fail_now(Status::kInternalError, "pidfd_open: " + strerr(e)); return control; }
+    { r->fail_now(Status::kInternalError, "pidfd_open: " + strerr(e)); return; }
   }
 
   for (int i = 0; i < 3; ++i) {
@@ -972,7 +1020,10 @@ std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, s
     run->pid_poll_open = false;
     uv_close(reinterpret_cast<uv_handle_t*>(h), close_cb);
   });
-  return control;
+}
+
+bool Supervisor::spawns_via_fork_server(const Job& job) {
+  return Zygote::get() != nullptr && job.dirs.size() <= Zygote::kMaxPreopens;
 }
 
 Result run_job(const Job& job, RunOptions opts) {

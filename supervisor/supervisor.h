@@ -77,6 +77,13 @@ struct RunOptions {
   int stdin_fd = -1;
   // Called once the child exists, with its pid (for monitoring and tests).
   std::function<void(pid_t)> on_spawn;
+  // Other threads of this process may be inside malloc (sources being fetched): a direct
+  // clone, which skips glibc's fork handlers, could deadlock. Only the fork server may
+  // create the job process; if it cannot, the job fails (internal_error) instead.
+  bool no_direct_clone = false;
+  // Internal: the retry of a job that crashed while running code from the cache (its entry
+  // is evicted; the retry neither reads nor fills the cache).
+  bool cache_retry = false;
 };
 
 // A handle on a started job: cancel it while it runs. Safe to use after the job ended.
@@ -101,8 +108,14 @@ class Supervisor {
 
   // Starts `job`; `done` runs on the loop exactly once, with the final Result.
   std::shared_ptr<JobControl> start(const Job& job, RunOptions opts, std::function<void(Result)> done);
+  // start() with an existing control (the retry of a job keeps its caller's handle).
+  void start_with(const Job& job, RunOptions opts, std::function<void(Result)> done,
+                  const std::shared_ptr<JobControl>& control);
   // Kills the background compiles in flight (a server shutting down); their code is lost.
   void cancel_background();
+  // Whether `job` can be created by the fork server (one runs and the job's folders fit in
+  // one request), so that no direct clone of this process is needed.
+  static bool spawns_via_fork_server(const Job& job);
   // Background compiles in flight (for /metrics).
   size_t background_compiles() const { return compiling_->size(); }
 

@@ -156,7 +156,7 @@ sandbox::Mode mode_from(uint8_t v, bool* ok) {
 // ---- the request and the reply on the socket --------------------------------------------
 
 // SCM_RIGHTS carries at most 253 fds; a request has the memfd, 3 pipes and the preopens.
-constexpr size_t kMaxPreopens = 249;
+constexpr size_t kMaxPreopens = Zygote::kMaxPreopens;
 constexpr size_t kMaxFds = kMaxPreopens + 4;
 
 struct RequestHead {
@@ -393,6 +393,7 @@ std::string encode_child_setup(const ChildSetup& s) {
   w.u64(s.memory_bytes);
   w.u64(s.wasm_memory_bytes);
   w.u64(s.output_bytes);
+  w.u64(s.output_files);
   w.strs(*s.v8_flags);
   w.u8(s.cached_code != nullptr);
   if (s.cached_code) w.blob(*s.cached_code);
@@ -407,7 +408,7 @@ std::string encode_child_setup(const ChildSetup& s) {
   }
   static const sandbox::SandboxSpec kDefaults;
   const sandbox::SandboxSpec& sb = s.sandbox ? *s.sandbox : kDefaults;
-  for (sandbox::Mode m : {sb.user_ns, sb.pid_ns, sb.net_ns, sb.ipc_ns, sb.uts_ns, sb.mount_ns, sb.landlock,
+  for (sandbox::Mode m : {sb.user_ns, sb.pid_ns, sb.net_ns, sb.ipc_ns, sb.uts_ns, sb.mount_ns, sb.landlock, sb.filesystem,
                           sb.capabilities, sb.seccomp.mode})
     w.u8(static_cast<uint8_t>(m));
   put_seccomp(w, sb.seccomp);
@@ -456,6 +457,7 @@ std::optional<std::string> decode_child_setup(std::string_view data, DecodedSetu
   s.memory_bytes = r.u64();
   s.wasm_memory_bytes = r.u64();
   s.output_bytes = r.u64();
+  s.output_files = r.u64();
   out->v8_flags = r.strs();
   s.v8_flags = &out->v8_flags;
   out->has_cached_code = r.u8() != 0;
@@ -469,7 +471,7 @@ std::optional<std::string> decode_child_setup(std::string_view data, DecodedSetu
   sandbox::SandboxSpec& sb = out->sandbox;
   bool modes_ok = true;
   for (sandbox::Mode* m : {&sb.user_ns, &sb.pid_ns, &sb.net_ns, &sb.ipc_ns, &sb.uts_ns, &sb.mount_ns,
-                           &sb.landlock, &sb.capabilities, &sb.seccomp.mode})
+                           &sb.landlock, &sb.filesystem, &sb.capabilities, &sb.seccomp.mode})
     *m = mode_from(r.u8(), &modes_ok);
   uint8_t action = r.u8();
   if (action > static_cast<uint8_t>(sandbox::SeccompSpec::DefaultAction::kLog)) modes_ok = false;

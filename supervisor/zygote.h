@@ -46,6 +46,7 @@ class Zygote {
   std::optional<sandbox::CloneResult> spawn(const ChildSetup& setup);
 
   pid_t pid() const { return pid_; }
+  static constexpr size_t kMaxPreopens = 249;  // folders one request carries
 
   // Set when a fork server was stopped after a request reached it: a job process it
   // created may be left over (it exits at once, unreaped). Supervisor::start reaps it.

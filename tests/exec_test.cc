@@ -3,9 +3,11 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -178,8 +180,8 @@ BOOST_AUTO_TEST_CASE(local_sources) {
   wjt::write_file(dir + "/text.wasm", "hello there");
   e = exec_job("entry_module: {source_path: text.wasm}\n", {}, dir);
   BOOST_TEST(e.result["status"] == "invalid_job");
-  BOOST_TEST(e.result["error"].get<std::string>().find("invalid module: expected magic word 00 61 73 6d") !=
-             std::string::npos);
+  // The message says what is wrong without quoting the file's bytes.
+  BOOST_TEST(e.result["error"] == "entry_module: not a WebAssembly binary module (it does not start with \"\\0asm\" and version 1)");
   e = exec_job("entry_module: {source_path: " + G("invalid") + "}\n");
   BOOST_TEST(e.result["error"].get<std::string>().find("invalid module: Compiling function #0 failed") != std::string::npos);
 }
@@ -316,4 +318,65 @@ BOOST_AUTO_TEST_CASE(inputs_and_outputs_are_mounted) {
   BOOST_TEST(e.result["outputs"]["result"] == outdir + "/result");
   e = exec_job("entry_module: {source_path: " + G("hello") + "}\ninputs: [{source_path: nowhere, path: /inputs}]\n", {}, dir);
   BOOST_TEST(e.result["error"] == "inputs[0]: cannot read " + dir + "/nowhere: No such file or directory");
+}
+
+// ---- issue 15: the host side -----------------------------------------------------------
+
+// An output named "\0" used to make the --output-dir itself the guest's mount. Now: refused,
+// naming the field, and nothing is written outside.
+BOOST_AUTO_TEST_CASE(a_nul_output_name_is_invalid_job) {
+  std::string out = wjt::temp_dir();
+  auto e = exec_job("{\"entry_module\": {\"source_path\": " + G("hello") +
+                        "}, \"outputs\": [{\"name\": \"\\u0000\", \"path\": \"/out\"}]}",
+                    {"--output-dir", out});
+  BOOST_TEST(e.result["status"] == "invalid_job");
+  BOOST_TEST(e.result["error"].get<std::string>().find(
+                 "outputs[0].name contains a control character (0x00) at byte 0 (a NUL)") != std::string::npos);
+}
+
+// Result files are created anew beneath the folder's fd: a symlink planted in their place
+// (by a guest whose output shares the folder, or anyone) is replaced, never followed.
+BOOST_AUTO_TEST_CASE(result_files_never_follow_a_symlink) {
+  std::string out = wjt::temp_dir(), outside = wjt::temp_dir();
+  wjt::write_file(outside + "/victim", "host file\n");
+  BOOST_REQUIRE(symlink((outside + "/victim").c_str(), (out + "/stdout").c_str()) == 0);
+  BOOST_REQUIRE(symlink((outside + "/victim").c_str(), (out + "/result.json").c_str()) == 0);
+  auto e = exec_job("entry_module: {source_path: " + G("hello") + "}\nparameters: [x]\n", {"--output-dir", out});
+  BOOST_TEST(e.result["status"] == "ok");
+  BOOST_TEST(wjt::read_file(outside + "/victim") == "host file\n");
+  BOOST_TEST(!fs::is_symlink(out + "/stdout"));
+  BOOST_TEST(wjt::read_file(out + "/stdout") == "Hello, x!\n");
+  BOOST_TEST(json::parse(wjt::read_file(out + "/result.json"))["status"] == "ok");
+}
+
+// An output folder that is a symlink is not followed into (nothing planted gets mounted).
+BOOST_AUTO_TEST_CASE(an_output_folder_that_is_a_symlink_is_refused) {
+  std::string out = wjt::temp_dir(), outside = wjt::temp_dir();
+  BOOST_REQUIRE(symlink(outside.c_str(), (out + "/data").c_str()) == 0);
+  auto e = exec_job("entry_module: {source_path: " + G("hello") + "}\noutputs: [{name: data, path: /data}]\n",
+                    {"--output-dir", out});
+  BOOST_TEST(e.result["status"] == "invalid_job");
+  BOOST_TEST(e.result["error"] == "outputs[0]: output folder " + out + "/data: folder data is a symlink; it was not followed");
+  BOOST_TEST(fs::is_empty(outside));
+}
+
+// A FIFO (or a device) named as a source is refused at once: exec does not hang on it.
+BOOST_AUTO_TEST_CASE(a_fifo_source_does_not_hang_exec) {
+  std::string dir = wjt::temp_dir();
+  BOOST_REQUIRE(mkfifo((dir + "/m.wasm").c_str(), 0600) == 0);
+  auto t0 = std::chrono::steady_clock::now();
+  auto e = exec_job("entry_module: {source_path: m.wasm}\n", {}, dir);
+  BOOST_TEST(e.result["status"] == "invalid_job");
+  BOOST_TEST(e.result["error"] == "entry_module: " + dir + "/m.wasm is a FIFO; only regular files and folders can be sources");
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30)));
+  e = exec_job("entry_module: {source_path: /dev/zero}\n");
+  BOOST_TEST(e.result["error"] == "entry_module: /dev/zero is a character device; only regular files and folders can be sources");
+  // A folder source whose single .wasm is a FIFO: refused the same way.
+  fs::create_directories(dir + "/f");
+  BOOST_REQUIRE(mkfifo((dir + "/f/x.wasm").c_str(), 0600) == 0);
+  e = exec_job("entry_module: {source_path: f}\n", {}, dir);
+  BOOST_TEST(e.result["error"] == "entry_module: " + dir + "/f/x.wasm is a FIFO, not a regular file");
+  // The job file itself.
+  auto r = wjt::run({binary(), "exec", dir + "/m.wasm"});
+  BOOST_TEST(json::parse(r.out)["error"] == "cannot read " + dir + "/m.wasm: it is a FIFO, not a regular file");
 }

@@ -83,7 +83,7 @@ BOOST_AUTO_TEST_CASE(wrong_types) {
   BOOST_TEST(err("entry_module: m.wasm\n") == "job.yaml:1:15: entry_module must be a mapping");
   BOOST_TEST(err("entry_module: {source_path: m}\nparameters: x\n") == "job.yaml:2:13: parameters must be a list");
   BOOST_TEST(err("entry_module: {source_path: m}\nparameters: [[1]]\n") ==
-             "job.yaml:2:14: parameters entries must be a string");
+             "job.yaml:2:14: parameters[0] must be a string");
   BOOST_TEST(err("entry_module: {source_path: m}\nenvironment_variables: [A]\n") ==
              "job.yaml:2:24: environment_variables must be a mapping of NAME: value");
   BOOST_TEST(err("entry_module: {source_path: m}\noutputs: [{name: o, path: /o, read_write: maybe}]\n") ==
@@ -96,7 +96,8 @@ BOOST_AUTO_TEST_CASE(environment_rules) {
   BOOST_TEST(err("entry_module: {source_path: m}\nenvironment_variables: {'A=B': x}\n") ==
              "job.yaml:2:25: environment_variables: environment variable name \"A=B\" contains '='");
   BOOST_TEST(err("{\"entry_module\": {\"source_path\": \"m\"}, \"environment_variables\": {\"A\": \"x\\u0000y\"}}")
-                 .find("contains a NUL byte") != std::string::npos);
+                 .find("environment_variables.A contains a control character (0x00) at byte 1 (a NUL)") !=
+             std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(sources) {

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 
 #include "supervisor/supervisor.h"
@@ -187,4 +188,54 @@ BOOST_AUTO_TEST_CASE(output_over_the_cap_fails_when_truncation_is_off) {
              "stdout passed limits.stdout_bytes (1048576 bytes) and the policy does not allow truncation (output.truncate: false)");
   BOOST_TEST(ran.r.out.data.size() == 1u << 20);
   BOOST_TEST(!ran.r.violation.has_value());  // not a syscall
+}
+
+// Holes count: writing one byte 100 MiB past the end charges 100 MiB of apparent size, so a
+// 1 MiB cap stops the first such write (before: 12,000 MiB apparent under a 64 MiB cap).
+BOOST_AUTO_TEST_CASE(sparse_writes_are_charged_their_apparent_size) {
+  std::string out = wjt::temp_dir();
+  Job j = job_for("disk_hog", {"sparse", "100"});
+  j.dirs.push_back(DirMount{out, "/out", false});
+  RunOptions o = with_wall(20000);
+  o.job_limits.output_bytes = 1u << 20;
+  auto ran = run_one(j, o);
+  BOOST_TEST(to_string(ran.r.status) == "ok");
+  BOOST_TEST(ran.r.out.data == "stopped after 0: File too large\n");
+  uint64_t apparent = 0;
+  for (const auto& e : std::filesystem::directory_iterator(out)) apparent += e.file_size();
+  BOOST_TEST(apparent <= (1u << 20));
+  // Under a cap that allows two holes, exactly two files get them.
+  std::string out2 = wjt::temp_dir();
+  j.dirs.back().host_path = out2;
+  o.job_limits.output_bytes = (200u << 20) + 10;
+  ran = run_one(j, o);
+  BOOST_TEST(ran.r.out.data == "stopped after 2: File too large\n");
+}
+
+// Folders and symlinks count against output_bytes and the new output_files cap (before:
+// 3,000 folders and 3,000 links used 6,001 inodes under a 1 MiB cap).
+BOOST_AUTO_TEST_CASE(folders_and_links_count_against_output_files_and_bytes) {
+  for (const char* kind : {"dirs", "links"}) {
+    std::string out = wjt::temp_dir();
+    Job j = job_for("disk_hog", {kind, "3000"});
+    j.dirs.push_back(DirMount{out, "/out", false});
+    RunOptions o = with_wall(20000);
+    o.job_limits.output_files = 100;
+    auto ran = run_one(j, o);
+    BOOST_TEST_CONTEXT(kind) {
+      BOOST_TEST(to_string(ran.r.status) == "ok");
+      BOOST_TEST(ran.r.out.data == "stopped after 100: Quota exceeded\n");
+      size_t n = 0;
+      for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(out)) ++n;
+      BOOST_TEST(n == 100u);
+    }
+  }
+  // A folder is charged a block (4 KiB) of output_bytes.
+  std::string out = wjt::temp_dir();
+  Job j = job_for("disk_hog", {"dirs", "3000"});
+  j.dirs.push_back(DirMount{out, "/out", false});
+  RunOptions o = with_wall(20000);
+  o.job_limits.output_bytes = 1u << 20;
+  auto ran = run_one(j, o);
+  BOOST_TEST(ran.r.out.data == "stopped after 256: File too large\n");
 }

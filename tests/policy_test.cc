@@ -379,6 +379,18 @@ BOOST_AUTO_TEST_CASE(v8_flags_for_each_tier) {
   BOOST_TEST(f.size() == 3 + wasm_features().size() + 1);
 }
 
+// Fail closed: isolation.filesystem (required unless said otherwise) needs the mount
+// namespace or Landlock; a policy with both off must say filesystem: best_effort or off.
+BOOST_AUTO_TEST_CASE(filesystem_required_needs_a_mechanism) {
+  BOOST_TEST(check("isolation:\n  mount_namespace: off\n  landlock: off\n") ==
+             "p.yaml:3:13: isolation.filesystem is required (also when left out) but mount_namespace and landlock are "
+             "both off: nothing could confine the filesystem; turn one on, or set filesystem: best_effort");
+  BOOST_TEST(check("isolation:\n  mount_namespace: off\n  landlock: off\n  filesystem: best_effort\n") == "OK");
+  BOOST_TEST(check("isolation:\n  landlock: off\n") == "OK");
+  BOOST_TEST(check("isolation:\n  filesystem: sometimes\n") ==
+             "p.yaml:2:15: isolation.filesystem must be required, best_effort or off, not \"sometimes\"");
+}
+
 // ---- fetch ------------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(fetch_rules) {

@@ -3,6 +3,8 @@
 // is a setup_error (never an unfiltered run), off means off.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -77,10 +79,41 @@ BOOST_AUTO_TEST_CASE(required_but_unavailable_is_setup_error) {
   }
 }
 
+// Fail closed: when neither the empty root nor Landlock can confine the filesystem, a job
+// whose policy requires it (the shipped default does) does not run; best_effort runs and
+// says "filesystem" was skipped.
+BOOST_AUTO_TEST_CASE(filesystem_unconfined_is_setup_error_when_required) {
+  wj::sandbox::SandboxSpec spec;
+  spec.simulate_unavailable = wj::sandbox::bit(wj::sandbox::Mechanism::kMountNs) |
+                              wj::sandbox::bit(wj::sandbox::Mechanism::kLandlock);
+  spec.filesystem = Mode::kRequired;
+  wj::Result r = run_hello(spec);
+  BOOST_TEST(wj::to_string(r.status) == "setup_error");
+  BOOST_TEST(r.error.find("filesystem: neither a mount namespace nor Landlock could confine the filesystem") !=
+             std::string::npos);
+  BOOST_TEST(r.out.data == "");
+  spec.filesystem = Mode::kBestEffort;
+  r = run_hello(spec);
+  BOOST_TEST(wj::to_string(r.status) == "ok");
+  BOOST_REQUIRE(r.sandbox);
+  BOOST_TEST(std::count(r.sandbox->skipped.begin(), r.sandbox->skipped.end(), "filesystem") == 1);
+  // The shipped default policy, through `run`: setup_error; `dev` runs, with a warning.
+  auto d = wjt::run({wjt::binary(), "run", wjt::guest("hello")}, {"WASMJAIL_TEST_UNAVAILABLE=mount_ns,landlock"});
+  BOOST_TEST(d.exit_code != 0);
+  BOOST_TEST(d.err.find("filesystem: neither a mount namespace nor Landlock") != std::string::npos);
+  BOOST_TEST(d.out == "");
+  auto dev = wjt::run({wjt::binary(), "run", "--policy", "dev", wjt::guest("hello")},
+                      {"WASMJAIL_TEST_UNAVAILABLE=mount_ns,landlock"});
+  BOOST_TEST(dev.exit_code == 0);
+  BOOST_TEST(dev.warnings.find("wasmjail: warning: sandbox mechanisms skipped (best_effort in the policy):") !=
+             std::string::npos);
+  BOOST_TEST(dev.warnings.find("filesystem") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(off_means_not_applied) {
   wj::sandbox::SandboxSpec spec;
   spec.user_ns = spec.pid_ns = spec.net_ns = spec.ipc_ns = spec.uts_ns = spec.mount_ns = Mode::kOff;
-  spec.landlock = Mode::kOff;
+  spec.landlock = spec.filesystem = Mode::kOff;
   wj::Result r = run_hello(spec);
   BOOST_TEST(wj::to_string(r.status) == "ok");
   BOOST_REQUIRE(r.sandbox);

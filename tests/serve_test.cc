@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -497,4 +498,193 @@ BOOST_AUTO_TEST_CASE(a_wait_timeout_must_be_a_finite_number) {
   BOOST_TEST(s.req("GET", "/v1/jobs/" + id + "/wait?timeout_ms=nan").code == 400);
   BOOST_TEST(s.req("GET", "/v1/jobs/" + id + "/wait?timeout_ms=-1").code == 400);
   BOOST_TEST(s.req("GET", "/v1/jobs/" + id + "/wait?timeout_ms=10000").j()["state"] == "done");
+}
+
+// ---- issue 15: the host side -----------------------------------------------------------
+
+namespace {
+
+// `serve` with this config: its exit code and what it printed (it should refuse to start).
+wjt::ProcResult serve_refusing(const std::string& dir, const std::string& config) {
+  wjt::write_file(dir + "/refuse.yaml", config);
+  return wjt::run({wjt::binary(), "serve", "--config", dir + "/refuse.yaml", "--listen", "unix:" + dir + "/r.sock"}, {},
+                  30);
+}
+
+}  // namespace
+
+// The output root belongs to the server: a planted one (another user's, writable by
+// others, or a symlink) is refused; a missing one is created 0700.
+BOOST_AUTO_TEST_CASE(an_output_root_the_server_does_not_own_is_refused) {
+  std::string dir = wjt::temp_dir();
+  std::string root = dir + "/planted";
+  mkdir(root.c_str(), 0700);
+  BOOST_REQUIRE(chown(root.c_str(), 65534, 65534) == 0);
+  auto r = serve_refusing(dir, "output_root: " + root + "\n");
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.err.find("output_root " + root + " is owned by uid 65534, not by this user") != std::string::npos);
+  BOOST_REQUIRE(chown(root.c_str(), 0, 0) == 0);
+  chmod(root.c_str(), 0777);
+  r = serve_refusing(dir, "output_root: " + root + "\n");
+  BOOST_TEST(r.err.find("output_root " + root + " has mode 0777: others may write it") != std::string::npos);
+  std::string link = dir + "/link";
+  BOOST_REQUIRE(symlink("/etc", link.c_str()) == 0);
+  r = serve_refusing(dir, "output_root: " + link + "\n");
+  BOOST_TEST(r.err.find("output_root " + link + " is a symlink") != std::string::npos);
+  // Missing: created, private.
+  Server s;
+  struct stat st{};
+  BOOST_REQUIRE(stat((s.dir + "/outputs").c_str(), &st) == 0);
+  BOOST_TEST((st.st_mode & 0777) == 0700u);
+}
+
+// The reproduced attack: a queued job's ROOT/<id> replaced by a symlink to a host folder.
+// The job folder is made with mkdirat beneath the root's fd: the job fails, the folder
+// outside is untouched, and the server goes on serving.
+BOOST_AUTO_TEST_CASE(a_planted_job_folder_is_never_mounted) {
+  Server s("concurrency: 1\n");
+  std::string outside = wjt::temp_dir();
+  wjt::write_file(outside + "/keep.txt", "host file\n");
+  std::string first = s.req("POST", "/v1/jobs", job("loop")).j()["id"];
+  BOOST_REQUIRE(wait_for([&] { return s.req("GET", "/v1/jobs/" + first).j()["state"] == "running"; }));
+  std::string with_out = R"(, "outputs": [{"name": "out", "path": "/out"}])";
+  std::string queued = s.req("POST", "/v1/jobs", job("hello", with_out)).j()["id"];
+  BOOST_REQUIRE(symlink(outside.c_str(), (s.dir + "/outputs/" + queued).c_str()) == 0);
+  s.req("DELETE", "/v1/jobs/" + first);
+  Resp r = s.req("GET", "/v1/jobs/" + queued + "/wait?timeout_ms=20000");
+  BOOST_TEST(r.j()["result"]["status"] == "invalid_job");
+  BOOST_TEST(r.j()["result"]["error"].get<std::string>().find("outputs: job folder " + s.dir + "/outputs/" + queued) !=
+             std::string::npos);
+  BOOST_TEST(fs::is_symlink(s.dir + "/outputs/" + queued));
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(outside)) names.push_back(e.path().filename().string());
+  BOOST_TEST(names == std::vector<std::string>{"keep.txt"});
+  BOOST_TEST(wjt::read_file(outside + "/keep.txt") == "host file\n");
+  // Still serving; a normal job's folder is private.
+  r = s.req("POST", "/v1/run", job("hello", with_out));
+  BOOST_TEST(r.j()["result"]["status"] == "ok");
+  struct stat st{};
+  BOOST_REQUIRE(stat((s.dir + "/outputs/" + r.j()["id"].get<std::string>()).c_str(), &st) == 0);
+  BOOST_TEST((st.st_mode & 0777) == 0700u);
+}
+
+// No NUL or control character in any job-spec string: invalid_job naming the field.
+BOOST_AUTO_TEST_CASE(control_characters_in_job_strings_are_refused) {
+  Server s;
+  Resp r = s.req("POST", "/v1/jobs", job("hello", R"(, "outputs": [{"name": "\u0000", "path": "/out"}])"));
+  BOOST_TEST(r.code == 400);
+  BOOST_TEST(r.j()["error"]["code"] == "invalid_job");
+  BOOST_TEST(r.j()["error"]["message"].get<std::string>().find(
+                 "outputs[0].name contains a control character (0x00) at byte 0 (a NUL)") != std::string::npos);
+  r = s.req("POST", "/v1/jobs", job("hello", R"(, "entry_point": "_st\u001bart")"));
+  BOOST_TEST(r.code == 400);
+  BOOST_TEST(r.j()["error"]["message"].get<std::string>().find("entry_point contains a control character (0x1b)") !=
+             std::string::npos);
+  r = s.req("POST", "/v1/jobs", job("hello", R"(, "environment_variables": {"A\nB": "x"})"));
+  BOOST_TEST(r.code == 400);
+  BOOST_TEST(r.j()["error"]["message"].get<std::string>().find("environment_variables: a name contains a control "
+                                                               "character (0x0a)") != std::string::npos);
+  BOOST_TEST(s.req("POST", "/v1/run", job("hello")).j()["result"]["status"] == "ok");
+}
+
+// Local sources are opened beneath the roots when used: a file swapped for a symlink
+// after submission is not read from outside, and a FIFO neither hangs the job nor keeps
+// other jobs from starting.
+BOOST_AUTO_TEST_CASE(local_sources_are_opened_beneath_the_roots_when_used) {
+  std::string roots = wjt::temp_dir(), outside = wjt::temp_dir();
+  fs::copy_file(wjt::guest("hello"), roots + "/m.wasm");
+  fs::copy_file(wjt::guest("hello"), outside + "/secret.wasm");  // would run if it were read
+  BOOST_REQUIRE(mkfifo((roots + "/fifo.wasm").c_str(), 0600) == 0);
+  Server s("concurrency: 1\nlocal_roots: [" + roots + "]\n");
+  auto local = [](const std::string& p) { return R"({"entry_module": {"source_path": ")" + p + R"("}})"; };
+  std::string first = s.req("POST", "/v1/jobs", job("loop")).j()["id"];
+  BOOST_REQUIRE(wait_for([&] { return s.req("GET", "/v1/jobs/" + first).j()["state"] == "running"; }));
+  std::string swapped = s.req("POST", "/v1/jobs", local(roots + "/m.wasm")).j()["id"];
+  std::string fifo = s.req("POST", "/v1/jobs", local(roots + "/fifo.wasm")).j()["id"];
+  std::string after = s.req("POST", "/v1/jobs", local(roots + "/hello.wasm")).j()["id"];
+  fs::copy_file(wjt::guest("hello"), roots + "/hello.wasm");
+  fs::remove(roots + "/m.wasm");
+  BOOST_REQUIRE(symlink((outside + "/secret.wasm").c_str(), (roots + "/m.wasm").c_str()) == 0);
+  s.req("DELETE", "/v1/jobs/" + first);
+  Resp r = s.req("GET", "/v1/jobs/" + swapped + "/wait?timeout_ms=20000");
+  BOOST_TEST(r.j()["result"]["status"] == "invalid_job");
+  BOOST_TEST(r.j()["result"]["error"] == "entry_module: " + roots +
+                                             "/m.wasm leads outside the server's local_roots (through a symlink); it "
+                                             "was not opened");
+  r = s.req("GET", "/v1/jobs/" + fifo + "/wait?timeout_ms=20000");
+  BOOST_TEST(r.j()["result"]["status"] == "invalid_job");
+  BOOST_TEST(r.j()["result"]["error"] == "entry_module: " + roots +
+                                             "/fifo.wasm is a FIFO; only regular files and folders can be sources");
+  r = s.req("GET", "/v1/jobs/" + after + "/wait?timeout_ms=20000");
+  BOOST_TEST(r.j()["result"]["status"] == "ok");
+  BOOST_TEST(r.j()["result"]["stdout"] == "Hello from wasmjail!\n");
+}
+
+namespace {
+
+// The loopback HTTP server of tests/http_fixture.py (/hang never answers).
+struct HttpFixture {
+  pid_t pid = -1;
+  int to_child = -1, from_child = -1;
+  int port = 0;
+  explicit HttpFixture(const std::string& root) {
+    int in[2], out[2];
+    BOOST_REQUIRE(pipe(in) == 0 && pipe(out) == 0);
+    pid = fork();
+    if (pid == 0) {
+      dup2(in[0], 0);
+      dup2(out[1], 1);
+      close(in[1]);
+      close(out[0]);
+      execl("/usr/bin/python3", "python3", WJ_SOURCE_DIR "/tests/http_fixture.py", root.c_str(), nullptr);
+      _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    to_child = in[1];
+    from_child = out[0];
+    std::string line;
+    char c;
+    while (line.size() < 16 && read(from_child, &c, 1) == 1 && c != '\n') line += c;
+    port = std::atoi(line.c_str());
+    BOOST_REQUIRE(port > 0);
+  }
+  ~HttpFixture() {
+    close(to_child);  // the fixture exits when its stdin closes
+    close(from_child);
+    int st;
+    waitpid(pid, &st, 0);
+  }
+};
+
+}  // namespace
+
+// A preparation stuck on a download that never answers keeps neither the jobs behind it
+// from starting nor DELETE and SIGTERM from working.
+BOOST_AUTO_TEST_CASE(a_stuck_preparation_does_not_wedge_the_server) {
+  std::string pdir = wjt::temp_dir();
+  wjt::write_file(pdir + "/dl.yaml", "extends: default\nname: dl\nfetch:\n  url_download: true\n  allowed_hosts: [127.0.0.1]\n  timeout: 60s\n");
+  HttpFixture http(pdir);
+  Server s("concurrency: 2\ndrain_timeout: 2s\npolicy_dirs: [" + pdir + "]\nallowed_policies: [default, dl]\n");
+  std::string hang = "http://127.0.0.1:" + std::to_string(http.port) + "/hang";
+  std::string stuck = s.req("POST", "/v1/jobs?policy=dl", R"({"entry_module": {"url": ")" + hang + R"("}})").j()["id"];
+  BOOST_REQUIRE(wait_for([&] { return s.req("GET", "/v1/jobs/" + stuck).j()["state"] == "running"; }));
+  auto t0 = std::chrono::steady_clock::now();
+  Resp r = s.req("POST", "/v1/run", job("hello"));
+  BOOST_TEST(r.j()["result"]["status"] == "ok");
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)));  // not the download's 60 s
+  BOOST_TEST(s.req("DELETE", "/v1/jobs/" + stuck).code == 202);
+  r = s.req("GET", "/v1/jobs/" + stuck + "/wait?timeout_ms=5000");
+  BOOST_TEST(r.j()["state"] == "done");
+  BOOST_TEST(r.j()["result"]["status"] == "cancelled");
+  // Another stuck one, then SIGTERM: after drain_timeout it is cancelled, its download
+  // aborted, and the server exits well before the download's own timeout.
+  s.req("POST", "/v1/jobs?policy=dl", R"({"entry_module": {"url": ")" + hang + R"("}})");
+  t0 = std::chrono::steady_clock::now();
+  kill(s.pid, SIGTERM);
+  int st = 0;
+  BOOST_TEST(waitpid(s.pid, &st, 0) == s.pid);
+  s.pid = -1;
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)));
+  BOOST_TEST(WIFEXITED(st));
 }

@@ -1,6 +1,7 @@
 #include "tests/testlib.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -8,6 +9,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
@@ -95,6 +97,18 @@ ProcResult run_with_stdin(const std::vector<std::string>& argv_in, int stdin_fd,
   int status = 0;
   waitpid(pid, &status, 0);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  // wasmjail's own warning lines (a best-effort mechanism this machine skipped) are kept
+  // apart from what the guest wrote to stderr.
+  for (size_t at = 0; (at = r.err.find("wasmjail: warning: ", at)) != std::string::npos;) {
+    if (at != 0 && r.err[at - 1] != '\n') {
+      ++at;
+      continue;
+    }
+    size_t end = r.err.find('\n', at);
+    end = end == std::string::npos ? r.err.size() : end + 1;
+    r.warnings += r.err.substr(at, end - at);
+    r.err.erase(at, end - at);
+  }
   return r;
 }
 
@@ -141,9 +155,47 @@ pid_t zygote_of(pid_t pid) {
   return -1;
 }
 
+namespace {
+
+// Every folder a test makes, and every temp folder the wasmjail processes it starts make
+// (they inherit TMPDIR), lives under one folder per test process, removed when it exits:
+// a suite run leaves nothing in /tmp, whichever test forgot to clean up.
+struct TestTmpRoot {
+  std::string path;
+  pid_t owner = getpid();
+  TestTmpRoot() {
+    const char* base = getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/wasmjail-test-XXXXXX";
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp");
+    path = tmpl;
+    chmod(path.c_str(), 0711);  // other uids may reach what a test opens up (a socket), not list
+    setenv("TMPDIR", path.c_str(), 1);
+    // Nor in the user's home: the code cache is this process's own (a test that wants
+    // another one sets WASMJAIL_CACHE_DIR for the processes it starts).
+    if (!getenv("WASMJAIL_CACHE_DIR")) setenv("WASMJAIL_CACHE_DIR", (path + "/code-cache").c_str(), 1);
+  }
+  ~TestTmpRoot() {
+    if (getpid() != owner) return;  // a forked child leaving: the folder is its parent's
+    std::error_code ec;
+    // Make everything removable first (tests create read-only folders on purpose).
+    for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+      if (it->is_directory(ec) && !it->is_symlink(ec)) chmod(it->path().c_str(), 0700);
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+TestTmpRoot& tmp_root() {
+  static TestTmpRoot root;
+  return root;
+}
+// Created before main, so that TMPDIR is set before any test or thread starts.
+[[maybe_unused]] const bool g_tmp_root_made = !tmp_root().path.empty();
+
+}  // namespace
+
 std::string temp_dir() {
-  const char* base = getenv("TMPDIR");
-  std::string tmpl = std::string(base ? base : "/tmp") + "/wasmjail-test-XXXXXX";
+  std::string tmpl = tmp_root().path + "/t-XXXXXX";
   if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp");
   return tmpl;
 }

@@ -11,6 +11,7 @@ namespace wjt {
 struct ProcResult {
   int exit_code = -1;  // 128+N when killed by signal N
   std::string out, err;
+  std::string warnings;  // "wasmjail: warning: ..." lines, taken out of err
 };
 
 std::string binary();                       // path of build/wasmjail

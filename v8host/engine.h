@@ -50,7 +50,8 @@ struct RunConfig {
   double cpu_limit_ms = 0;        // process CPU time
   uint64_t heap_limit_bytes = 0;  // V8 JS heap
   uint64_t wasm_memory_limit_bytes = 0;  // each linear memory
-  uint64_t output_limit_bytes = 0;       // all bytes written to files, together
+  uint64_t output_limit_bytes = 0;       // all bytes written to files, together (apparent size)
+  uint64_t output_limit_files = 0;       // files, folders and links the guest creates
   // Called from V8's OOM / fatal-error handlers, just before the process dies. Must not
   // allocate: the caller writes a record it prepared in advance.
   void (*on_fatal)(bool out_of_memory) = nullptr;

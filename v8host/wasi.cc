@@ -362,7 +362,8 @@ bool Wasi::signature(const std::string& name, std::string* params, bool* returns
   return false;
 }
 
-Wasi::Wasi(const RunConfig& cfg) : args_(cfg.argv), output_limit_(cfg.output_limit_bytes) {
+Wasi::Wasi(const RunConfig& cfg)
+    : args_(cfg.argv), output_limit_(cfg.output_limit_bytes), files_limit_(cfg.output_limit_files) {
   for (const auto& [k, v] : cfg.env) env_.push_back(k + "=" + v);
   auto stdio = [](int host_fd, bool is_read) {
     FdEntry e;
@@ -494,6 +495,25 @@ bool Wasi::charge_output_growth(const FdEntry& e, uint64_t bytes) {
   if (bytes > output_limit_ - output_used_) return false;
   output_used_ += bytes;
   return true;
+}
+
+bool Wasi::charge_entry(uint64_t bytes, uint16_t* wasi_errno) {
+  if (files_limit_ && files_used_ >= files_limit_) {
+    *wasi_errno = wasi::kDquot;
+    return false;
+  }
+  if (output_limit_ && bytes > output_limit_ - output_used_) {
+    *wasi_errno = wasi::kFbig;
+    return false;
+  }
+  ++files_used_;
+  if (output_limit_) output_used_ += bytes;
+  return true;
+}
+
+void Wasi::uncharge_entry(uint64_t bytes) {
+  files_used_ -= std::min<uint64_t>(1, files_used_);
+  if (output_limit_) output_used_ -= std::min(bytes, output_used_);
 }
 
 void Wasi::request_exit(int32_t code) {

@@ -91,6 +91,11 @@ class Wasi {
   bool charge_output(const FdEntry& e, std::vector<struct iovec>* iov);
   bool charge_output_growth(const FdEntry& e, uint64_t bytes);
   void uncharge_output(const FdEntry& e, uint64_t unused);
+  // A new entry (file, folder, symlink, hard link) in a writable tree: counts against
+  // limits.output_files, and `bytes` (a folder's block, a link's target) against
+  // output_bytes. False when either is used up (the guest gets EDQUOT / EFBIG).
+  bool charge_entry(uint64_t bytes, uint16_t* wasi_errno);
+  void uncharge_entry(uint64_t bytes);
   void set_current_slot(size_t slot) { current_slot_ = slot; }
 
  private:
@@ -103,6 +108,8 @@ class Wasi {
   std::optional<int32_t> exit_code_;
   uint64_t output_limit_ = 0;  // 0: no limit
   uint64_t output_used_ = 0;
+  uint64_t files_limit_ = 0;  // 0: no limit
+  uint64_t files_used_ = 0;
 
  public:
   struct Binding;  // one host function bound to this instance (wasi.cc)

@@ -263,9 +263,20 @@ uint32_t transfer(Wasi& w, uint64_t fdn, uint64_t iovs, uint64_t niov, std::opti
     wr32(m, nptr, 0);  // no host fd: the empty stdin, always at end of file
     return kSuccess;
   }
-  uint64_t asked = 0;
+  uint64_t asked = 0, gap = 0;
   if (write) {
-    if (!w.charge_output(*e, &iov)) return kFbig;
+    // A write past the end makes a hole that counts as apparent size (a sparse file must
+    // not hold gigabytes under a megabyte cap): the hole is charged like written bytes.
+    struct stat st {};
+    if (!(e->fdflags & fdflag::kAppend) && e->filetype == kRegularFile && fstat(e->host_fd, &st) == 0) {
+      off_t pos = at ? off : lseek(e->host_fd, 0, SEEK_CUR);
+      if (pos > st.st_size) gap = static_cast<uint64_t>(pos - st.st_size);
+    }
+    if (gap && !w.charge_output_growth(*e, gap)) return kFbig;
+    if (!w.charge_output(*e, &iov)) {
+      w.uncharge_output(*e, gap);
+      return kFbig;
+    }
     for (auto& v : iov) asked += v.iov_len;
   }
   const int cnt = static_cast<int>(iov.size());
@@ -273,7 +284,7 @@ uint32_t transfer(Wasi& w, uint64_t fdn, uint64_t iovs, uint64_t niov, std::opti
   do n = write ? (at ? pwritev(e->host_fd, iov.data(), cnt, off) : writev(e->host_fd, iov.data(), cnt))
                : (at ? preadv(e->host_fd, iov.data(), cnt, off) : readv(e->host_fd, iov.data(), cnt));
   while (n < 0 && errno == EINTR);
-  if (write) w.uncharge_output(*e, n < 0 ? asked : asked - static_cast<uint64_t>(n));
+  if (write) w.uncharge_output(*e, n < 0 ? asked + gap : asked - static_cast<uint64_t>(n));
   if (n < 0) return errno_to_wasi(errno);
   wr32(m, nptr, static_cast<uint32_t>(n));
   return kSuccess;
@@ -514,6 +525,27 @@ uint32_t fd_readdir(Wasi& w, const uint64_t* a) {
 
 // ---- paths ---------------------------------------------------------------------------------
 
+namespace {
+
+// A folder's apparent size on common file systems: what each new folder is charged.
+constexpr uint64_t kDirEntryBytes = 4096;
+
+// Creates one entry (limits.output_files, and `bytes` of output_bytes), refunded when the
+// call fails.
+template <typename F>
+uint32_t create_entry(Wasi& w, uint64_t bytes, F make) {
+  uint16_t err = 0;
+  if (!w.charge_entry(bytes, &err)) return err;
+  if (make() != 0) {
+    int e = errno;
+    w.uncharge_entry(bytes);
+    return errno_to_wasi(e);
+  }
+  return kSuccess;
+}
+
+}  // namespace
+
 uint32_t path_open(Wasi& w, const uint64_t* a) {
   const uint64_t dirflags = a[1], oflags = a[4], want_base = a[5], want_inh = a[6], fdflags = a[7];
   const uint64_t out = a[8];
@@ -550,8 +582,22 @@ uint32_t path_open(Wasi& w, const uint64_t* a) {
   if (fdflags & fdflag::kRsync) flags |= O_RSYNC;
   if (fdflags & fdflag::kSync) flags |= O_SYNC;
   if (fdflags & fdflag::kNonblock) flags |= O_NONBLOCK;
+  // A file this call creates is a new entry (limits.output_files).
+  bool charged = false;
+  if (flags & O_CREAT) {
+    UniqueFd exists((flags & O_EXCL) ? -1 : open_beneath(d->host_fd, path, O_PATH | (flags & O_NOFOLLOW), 0));
+    if (exists.get() < 0) {
+      uint16_t err = 0;
+      if (!w.charge_entry(0, &err)) return err;
+      charged = true;
+    }
+  }
   UniqueFd fd(open_beneath(d->host_fd, path, flags, 0666));
-  if (fd.get() < 0) return resolve_errno(errno);
+  if (fd.get() < 0) {
+    int e = errno;
+    if (charged) w.uncharge_entry(0);
+    return resolve_errno(e);
+  }
   struct stat st {};
   if (fstat(fd.get(), &st) != 0) return errno_to_wasi(errno);
 
@@ -594,7 +640,7 @@ uint32_t path_create_directory(Wasi& w, const uint64_t* a) {
   if (uint32_t r = read_path(w, a[1], a[2], &path)) return r;
   ParentRef p;
   if (uint32_t r = resolve_parent(d->host_fd, path, &p)) return r;
-  return sys(mkdirat(p.dir.get(), p.name.c_str(), 0777));
+  return create_entry(w, kDirEntryBytes, [&] { return mkdirat(p.dir.get(), p.name.c_str(), 0777); });
 }
 
 uint32_t path_remove_directory(Wasi& w, const uint64_t* a) {
@@ -630,6 +676,47 @@ uint32_t path_rename(Wasi& w, const uint64_t* a) {
   return sys(renameat(p1.dir.get(), p1.name.c_str(), p2.dir.get(), p2.name.c_str()));
 }
 
+// How many folders `dir` lies below the nearest preopened folder above it (walking ".."),
+// or -1 when none is found.
+int depth_below_preopen(Wasi& w, int dir) {
+  std::vector<std::pair<dev_t, ino_t>> roots;
+  for (const auto& e : w.fds()) {
+    struct stat st{};
+    if (e && e->is_preopen && e->host_fd >= 0 && fstat(e->host_fd, &st) == 0) roots.emplace_back(st.st_dev, st.st_ino);
+  }
+  UniqueFd cur(fcntl(dir, F_DUPFD_CLOEXEC, 0));
+  struct stat st{};
+  if (cur.get() < 0 || fstat(cur.get(), &st) != 0) return -1;
+  for (int depth = 0; depth < PATH_MAX / 2; ++depth) {
+    if (std::find(roots.begin(), roots.end(), std::pair{st.st_dev, st.st_ino}) != roots.end()) return depth;
+    UniqueFd up(openat(cur.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    struct stat ust{};
+    if (up.get() < 0 || fstat(up.get(), &ust) != 0) return -1;
+    if (ust.st_dev == st.st_dev && ust.st_ino == st.st_ino) return -1;  // the top: no preopen above
+    cur = std::move(up);
+    st = ust;
+  }
+  return -1;
+}
+
+// Whether a relative symlink target, read from a folder `depth` levels below its preopen,
+// climbs above that preopen ("..", lexically: components are not resolved).
+bool climbs_out(const std::string& target, int depth) {
+  size_t i = 0;
+  while (i <= target.size()) {
+    size_t j = target.find('/', i);
+    if (j == std::string::npos) j = target.size();
+    std::string_view comp(target.data() + i, j - i);
+    if (comp == "..") {
+      if (--depth < 0) return true;
+    } else if (!comp.empty() && comp != ".") {
+      ++depth;
+    }
+    i = j + 1;
+  }
+  return false;
+}
+
 uint32_t path_symlink(Wasi& w, const uint64_t* a) {
   Wasi::FdEntry* d;
   if (uint32_t r = get_dir(w, a[2], right::kPathSymlink, &d)) return r;
@@ -641,7 +728,11 @@ uint32_t path_symlink(Wasi& w, const uint64_t* a) {
   if (!target.empty() && target[0] == '/') return kPerm;
   ParentRef p;
   if (uint32_t r = resolve_parent(d->host_fd, path, &p)) return r;
-  return sys(symlinkat(target.c_str(), p.dir.get(), p.name.c_str()));
+  // A relative link may not climb above the preopen either: left in an output folder it
+  // would point whoever later reads the results at host files.
+  int depth = depth_below_preopen(w, p.dir.get());
+  if (depth < 0 || climbs_out(target, depth)) return kPerm;
+  return create_entry(w, target.size(), [&] { return symlinkat(target.c_str(), p.dir.get(), p.name.c_str()); });
 }
 
 uint32_t path_link(Wasi& w, const uint64_t* a) {
@@ -664,7 +755,7 @@ uint32_t path_link(Wasi& w, const uint64_t* a) {
     return t.get() < 0 ? resolve_errno(errno) : uint32_t{kPerm};
   }
   if (uint32_t r = resolve_parent(d2->host_fd, to, &p2)) return r;
-  return sys(linkat(p1.dir.get(), p1.name.c_str(), p2.dir.get(), p2.name.c_str(), 0));
+  return create_entry(w, 0, [&] { return linkat(p1.dir.get(), p1.name.c_str(), p2.dir.get(), p2.name.c_str(), 0); });
 }
 
 uint32_t path_readlink(Wasi& w, const uint64_t* a) {
