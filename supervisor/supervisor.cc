@@ -196,7 +196,8 @@ struct Running {
     if (which == 3) {
       record_bytes += n;
       if (!protocol_error) {
-        if (record_bytes > 2 * wire::kMaxPayload + (cache ? wire::kMaxCompiledCode : 0))
+        if (record_bytes > 2 * wire::kMaxPayload + (cache ? wire::kMaxCompiledCode : 0) +
+                               (report_hot ? wire::kMaxHotFrames * (4 + 4ull * hot::kMaxHotFunctions) : 0))
           protocol_error = "child sent too many record bytes";
         else protocol_error = frames.feed(data, n);
       }

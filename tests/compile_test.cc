@@ -187,3 +187,17 @@ BOOST_AUTO_TEST_CASE(the_hot_code_entry_improves_as_jobs_optimize_more_functions
   BOOST_TEST(ab["code_cache_optimized"].get<int>() > with_a);  // hot_b joined hot_a
   BOOST_TEST(ab["stdout"].get<std::string>().rfind("ab ", 0) == 0);
 }
+
+// A main that never returns (stopped at the wall-time limit) still leaves its hot set: the
+// job reports what V8 optimized after the watchdog stopped the guest.
+BOOST_AUTO_TEST_CASE(a_main_stopped_at_the_wall_time_limit_still_leaves_its_hot_code) {
+  TempDir d, cache;
+  std::string module = padded(d, guest("hot_main"), 9u << 20);
+  json first = exec_module(d, module, "\"100000000000\"", cache.path, {}, "{wall_time: 3s}");
+  BOOST_TEST(first["status"] == "timeout", first.dump());
+  BOOST_REQUIRE(!fs::is_empty(cache.path));
+  json second = exec_module(d, module, "\"1000\"", cache.path);
+  BOOST_TEST(second["status"] == "ok");
+  BOOST_TEST(second["code_cache"] == "hit");
+  BOOST_TEST(second["code_cache_optimized"].get<int>() >= 1);
+}
