@@ -495,6 +495,7 @@ struct Running {
       again.cache_retry = true;
       Supervisor* s = sup;
       Job j = std::move(job);
+      if (retry_module.empty() && hot_module) retry_module = *hot_module;
       j.module_bytes = std::move(retry_module);
       auto cb = std::move(done);
       auto ctl = control;
@@ -942,8 +943,9 @@ void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(
   g_job_pids.insert(pid);
   // The child has its own copy by now: keep ours for a hot-code compile after the job, and
   // a job running cached code may need a second run without it (see classify).
-  if (r->report_hot) r->hot_module = std::make_shared<const std::vector<uint8_t>>(module);
-  if (!r->cached_code.empty() && !r->opts.cache_retry) r->retry_module = std::move(module);
+  // (One copy serves both: a retry takes it from hot_module.)
+  if (r->report_hot) r->hot_module = std::make_shared<const std::vector<uint8_t>>(std::move(module));
+  else if (!r->cached_code.empty() && !r->opts.cache_retry) r->retry_module = std::move(module);
   r->pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   if (r->pidfd < 0) {
     // Without a pidfd we cannot watch the child: never leave it running unobserved.
