@@ -11,11 +11,12 @@ int exec(int argc, char** argv);  // wasmjail exec JOB_FILE ...
 int serve(int argc, char** argv); // wasmjail serve ...
 int run(int argc, char** argv);     // wasmjail run ...
 int policy(int argc, char** argv);  // wasmjail policy check|show ...
+int version(int argc, char** argv); // wasmjail --version [--json]
 int doctor(int argc, char** argv);  // wasmjail doctor
 
 // Where policies are looked up by name: the operator's folders (--policy-dir, then
-// $WASMJAIL_POLICY_PATH), then the shipped configs/policies (next to the binary's
-// source tree, e.g. build/../configs/policies; else the source folder it was built from).
+// $WASMJAIL_POLICY_PATH), then the installed /etc/wasmjail/policies, then (development) the
+// source tree's configs/policies when the binary runs from its build folder.
 std::vector<std::string> policy_dirs(const std::vector<std::string>& operator_dirs);
 std::string shipped_policy_dir();
 

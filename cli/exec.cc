@@ -37,6 +37,9 @@ constexpr const char* kUsage =
 
 constexpr size_t kMaxJobFileBytes = 16u << 20;
 
+// Outputs the job asked to have published (set once the job ran): reported, never done.
+std::vector<std::pair<std::string, std::string>> not_published;
+
 nlohmann::ordered_json render(const Result& r, const PreparedJob* prepared, const std::string& format) {
   if (format == "bacalhau") {
     // Bacalhau's RunCommandResult.
@@ -50,6 +53,7 @@ nlohmann::ordered_json render(const Result& r, const PreparedJob* prepared, cons
     for (const auto& [name, host] : prepared->outputs) outs[name] = host;
     j["outputs"] = outs;
   }
+  if (!not_published.empty()) j["publishing"] = publishing_json(not_published);
   return j;
 }
 
@@ -193,6 +197,7 @@ int exec(int argc, char** argv) {
   uv_loop_close(&loop);
   PreparedJob shown;
   shown.outputs = job->outputs;
+  not_published = job->not_published;
   return finish(job->result, &shown, format, output_dir, 1);
 }
 

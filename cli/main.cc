@@ -19,7 +19,8 @@ constexpr const char* kUsage =
     "  serve   the HTTP/JSON API on a unix socket or loopback TCP (wasmjail serve --help)\n"
     "  policy  check policy files, show a resolved policy (wasmjail policy --help)\n"
     "  doctor  what this host supports, which shipped policies can run here\n"
-    "  help    show this message\n";
+    "  help    show this message\n"
+    "  --version  wasmjail's version and commit, and its libraries' (V8, libuv, libseccomp, yaml-cpp)\n";
 
 }  // namespace
 
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
   if (cmd == "exec") leave(wj::cli::exec(argc - 2, argv + 2));
   if (cmd == "serve") return wj::cli::serve(argc - 2, argv + 2);
   if (cmd == "policy") return wj::cli::policy(argc - 2, argv + 2);
+  if (cmd == "--version" || cmd == "version") return wj::cli::version(argc - 2, argv + 2);
   if (cmd == "doctor") leave(wj::cli::doctor(argc - 2, argv + 2));
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     std::fputs(kUsage, stdout);

@@ -12,6 +12,12 @@
 #ifndef WJ_SOURCE_POLICY_DIR
 #define WJ_SOURCE_POLICY_DIR ""
 #endif
+#ifndef WJ_BUILD_DIR
+#define WJ_BUILD_DIR ""
+#endif
+#ifndef WJ_SYSTEM_POLICY_DIR
+#define WJ_SYSTEM_POLICY_DIR "/etc/wasmjail/policies"
+#endif
 
 namespace wj::cli {
 namespace {
@@ -24,7 +30,8 @@ constexpr const char* kUsage =
     "       Exit 0 when all are valid, 1 otherwise.\n"
     "show:  prints the fully resolved policy (after extends, defaults explicit) as YAML.\n"
     "A NAME is looked up as NAME.yaml in each --policy-dir, then $WASMJAIL_POLICY_PATH\n"
-    "(colon-separated), then the shipped configs/policies folder.\n";
+    "(colon-separated), then /etc/wasmjail/policies, then (from a build folder) the source\n"
+    "tree's configs/policies.\n";
 
 int usage_error(const std::string& msg) {
   std::fprintf(stderr, "wasmjail policy: %s\n%s", msg.c_str(), kUsage);
@@ -38,17 +45,23 @@ std::string error_line(const std::string& arg, const cfg::Error& e) {
 }  // namespace
 
 std::string shipped_policy_dir() {
+  // Development only: a binary running from its build folder uses the source tree's
+  // policies. An installed binary never does (it has /etc/wasmjail/policies).
   std::error_code ec;
   auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    auto dir = exe.parent_path() / ".." / "configs" / "policies";
-    if (std::filesystem::is_directory(dir, ec)) return std::filesystem::weakly_canonical(dir, ec).string();
-  }
-  return WJ_SOURCE_POLICY_DIR;
+  if (ec) return "";
+  std::filesystem::path build = WJ_BUILD_DIR;
+  if (!build.empty() && std::filesystem::equivalent(exe.parent_path(), build, ec)) return WJ_SOURCE_POLICY_DIR;
+  auto dir = exe.parent_path() / ".." / "configs" / "policies";
+  if (std::filesystem::is_directory(dir, ec)) return std::filesystem::weakly_canonical(dir, ec).string();
+  return "";
 }
 
 std::vector<std::string> policy_dirs(const std::vector<std::string>& operator_dirs) {
-  return policy_search_dirs(operator_dirs, shipped_policy_dir());
+  std::vector<std::string> dirs = policy_search_dirs(operator_dirs, "");
+  dirs.push_back(WJ_SYSTEM_POLICY_DIR);
+  if (std::string shipped = shipped_policy_dir(); !shipped.empty()) dirs.push_back(shipped);
+  return dirs;
 }
 
 int policy(int argc, char** argv) {

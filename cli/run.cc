@@ -30,7 +30,8 @@ constexpr const char* kUsage =
     "trap; 2 for a usage error or a module that cannot be read or is not valid wasm;\n"
     "124 on timeout; 125 when wasmjail stopped the job for another reason.\n"
     "--policy names the policy the job runs under (default: the shipped \"default\"); a\n"
-    "NAME is looked up in each --policy-dir, $WASMJAIL_POLICY_PATH, then configs/policies.\n"
+    "NAME is looked up in each --policy-dir, $WASMJAIL_POLICY_PATH, /etc/wasmjail/policies,\n"
+    "then (from a build folder) the source tree's configs/policies.\n"
     "--limit asks for less than the policy allows (e.g. --limit memory=128MiB); asking for\n"
     "more fails the job.\n";
 

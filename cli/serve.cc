@@ -1,9 +1,16 @@
 // `wasmjail serve`: the executor as an HTTP/JSON service on a unix socket (and, with a
 // bearer token, loopback TCP).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <cstdio>
 #include <filesystem>
@@ -11,6 +18,7 @@
 
 #include "policies/server_config.h"
 #include "server/api.h"
+#include "server/callbacks.h"
 #include "cli/cli.h"
 #include "storage/curl_lib.h"
 #include "supervisor/code_cache.h"
@@ -28,11 +36,77 @@ constexpr const char* kUsage =
     "defaults apply (configs/server.yaml documents them); --listen replaces the config's\n"
     "listeners. TCP listeners must be loopback and need token_file in the config.\n"
     "SIGTERM or SIGINT: stop accepting, let running jobs finish within drain_timeout, then\n"
-    "cancel them, and exit 0.\n";
+    "cancel them, and exit 0. Started by systemd with sockets (LISTEN_FDS, wasmjail.socket),\n"
+    "it serves those sockets instead of the configured listeners.\n";
 
 int fail(const std::string& msg) {
   std::fprintf(stderr, "wasmjail serve: %s\n", msg.c_str());
   return kExitUsage;
+}
+
+// A listener systemd passed (socket activation).
+struct InheritedListener {
+  int fd;
+  bool tcp;
+  std::string address;  // for the log: "unix:/run/wasmjail/wasmjail.sock", "tcp:127.0.0.1:8700"
+};
+
+// The LISTEN_FDS protocol of sd_listen_fds(3), which systemd documents as a stable interface:
+// when LISTEN_PID is this process, fds 3 .. 3+LISTEN_FDS-1 are listening sockets. Written
+// here rather than linking libsystemd, which would load 7 more shared objects into every
+// `run` and `exec` process (start-up cost, README "Performance") for these few lines. The
+// variables are removed so no child sees them. Only stream sockets that are listening, on
+// a unix path or a loopback address, are taken; anything else is an error.
+cfg::Expected<std::vector<InheritedListener>> systemd_listeners() {
+  const char* pid_s = std::getenv("LISTEN_PID");
+  const char* n_s = std::getenv("LISTEN_FDS");
+  std::string pid_v = pid_s ? pid_s : "", n_v = n_s ? n_s : "";
+  unsetenv("LISTEN_PID");
+  unsetenv("LISTEN_FDS");
+  unsetenv("LISTEN_FDNAMES");
+  std::vector<InheritedListener> out;
+  if (pid_v.empty() || n_v.empty()) return out;
+  char* end = nullptr;
+  long pid = std::strtol(pid_v.c_str(), &end, 10);
+  if (*end || pid != getpid()) return out;  // meant for another process
+  long n = std::strtol(n_v.c_str(), &end, 10);
+  if (*end || n < 0 || n > 64) return cfg::Error{{}, "LISTEN_FDS=\"" + n_v + "\" is not a count of sockets"};
+  for (int fd = 3; fd < 3 + n; ++fd) {
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    int type = 0, listening = 0;
+    socklen_t len = sizeof type;
+    sockaddr_storage ss{};
+    socklen_t slen = sizeof ss;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &(len = sizeof listening)) != 0 || !listening ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &slen) != 0)
+      return cfg::Error{{}, "inherited fd " + std::to_string(fd) + " is not a listening stream socket (ListenStream= in the .socket unit)"};
+    char host[INET6_ADDRSTRLEN] = "";
+    if (ss.ss_family == AF_UNIX) {
+      const auto* un = reinterpret_cast<const sockaddr_un*>(&ss);
+      out.push_back({fd, false, "unix:" + std::string(un->sun_path, strnlen(un->sun_path, sizeof un->sun_path))});
+    } else if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+      int port = 0;
+      bool loopback = false;
+      if (ss.ss_family == AF_INET) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+        loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+      } else {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+        loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+      }
+      std::string addr = "tcp:" + std::string(host) + ":" + std::to_string(port);
+      if (!loopback) return cfg::Error{{}, "inherited " + addr + " is not a loopback address (TCP listeners must be)"};
+      out.push_back({fd, true, addr});
+    } else {
+      return cfg::Error{{}, "inherited fd " + std::to_string(fd) + " is neither a unix nor a TCP socket"};
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -68,8 +142,15 @@ int serve(int argc, char** argv) {
       cfg.listen.push_back(l.value());
     }
   }
+  // Started by systemd with its socket: its listeners replace the config's (and --listen).
+  auto inherited = systemd_listeners();
+  if (!inherited) return fail(inherited.error().message);
   std::vector<ApiToken> tokens;
   bool has_tcp = false;
+  if (!inherited.value().empty()) {
+    cfg.listen.clear();
+    for (const auto& l : inherited.value()) has_tcp |= l.tcp;
+  }
   for (const auto& l : cfg.listen) has_tcp |= l.kind == Listener::kTcp;
   if (has_tcp) {
     if (cfg.token_file.empty()) return fail("a TCP listener requires token_file in the config (a bearer token)");
@@ -132,6 +213,10 @@ int serve(int argc, char** argv) {
   {
     Executor executor(loop, ecfg);
     Api api(loop, executor, cfg, policies);
+    std::string cb_error;
+    std::unique_ptr<CallbackSender> callbacks = CallbackSender::create(loop, executor, cfg.callbacks, log, &cb_error);
+    if (!cb_error.empty()) return fail(cb_error);
+    api.set_callbacks(callbacks.get());
     HttpLimits hl;
     hl.max_body_bytes = cfg.max_request_bytes;
     hl.header_timeout_ms = cfg.header_timeout_ms;
@@ -156,15 +241,25 @@ int serve(int argc, char** argv) {
       }
       log.event("listening", {{"address", l.str()}});
     }
+    for (const auto& l : inherited.value()) {
+      if (exit_code != 0) break;
+      if (auto err = http.listen_fd(l.fd, l.tcp, l.tcp ? tokens : std::vector<ApiToken>{})) {
+        std::fprintf(stderr, "wasmjail serve: %s\n", err->c_str());
+        exit_code = 1;
+        break;
+      }
+      log.event("listening", {{"address", l.address}, {"from", std::string("systemd")}});
+    }
     uv_signal_t sigterm, sigint;
     struct ShutdownCtx {
       Executor* executor;
       HttpServer* http;
       ServerLog* log;
+      CallbackSender* callbacks;
       double drain_ms;
       uv_signal_t* sigs[2];
       bool started = false;
-    } ctx{&executor, &http, &log, cfg.drain_timeout_ms, {&sigterm, &sigint}};
+    } ctx{&executor, &http, &log, callbacks.get(), cfg.drain_timeout_ms, {&sigterm, &sigint}};
     auto on_signal = [](uv_signal_t* s, int signum) {
       auto* c = static_cast<ShutdownCtx*>(s->data);
       if (c->started) return;
@@ -173,6 +268,7 @@ int serve(int argc, char** argv) {
       c->http->stop_accepting();
       c->executor->drain(c->drain_ms, [c] {
         c->log->event("shutdown_complete", {});
+        if (c->callbacks) c->callbacks->shutdown();  // retries still waiting give up
         for (uv_signal_t* sg : c->sigs) uv_close(reinterpret_cast<uv_handle_t*>(sg), nullptr);
         c->http->close_all([] {});
       });

@@ -61,7 +61,7 @@ const Key kSourceKey{"storage_source", "StorageSource"}, kNameKey{"name", "Name"
     kSourcePathKey{"source_path", "SourcePath"}, kPathKey{"path", "Path"}, kReadWriteKey{"read_write", "ReadWrite"},
     kCidKey{"cid", "CID"}, kChecksumKey{"checksum", "Checksum"}, kMetadataKey{"metadata", "Metadata"};
 
-StorageSpec parse_storage(const YAML::Node& n, const Doc& doc, const std::string& what) {
+StorageSpec parse_storage(const YAML::Node& n, const Doc& doc, const std::string& what, bool output = false) {
   cfg::check_map(n, doc, what,
                  spellings({kSourceKey, kNameKey, kUrlKey, kSourcePathKey, kPathKey, kReadWriteKey, kCidKey,
                             kChecksumKey, kMetadataKey}));
@@ -81,6 +81,12 @@ StorageSpec parse_storage(const YAML::Node& n, const Doc& doc, const std::string
       doc.fail(v, what + ".checksum must be \"sha256:\" followed by 64 hex digits");
   }
   YAML::Node src = field(n, doc, kSourceKey);
+  if (output) {
+    // An output's StorageSource says where to publish it (IPFS, S3, ...): the orchestrator's
+    // job. The output is written to the local output folder and reported as not published.
+    if (src) s.publish_to = cfg::as_string(src, doc, what + ".storage_source");
+    return s;
+  }
   if (auto cid = field(n, doc, kCidKey)) {
     if (!src) doc.fail(cid, what + ": a CID names IPFS content, which this executor does not serve (it serves inline, urlDownload and localDirectory)");
   }
@@ -252,7 +258,7 @@ void parse_mounts(const YAML::Node& v, const Doc& doc, bool outputs, JobSpec* jo
   if (!v.IsSequence()) doc.fail(v, list + " must be a list of storage specs");
   for (size_t i = 0; i < v.size(); ++i) {
     std::string what = list + "[" + std::to_string(i) + "]";
-    StorageSpec s = parse_storage(v[i], doc, what);
+    StorageSpec s = parse_storage(v[i], doc, what, outputs);
     if (s.path.empty()) doc.fail(v[i], what + " needs a path: where the guest sees it");
     check_guest_path(s.path, v[i], doc, what + ".path");
     s.path = clean_guest_path(s.path);
@@ -268,8 +274,10 @@ void parse_mounts(const YAML::Node& v, const Doc& doc, bool outputs, JobSpec* jo
       }
       for (const auto& in : job->inputs)
         if (in.path == s.path) doc.fail(v[i], what + ": output path \"" + s.path + "\" is also an input path");
-      // Outputs are empty writable folders unless a host folder is named for them.
-      if (!s.url.empty()) doc.fail(v[i], what + ": an output cannot have a url");
+      // Outputs are empty writable folders unless a host folder is named for them. A url
+      // is where a published output would end up: ignored with the publishing.
+      if (!s.url.empty() && s.publish_to.empty()) doc.fail(v[i], what + ": an output cannot have a url");
+      if (!s.publish_to.empty()) s.url.clear();
     } else {
       if (s.read_write) doc.fail(v[i], what + ": inputs are read-only; declare a writable folder under outputs");
       require_content(s, v[i], doc);
@@ -319,6 +327,216 @@ void parse_legacy(const YAML::Node& root, const Doc& doc, JobSpec* job) {
   parse_mounts(out, doc, true, job);
 }
 
+// ---- Bacalhau v1.x jobs ----------------------------------------------------------------
+// https://docs.bacalhau.org (models.Job): one batch task whose engine is wasm. Inputs and
+// modules are InputSources {Source: {Type, Params}, Alias, Target}.
+
+const std::vector<std::string_view> kV1JobKeys = {"ID", "Name", "Namespace", "Type", "Priority", "Count",
+                                                  "Constraints", "Meta", "Labels", "Tasks", "State", "Version",
+                                                  "Revision", "CreateTime", "ModifyTime"};
+const std::vector<std::string_view> kV1TaskKeys = {"Name", "Engine", "Publisher", "Env", "Meta", "InputSources",
+                                                   "ResultPaths", "Resources", "Network", "Timeouts"};
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// {Source: {Type, Params}, Alias, Target} -> a StorageSpec with the same meaning as the
+// legacy shape: Target is the guest path (or, for a module, its link name), Alias its name.
+StorageSpec parse_input_source(const YAML::Node& n, const Doc& doc, const std::string& what) {
+  cfg::check_map(n, doc, what, {"Source", "Alias", "Target"});
+  YAML::Node src = n["Source"];
+  if (!src) doc.fail(n, what + ".Source is missing (Type and Params)");
+  cfg::check_map(src, doc, what + ".Source", {"Type", "Params"});
+  if (!src["Type"]) doc.fail(src, what + ".Source.Type is missing");
+  StorageSpec s;
+  s.field = what;
+  s.where = doc.at(n);
+  std::string type = cfg::as_string(src["Type"], doc, what + ".Source.Type");
+  YAML::Node params = src["Params"];
+  if (params && !params.IsNull() && !params.IsMap()) doc.fail(params, what + ".Source.Params must be a mapping");
+  const std::string k = normalize_source(type);
+  std::vector<std::string_view> allowed;
+  if (k == "urldownload") {
+    s.source = StorageSource::kUrlDownload;
+    allowed = {"URL", "Checksum"};
+  } else if (k == "localdirectory") {
+    s.source = StorageSource::kLocal;
+    allowed = {"SourcePath", "ReadWrite"};
+  } else if (k == "inline") {
+    s.source = StorageSource::kInline;
+    allowed = {"URL"};
+  } else {
+    doc.fail(src["Type"], what + ".Source.Type \"" + type +
+                              "\" is not served by this executor (it serves urlDownload, localDirectory and inline)");
+  }
+  if (params && params.IsMap()) {
+    cfg::check_map(params, doc, what + ".Source.Params", allowed);
+    if (params["URL"]) s.url = cfg::as_string(params["URL"], doc, what + ".Source.Params.URL");
+    if (params["SourcePath"]) s.source_path = cfg::as_string(params["SourcePath"], doc, what + ".Source.Params.SourcePath");
+    if (params["ReadWrite"]) s.read_write = cfg::as_bool(params["ReadWrite"], doc, what + ".Source.Params.ReadWrite");
+    if (params["Checksum"]) s.checksum = cfg::as_string(params["Checksum"], doc, what + ".Source.Params.Checksum");
+  }
+  if (n["Alias"]) s.name = cfg::as_string(n["Alias"], doc, what + ".Alias");
+  if (n["Target"]) s.path = cfg::as_string(n["Target"], doc, what + ".Target");
+  require_content(s, n, doc);
+  return s;
+}
+
+// Bacalhau's memory quantities: "1Gi", "512Mi", "1gb", "500MB", "1073741824".
+uint64_t v1_bytes(const YAML::Node& n, const Doc& doc, const std::string& what) {
+  std::string raw = cfg::as_string(n, doc, what), num, unit;
+  for (char c : raw) {
+    if (c == ' ') continue;
+    if (unit.empty() && (std::isdigit(static_cast<unsigned char>(c)) || c == '.')) num += c;
+    else unit += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  static const std::vector<std::pair<std::string, std::string>> kUnits = {
+      {"", "B"},     {"b", "B"},     {"k", "KB"},    {"kb", "KB"},   {"m", "MB"},   {"mb", "MB"},   {"g", "GB"},
+      {"gb", "GB"},  {"t", "TB"},    {"tb", "TB"},   {"ki", "KiB"},  {"kib", "KiB"}, {"mi", "MiB"}, {"mib", "MiB"},
+      {"gi", "GiB"}, {"gib", "GiB"}, {"ti", "TiB"}, {"tib", "TiB"}};
+  for (const auto& [u, ours] : kUnits) {
+    if (u != unit) continue;
+    std::string err;
+    if (auto b = cfg::parse_bytes(num + ours, &err)) return *b;
+    doc.fail(n, what + ": " + err);
+  }
+  doc.fail(n, what + ": \"" + raw + "\" is not a memory size (e.g. 512Mi, 1Gi, 1GB)");
+}
+
+void parse_v1(const YAML::Node& root, const Doc& doc, JobSpec* job) {
+  cfg::check_map(root, doc, "the job", kV1JobKeys);
+  if (YAML::Node t = root["Type"]) {
+    std::string type = cfg::as_string(t, doc, "Type");
+    if (lower(type) != "batch") doc.fail(t, "Type is \"" + type + "\"; this executor runs only \"batch\" jobs (one run to completion)");
+  }
+  if (YAML::Node c = root["Count"]; c && cfg::as_int(c, doc, "Count", 0, 1 << 30) > 1)
+    doc.fail(c, "Count asks for several executions; an executor runs one (the orchestrator fans out)");
+  YAML::Node tasks = root["Tasks"];
+  if (!tasks || !tasks.IsSequence() || tasks.size() == 0) doc.fail(tasks ? tasks : root, "Tasks must be a list with one task");
+  if (tasks.size() > 1) doc.fail(tasks[1], "Tasks has " + std::to_string(tasks.size()) + " tasks; a batch job here has exactly one");
+  const YAML::Node task = tasks[0];
+  const std::string tw = "Tasks[0]";
+  cfg::check_map(task, doc, tw, kV1TaskKeys);
+  YAML::Node engine = task["Engine"];
+  if (!engine) doc.fail(task, tw + ".Engine is missing; this executor runs Type: wasm");
+  cfg::check_map(engine, doc, tw + ".Engine", {"Type", "Params"});
+  std::string etype = engine["Type"] ? cfg::as_string(engine["Type"], doc, tw + ".Engine.Type") : "";
+  if (lower(etype) != "wasm") doc.fail(engine["Type"] ? engine["Type"] : engine, tw + ".Engine.Type is \"" + etype + "\"; this executor runs only \"wasm\"");
+  YAML::Node params = engine["Params"];
+  if (!params || !params.IsMap()) doc.fail(engine, tw + ".Engine.Params must hold at least EntryModule");
+  const std::string pw = tw + ".Engine.Params";
+  cfg::check_map(params, doc, pw, {"EntryModule", "Entrypoint", "EntryPoint", "Parameters", "EnvironmentVariables", "ImportModules"});
+  if (!params["EntryModule"]) doc.fail(params, pw + ".EntryModule is missing (an InputSource with the module)");
+  job->entry_module = parse_input_source(params["EntryModule"], doc, pw + ".EntryModule");
+  job->entry_module.path.clear();  // the entry module is not mounted
+  if (params["Entrypoint"] && params["EntryPoint"]) doc.fail(params["EntryPoint"], pw + ": \"Entrypoint\" and \"EntryPoint\" both given; use one");
+  if (YAML::Node v = params["Entrypoint"] ? params["Entrypoint"] : params["EntryPoint"]) {
+    job->entry_point = cfg::as_string(v, doc, pw + ".Entrypoint");
+    if (job->entry_point.empty()) job->entry_point = "_start";  // Bacalhau's default
+  }
+  if (YAML::Node v = params["Parameters"]; v && !v.IsNull()) {
+    job->parameters = cfg::as_string_list(v, doc, pw + ".Parameters");
+    for (const auto& p : job->parameters)
+      if (p.find('\0') != std::string::npos) doc.fail(v, pw + ".Parameters contain a NUL byte");
+  }
+  std::set<std::string> seen;
+  auto add_env = [&](const YAML::Node& v, const std::string& what) {
+    if (!v || v.IsNull()) return;
+    if (!v.IsMap()) doc.fail(v, what + " must be a mapping of NAME: value");
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      std::string key = cfg::as_string(it->first, doc, "an environment variable name");
+      std::string val = it->second.IsNull() ? "" : cfg::as_string(it->second, doc, what + "." + key);
+      if (auto err = check_env_entry(key, val)) doc.fail(it->first, what + ": " + *err);
+      if (!seen.insert(key).second) doc.fail(it->first, what + ": \"" + key + "\" is given twice (Env and EnvironmentVariables together)");
+      job->env.emplace_back(key, val);
+    }
+  };
+  add_env(params["EnvironmentVariables"], pw + ".EnvironmentVariables");
+  add_env(task["Env"], tw + ".Env");
+  if (YAML::Node v = params["ImportModules"]; v && !v.IsNull()) {
+    if (!v.IsSequence()) doc.fail(v, pw + ".ImportModules must be a list of InputSources");
+    std::set<std::string> names = {"wasi_snapshot_preview1"};
+    for (size_t i = 0; i < v.size(); ++i) {
+      std::string what = pw + ".ImportModules[" + std::to_string(i) + "]";
+      StorageSpec s = parse_input_source(v[i], doc, what);
+      if (s.name.empty() && s.path.empty()) doc.fail(v[i], what + " needs an Alias (or a Target): the module name the imports refer to");
+      for (const std::string& nm : {s.name, s.path})
+        if (!nm.empty() && !names.insert(nm).second) doc.fail(v[i], what + ": module name \"" + nm + "\" is already taken");
+      job->import_modules.push_back(std::move(s));
+    }
+  }
+  if (YAML::Node v = task["InputSources"]; v && !v.IsNull()) {
+    if (!v.IsSequence()) doc.fail(v, tw + ".InputSources must be a list");
+    for (size_t i = 0; i < v.size(); ++i) {
+      std::string what = tw + ".InputSources[" + std::to_string(i) + "]";
+      StorageSpec s = parse_input_source(v[i], doc, what);
+      if (s.path.empty()) doc.fail(v[i], what + " needs a Target: where the guest sees it");
+      if (s.read_write) doc.fail(v[i], what + ": inputs are read-only here; use ResultPaths for writable folders");
+      check_guest_path(s.path, v[i], doc, what + ".Target");
+      s.path = clean_guest_path(s.path);
+      for (const auto& o : job->inputs)
+        if (o.path == s.path) doc.fail(v[i], what + ": Target \"" + s.path + "\" is used twice");
+      job->inputs.push_back(std::move(s));
+    }
+  }
+  std::string publisher;
+  if (YAML::Node p = task["Publisher"]; p && !p.IsNull()) {
+    cfg::check_map(p, doc, tw + ".Publisher", {"Type", "Params"});
+    if (p["Type"]) publisher = cfg::as_string(p["Type"], doc, tw + ".Publisher.Type");
+  }
+  if (YAML::Node v = task["ResultPaths"]; v && !v.IsNull()) {
+    if (!v.IsSequence()) doc.fail(v, tw + ".ResultPaths must be a list of {Name, Path}");
+    for (size_t i = 0; i < v.size(); ++i) {
+      std::string what = tw + ".ResultPaths[" + std::to_string(i) + "]";
+      cfg::check_map(v[i], doc, what, {"Name", "Path"});
+      StorageSpec s;
+      s.field = what;
+      s.where = doc.at(v[i]);
+      if (!v[i]["Name"]) doc.fail(v[i], what + " needs a Name");
+      if (!v[i]["Path"]) doc.fail(v[i], what + " needs a Path: where the guest writes it");
+      s.name = cfg::as_string(v[i]["Name"], doc, what + ".Name");
+      s.path = cfg::as_string(v[i]["Path"], doc, what + ".Path");
+      check_guest_path(s.path, v[i]["Path"], doc, what + ".Path");
+      s.path = clean_guest_path(s.path);
+      if (s.name.empty() || s.name.find('/') != std::string::npos || s.name == "." || s.name == "..")
+        doc.fail(v[i], what + ".Name must be a plain file name, got \"" + s.name + "\"");
+      if (is_reserved_output_name(s.name))
+        doc.fail(v[i], what + ".Name \"" + s.name + "\" is reserved for the result files (stdout, stderr, exitCode, result.json)");
+      for (const auto& o : job->outputs)
+        if (o.name == s.name || o.path == s.path) doc.fail(v[i], what + ": Name or Path is used twice");
+      for (const auto& in : job->inputs)
+        if (in.path == s.path) doc.fail(v[i], what + ": Path \"" + s.path + "\" is also an input's Target");
+      s.read_write = true;
+      if (!publisher.empty() && lower(publisher) != "noop" && lower(publisher) != "local") s.publish_to = publisher;
+      job->outputs.push_back(std::move(s));
+    }
+  }
+  if (YAML::Node net = task["Network"]; net && !net.IsNull()) {
+    cfg::check_map(net, doc, tw + ".Network", {"Type", "Domains"});
+    std::string type = net["Type"] ? cfg::as_string(net["Type"], doc, tw + ".Network.Type") : "None";
+    if (lower(type) != "none") doc.fail(net, tw + ".Network.Type \"" + type + "\" asks for network access; wasm jobs have none (use None)");
+  }
+  if (YAML::Node t = task["Timeouts"]; t && !t.IsNull()) {
+    cfg::check_map(t, doc, tw + ".Timeouts", {"ExecutionTimeout", "QueueTimeout", "TotalTimeout"});
+    if (YAML::Node e = t["ExecutionTimeout"]) {
+      int64_t secs = cfg::as_int(e, doc, tw + ".Timeouts.ExecutionTimeout (seconds)", 0, 720 * 3600);
+      if (secs > 0) job->limits.wall_time_ms = static_cast<double>(secs) * 1000;
+    }
+  }
+  if (YAML::Node r = task["Resources"]; r && !r.IsNull()) {
+    cfg::check_map(r, doc, tw + ".Resources", {"CPU", "Memory", "Disk", "GPU"});
+    if (YAML::Node m = r["Memory"]; m && !m.IsNull() && !(m.IsScalar() && m.Scalar().empty())) {
+      uint64_t b = v1_bytes(m, doc, tw + ".Resources.Memory");
+      if (b == 0) doc.fail(m, tw + ".Resources.Memory must be more than 0");
+      job->limits.memory = b;
+    }
+    if (YAML::Node g = r["GPU"]; g && g.IsScalar() && !g.Scalar().empty() && g.Scalar() != "0")
+      doc.fail(g, tw + ".Resources.GPU: wasm jobs get no GPU");
+  }
+}
+
 }  // namespace
 
 const char* to_string(StorageSource s) {
@@ -351,6 +569,8 @@ cfg::Expected<JobSpec> parse_job_spec_node(const YAML::Node& root, const std::st
     job.base_dir = base_dir;
     if (root["Spec"]) {
       parse_legacy(root, doc, &job);
+    } else if (root["Tasks"] || root["Type"]) {
+      parse_v1(root, doc, &job);
     } else {
       cfg::check_map(root, doc, "the job",
                      spellings({kEntryModule, kEntryPoint, kEnv, kImports, kParams, kArgv0, kInputs, kOutputs, kLimits,

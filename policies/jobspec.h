@@ -4,7 +4,9 @@
 // Keys are accepted in the seed model's snake_case and in Bacalhau's legacy CamelCase JSON
 // (EntryModule, StorageSource, SourcePath, ...). A whole legacy Bacalhau job
 // ({"Spec": {"Engine": "Wasm", "Wasm": {...}, "inputs": [...], "outputs": [...]}}) is
-// accepted too. Unknown keys fail with the closest known key suggested.
+// accepted too, and so is a Bacalhau v1.x job ({"Type": "batch", "Tasks": [{"Engine":
+// {"Type": "wasm", "Params": {...}}, "InputSources": [...], "ResultPaths": [...], ...}]}).
+// Unknown keys fail with the closest known key suggested.
 #pragma once
 
 #include <optional>
@@ -28,6 +30,10 @@ struct StorageSpec {
   std::string path;         // where the guest sees it (inputs/outputs), or a module's link name
   std::string checksum;     // optional "sha256:<64 hex>" pin for the fetched bytes
   bool read_write = false;
+  // outputs only: where the job asked for them to be published (a legacy output's
+  // StorageSource, a v1.x task's Publisher.Type: "IPFS", "s3", ...). Never done here:
+  // publishing is the orchestrator's job; the result says the output was not published.
+  std::string publish_to;
   std::string field;        // "entry_module", "import_modules[1]", ... for messages
   cfg::Location where;
 };

@@ -962,7 +962,7 @@ cfg::Expected<Policy> parse_policy(const std::string& text, const std::string& f
 
 std::vector<std::string> policy_search_dirs(const std::vector<std::string>& extra,
                                             const std::string& shipped) {
-  std::vector<std::string> out;
+  std::vector<std::string> out(extra.begin(), extra.end());
   if (const char* env = std::getenv("WASMJAIL_POLICY_PATH")) {
     std::string s = env;
     size_t start = 0;
@@ -973,7 +973,6 @@ std::vector<std::string> policy_search_dirs(const std::vector<std::string>& extr
       start = end + 1;
     }
   }
-  out.insert(out.end(), extra.begin(), extra.end());
   if (!shipped.empty()) out.push_back(shipped);
   return out;
 }

@@ -148,7 +148,8 @@ cfg::Expected<Policy> parse_policy(const std::string& text, const std::string& f
                                    const std::vector<std::string>& search_dirs,
                                    Extends mode = Extends::kFollow);
 
-// The search folders: WASMJAIL_POLICY_PATH (colon-separated), then `extra`, then `shipped`.
+// The search folders: `extra` (the operator's --policy-dir), then WASMJAIL_POLICY_PATH
+// (colon-separated), then `shipped`.
 std::vector<std::string> policy_search_dirs(const std::vector<std::string>& extra,
                                             const std::string& shipped);
 

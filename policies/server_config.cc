@@ -73,7 +73,7 @@ cfg::Expected<ServerConfig> load_server_config(const std::string& path) {
                    {"listen", "socket_mode", "token_file", "default_policy", "allowed_policies", "policy_dirs",
                     "concurrency", "queue_size", "result_retention", "retention_bytes", "max_request_bytes",
                     "header_timeout", "idle_timeout", "max_connections", "max_buffered_request_bytes", "drain_timeout", "max_wait", "log_format", "output_root", "local_roots",
-                    "cache_dir", "cache_max_bytes"});
+                    "cache_dir", "cache_max_bytes", "callbacks"});
     ServerConfig c = default_server_config();
     if (auto v = n["listen"]) {
       c.listen.clear();
@@ -122,6 +122,29 @@ cfg::Expected<ServerConfig> load_server_config(const std::string& path) {
     if (auto v = n["local_roots"]) c.local_roots = cfg::as_string_list(v, doc, "local_roots");
     if (auto v = n["cache_dir"]) c.cache_dir = cfg::as_string(v, doc, "cache_dir");
     if (auto v = n["cache_max_bytes"]) c.cache_max_bytes = cfg::as_bytes(v, doc, "cache_max_bytes");
+    if (auto cb = n["callbacks"]; cb && !cb.IsNull()) {
+      cfg::check_map(cb, doc, "callbacks", {"secret_file", "allowed_hosts", "max_attempts", "timeout", "backoff"});
+      CallbackConfig& k = c.callbacks;
+      if (auto v = cb["secret_file"]) k.secret_file = cfg::as_string(v, doc, "callbacks.secret_file");
+      if (auto v = cb["allowed_hosts"]) {
+        for (std::string h : cfg::as_string_list(v, doc, "callbacks.allowed_hosts")) {
+          auto colon = h.rfind(':');
+          char* end = nullptr;
+          long port = colon == std::string::npos ? 0 : std::strtol(h.c_str() + colon + 1, &end, 10);
+          if (colon == std::string::npos || colon == 0 || !end || *end || port < 1 || port > 65535)
+            doc.fail(v, "callbacks.allowed_hosts: \"" + h + "\" must be host:port (e.g. hooks.example.com:443)");
+          for (char& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          k.allowed_hosts.push_back(h);
+        }
+      }
+      if (auto v = cb["max_attempts"]) k.max_attempts = static_cast<int>(cfg::as_int(v, doc, "callbacks.max_attempts", 1, 20));
+      if (auto v = cb["timeout"]) k.timeout_ms = cfg::as_duration_ms(v, doc, "callbacks.timeout");
+      if (auto v = cb["backoff"]) k.backoff_ms = cfg::as_duration_ms(v, doc, "callbacks.backoff");
+      if (k.timeout_ms <= 0 || k.timeout_ms > 300000) doc.fail(cb, "callbacks.timeout must be more than 0 and at most 5m");
+      if (k.backoff_ms < 0 || k.backoff_ms > 3600000) doc.fail(cb, "callbacks.backoff must be at most 1h");
+      if (k.secret_file.empty() && !k.allowed_hosts.empty())
+        doc.fail(cb, "callbacks.allowed_hosts needs callbacks.secret_file (every callback is signed)");
+    }
     if (c.header_timeout_ms <= 0) doc.fail(n["header_timeout"], "header_timeout must be more than 0");
     if (c.max_buffered_bytes < c.max_request_bytes)
       doc.fail(n["max_buffered_request_bytes"] ? n["max_buffered_request_bytes"] : n["max_request_bytes"],

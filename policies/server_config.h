@@ -17,6 +17,15 @@ struct Listener {
   std::string str() const;  // "unix:/run/x.sock", "tcp:127.0.0.1:8080"
 };
 
+// Callbacks: a job's callback_url is POSTed the finished job, signed per Standard Webhooks.
+struct CallbackConfig {
+  std::string secret_file;                 // holds "whsec_<base64 key>"; empty: callbacks off
+  std::vector<std::string> allowed_hosts;  // "host:port" (host lower-case); nothing else is called
+  int max_attempts = 5;                    // deliveries tried, with backoff, before giving up
+  double timeout_ms = 10000;               // each attempt
+  double backoff_ms = 1000;                // the wait after the first failure; doubles each time
+};
+
 struct ServerConfig {
   std::vector<Listener> listen;
   unsigned socket_mode = 0660;
@@ -40,6 +49,7 @@ struct ServerConfig {
   std::vector<std::string> local_roots;  // host folders API jobs may name as local sources
   std::string cache_dir;                 // compiled-code cache; "" = none ("default": per user)
   uint64_t cache_max_bytes = 1ull << 30;
+  CallbackConfig callbacks;
 };
 
 // "unix:/path" or "tcp:HOST:PORT" (HOST must be a loopback address).

@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -146,12 +147,25 @@ uint64_t self_start_time() {
   return t;
 }
 
+// SIGKILL to each process listed in a folder's cgroup.procs. A listed pid may exit and be
+// reused by another process before the signal: each is pinned with a pidfd first and
+// signalled only if the folder still lists it (then the pinned process is the one in it).
+void kill_members(const std::string& dir) {
+  for (pid_t p : read_pids(dir + "/cgroup.procs")) {
+    if (p <= 0) continue;
+    int fd = static_cast<int>(syscall(SYS_pidfd_open, p, 0));
+    if (fd < 0) continue;  // gone already
+    std::vector<pid_t> now = read_pids(dir + "/cgroup.procs");
+    if (std::find(now.begin(), now.end(), p) != now.end()) syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
+    close(fd);
+  }
+}
+
 // Kills what is in a cgroup folder and removes it; waits up to ~0.5 s for the kernel to
 // let go of exiting tasks.
 std::optional<std::string> kill_and_rmdir(const std::string& dir, bool v2, bool fake) {
   if (v2 && !fake && exists(dir + "/cgroup.kill")) (void)write_cgroup_file(dir + "/cgroup.kill", "1");
-  for (pid_t p : read_pids(dir + "/cgroup.procs"))
-    if (p > 0 && !fake) kill(p, SIGKILL);
+  if (!fake) kill_members(dir);
   if (fake)
     for (const std::string& f : kV2LeafFiles) unlink((dir + "/" + f).c_str());
   int e = 0;
@@ -159,9 +173,7 @@ std::optional<std::string> kill_and_rmdir(const std::string& dir, bool v2, bool 
     if (rmdir(dir.c_str()) == 0 || errno == ENOENT) return std::nullopt;
     e = errno;
     if (e != EBUSY) break;
-    if (i % 50 == 49)
-      for (pid_t p : read_pids(dir + "/cgroup.procs"))
-        if (p > 0 && !fake) kill(p, SIGKILL);
+    if (i % 50 == 49 && !fake) kill_members(dir);
     usleep(1000);
   }
   return err_text("rmdir " + dir, e);
@@ -285,6 +297,11 @@ CgroupHost cgroup_host_v2(const std::string& base, bool move_self, bool fake_tre
     if (statfs(base.c_str(), &fs) != 0) return fail(err_text("statfs " + base, errno));
     if (static_cast<unsigned long>(fs.f_type) != CGROUP2_SUPER_MAGIC)
       return fail(base + " is not a cgroup2 folder");
+    // The host's root cgroup (the only one without cgroup.type, even seen from inside a
+    // cgroup namespace) is the machine's: enabling controllers there is not ours to do.
+    if (access((base + "/cgroup.type").c_str(), F_OK) != 0 && errno == ENOENT)
+      return fail(base + " is the host's root cgroup: run wasmjail in a delegated cgroup "
+                  "(systemd Delegate=yes) or set WASMJAIL_CGROUP_ROOT");
   }
   h.version = CgroupVersion::kV2;
   h.v2_base = base;
@@ -516,8 +533,38 @@ std::string JobCgroup::path_of(const std::string& controller) const {
 }
 
 std::optional<std::string> JobCgroup::join(pid_t pid) {
-  for (const std::string& dir : paths_)
-    if (auto e = write_cgroup_file(dir + "/cgroup.procs", std::to_string(pid))) return e;
+  const std::string p = std::to_string(pid);
+  // v1 has a folder per hierarchy: where the process is now in each, so that a join that
+  // fails part-way can put it back. Left in the folders it joined, it would be killed as a
+  // straggler when they are removed, though the policy's best_effort lets it run without them.
+  std::vector<std::string> origin(paths_.size());
+  if (paths_.size() > 1)
+    if (auto text = read_small("/proc/" + p + "/cgroup")) {
+      std::istringstream in(*text);
+      for (std::string line; std::getline(in, line);) {
+        auto a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
+        if (b == std::string::npos) continue;
+        std::set<std::string> ctrls;
+        std::istringstream cs(line.substr(a + 1, b - a - 1));
+        for (std::string c; std::getline(cs, c, ',');) ctrls.insert(c);
+        const std::string rel = line.substr(b + 1);
+        for (size_t i = 0; i < paths_.size(); ++i)
+          for (const auto& [c, dir] : by_controller_)
+            if (dir == paths_[i] && ctrls.count(c)) {
+              // paths_[i] is MOUNT/wasmjail/NAME
+              std::string mount = dir.substr(0, dir.rfind('/'));
+              mount = mount.substr(0, mount.rfind('/'));
+              origin[i] = rel == "/" ? mount : mount + rel;
+            }
+      }
+    }
+  for (size_t i = 0; i < paths_.size(); ++i) {
+    if (auto e = write_cgroup_file(paths_[i] + "/cgroup.procs", p)) {
+      for (size_t j = 0; j < i; ++j)
+        if (!origin[j].empty()) (void)write_cgroup_file(origin[j] + "/cgroup.procs", p);
+      return e;
+    }
+  }
   return std::nullopt;
 }
 

@@ -1,7 +1,9 @@
 #include "server/api.h"
 
+#include <openssl/evp.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -9,6 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
+
+#include "server/callbacks.h"
+#include "server/openapi.h"
 
 namespace wj {
 namespace {
@@ -42,6 +47,7 @@ ojson job_json(const JobRecord& j) {
       for (const auto& [name, host] : j.outputs) outs[name] = host;
       r["outputs"] = outs;
     }
+    if (!j.not_published.empty()) r["publishing"] = publishing_json(j.not_published);
     o["result"] = r;
   }
   return o;
@@ -97,6 +103,19 @@ LongStrings shorten_long_strings(const std::string& json_text) {
       out.text.append(json_text, i, j - i + 1);
     }
     i = j + 1;
+  }
+  return out;
+}
+
+std::string sha256_hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < n; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 15];
   }
   return out;
 }
@@ -197,6 +216,9 @@ void Api::handle(const std::shared_ptr<HttpExchange>& ex) {
   ++http_requests_;
   const HttpRequest& rq = ex->request();
   Route r = route_request(rq.method, rq.path);
+  // Only submissions read a body. Any other request's body is dropped now, with its share
+  // of the buffer budget: a long wait or log stream must not hold either while it lasts.
+  if (r.endpoint != Route::kSubmit && r.endpoint != Route::kRun) ex->release_body();
   if (!r.job_id.empty()) {
     // Another client's job is not found, exactly like one that does not exist.
     auto job = executor_.find(r.job_id);
@@ -211,6 +233,7 @@ void Api::handle(const std::shared_ptr<HttpExchange>& ex) {
                              {"queued", executor_.queued()},
                              {"concurrency", executor_.concurrency()}});
     case Route::kMetrics: return metrics(ex);
+    case Route::kOpenApi: return ex->respond(200, "application/json", openapi_document());
     case Route::kRun: return submit(ex, true);
     case Route::kSubmit: return submit(ex, false);
     case Route::kList: return list_jobs(ex);
@@ -260,8 +283,39 @@ std::optional<std::string> Api::check_local_sources(const JobSpec& spec) const {
   return std::nullopt;
 }
 
+void Api::prune_idempotency() {
+  // Entries whose job the Executor no longer retains are forgotten (the retention period).
+  if (idempotency_.size() < 2 * (cfg_.result_retention + cfg_.queue_size) + 64) return;
+  for (auto it = idempotency_.begin(); it != idempotency_.end();)
+    it = executor_.find(it->second.job_id) ? std::next(it) : idempotency_.erase(it);
+}
+
 void Api::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
   const HttpRequest& rq = ex->request();
+  // Idempotency-Key: the same key and request from the same client get the same job.
+  std::string idem_key, fingerprint;
+  if (auto h = rq.headers.find("idempotency-key"); h != rq.headers.end()) {
+    const std::string& k = h->second;
+    if (k.empty() || k.size() > 255 ||
+        !std::all_of(k.begin(), k.end(), [](char c) { return c > 0x20 && c < 0x7f; }))
+      return send_error(ex, 400, "bad_request", "Idempotency-Key must be 1 to 255 visible ASCII characters");
+    idem_key = rq.client.owner + "\n" + k;  // per client: the unix uid or the TCP token name
+    auto pq = rq.query.find("policy");
+    fingerprint = sha256_hex(rq.path + "\n" + (pq == rq.query.end() ? "" : pq->second) + "\n" + rq.body);
+    if (auto it = idempotency_.find(idem_key); it != idempotency_.end()) {
+      if (auto job = executor_.find(it->second.job_id)) {
+        if (it->second.fingerprint != fingerprint)
+          return send_error(ex, 422, "idempotency_key_reused",
+                            "Idempotency-Key \"" + k + "\" was used for a different request (job " + job->id +
+                                "); use a new key for a new request");
+        if (wait) return wait_job(ex, job->id, -1);
+        return ex->respond(202, "application/json",
+                           dump(ojson{{"id", job->id}, {"state", to_string(job->state)}}) + "\n",
+                           {{"Idempotent-Replayed", "true"}});
+      }
+      idempotency_.erase(it);  // its job is no longer retained: the key is free again
+    }
+  }
   // Strict JSON first: the API speaks JSON, and its errors give line and column.
   try {
     nlohmann::json parsed = nlohmann::json::parse(rq.body);
@@ -281,17 +335,27 @@ void Api::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
     restore_long_strings(root, ls);
   } catch (const cfg::ConfigError& e) {
     return send_error(ex, 400, "malformed_json", e.error.str());
-  }  // parsed: the text is not needed (a /v1/run may wait long), nor its buffer budget
-  std::string policy_name;
+  }
+  std::string policy_name, callback_url;
   YAML::Node job_node = root;
-  if (root.IsMap() && root["job"]) {
-    try {
-      cfg::check_map(root, doc, "the request", {"job", "policy"});
+  try {
+    if (root.IsMap() && root["job"]) {
+      cfg::check_map(root, doc, "the request", {"job", "policy", "callback_url"});
       if (root["policy"]) policy_name = cfg::as_string(root["policy"], doc, "policy");
-    } catch (const cfg::ConfigError& e) {
-      return send_error(ex, 400, "invalid_job", e.error.str());
+      if (root["callback_url"]) callback_url = cfg::as_string(root["callback_url"], doc, "callback_url");
+      job_node = root["job"];
+    } else if (root.IsMap() && root["callback_url"]) {
+      // A bare job may carry it too; it is the request's, not the job spec's.
+      callback_url = cfg::as_string(root["callback_url"], doc, "callback_url");
+      root.remove("callback_url");
     }
-    job_node = root["job"];
+  } catch (const cfg::ConfigError& e) {
+    return send_error(ex, 400, "invalid_job", e.error.str());
+  }
+  if (!callback_url.empty()) {
+    if (!callbacks_)
+      return send_error(ex, 400, "invalid_callback", "callback_url: callbacks are not enabled on this server (callbacks.secret_file)");
+    if (auto why = callbacks_->check_url(callback_url)) return send_error(ex, 400, "invalid_callback", *why);
   }
   if (auto q = rq.query.find("policy"); q != rq.query.end()) {
     if (!policy_name.empty() && policy_name != q->second)
@@ -323,6 +387,18 @@ void Api::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
   if (!job) {
     if (executor_.draining()) return send_error(ex, 503, "shutting_down", err);
     return send_error(ex, 429, "queue_full", err);
+  }
+  if (!idem_key.empty()) {
+    prune_idempotency();
+    idempotency_[idem_key] = IdempotentSubmission{job->id, fingerprint};
+  }
+  if (!callback_url.empty()) {
+    std::weak_ptr<JobRecord> weak = job;
+    CallbackSender* cb = callbacks_;
+    executor_.subscribe(job, [weak, cb, callback_url](const JobEvent& e) {
+      if (e.kind != JobEvent::kDone) return;
+      if (auto j = weak.lock()) cb->deliver(j->id, callback_url, dump(job_json(*j)));
+    });
   }
   if (!wait) return send_json(ex, 202, ojson{{"id", job->id}, {"state", to_string(job->state)}});
   wait_job(ex, job->id, -1);
@@ -456,6 +532,13 @@ void Api::metrics(const std::shared_ptr<HttpExchange>& ex) {
   o << "# HELP wasmjail_violations_total Jobs ended for a forbidden system call, by syscall.\n"
        "# TYPE wasmjail_violations_total counter\n";
   for (const auto& [sc, n] : st.violations_by_syscall) o << "wasmjail_violations_total{syscall=\"" << sc << "\"} " << n << "\n";
+  o << "# HELP wasmjail_callbacks_total Callback deliveries that ended, by outcome (failed: every attempt failed).\n"
+       "# TYPE wasmjail_callbacks_total counter\n"
+    << "wasmjail_callbacks_total{outcome=\"delivered\"} " << (callbacks_ ? callbacks_->delivered() : 0) << "\n"
+    << "wasmjail_callbacks_total{outcome=\"failed\"} " << (callbacks_ ? callbacks_->failed() : 0) << "\n";
+  o << "# HELP wasmjail_callback_attempts_failed_total Callback attempts that failed (retried or not).\n"
+       "# TYPE wasmjail_callback_attempts_failed_total counter\n"
+    << "wasmjail_callback_attempts_failed_total " << (callbacks_ ? callbacks_->attempts_failed() : 0) << "\n";
   o << "# HELP wasmjail_http_requests_total HTTP requests received.\n# TYPE wasmjail_http_requests_total counter\n"
     << "wasmjail_http_requests_total " << http_requests_ << "\n";
   ex->respond(200, "text/plain; version=0.0.4", o.str());

@@ -8,8 +8,11 @@
 //   DELETE /v1/jobs/{id}         cancel
 //   POST   /v1/run               submit and wait: one round trip
 //   GET    /healthz, GET /metrics (Prometheus text)
+//   GET    /v1/openapi.json      the OpenAPI 3.1 document of this API (server/openapi.json)
 //
-// Errors are {"error": {"code", "message"}} with 400/401/404/405/409/413/429/503.
+// POST /v1/jobs and /v1/run take an Idempotency-Key header (per client, remembered while
+// the job it named is retained) and a callback_url (server/callbacks.h).
+// Errors are {"error": {"code", "message"}} with 400/401/404/405/409/413/422/429/503.
 //
 // Every job belongs to the client that submitted it (HttpClient::owner: the unix peer's
 // uid, or the TCP token's name). A client lists, reads, waits on, streams and cancels only
@@ -53,12 +56,16 @@ class ServerLog {
 // A text log value: as is when plain, else quoted and escaped (see ServerLog).
 std::string log_text_value(const std::string& v);
 
+class CallbackSender;
+
 class Api {
  public:
   // `policies`: every policy jobs may name, loaded and resolved at start.
   Api(uv_loop_t* loop, Executor& executor, const ServerConfig& cfg,
       std::map<std::string, std::shared_ptr<const Policy>> policies);
   void handle(const std::shared_ptr<HttpExchange>& ex);
+  // Enables callback_url (null: jobs naming one are refused).
+  void set_callbacks(CallbackSender* callbacks) { callbacks_ = callbacks; }
 
  private:
   void submit(const std::shared_ptr<HttpExchange>& ex, bool wait);
@@ -76,6 +83,15 @@ class Api {
   const ServerConfig& cfg_;
   std::map<std::string, std::shared_ptr<const Policy>> policies_;
   uint64_t http_requests_ = 0;
+  CallbackSender* callbacks_ = nullptr;
+  // Idempotency-Key -> the job it created. Keyed by client + "\n" + key; an entry lives as
+  // long as its job is retained by the Executor (pruned when the map outgrows retention).
+  struct IdempotentSubmission {
+    std::string job_id;
+    std::string fingerprint;  // sha256 of the endpoint, the policy query and the body
+  };
+  std::map<std::string, IdempotentSubmission> idempotency_;
+  void prune_idempotency();
 };
 
 }  // namespace wj

@@ -254,9 +254,7 @@ class HttpConnection {
   // Writes raw bytes; false when the peer is too far behind (then the connection closes).
   bool write_raw(std::string data) {
     if (closing_) return false;
-    const size_t queued = stream()->write_queue_size;
-    if (queued > server_->limits_.max_pending_write_bytes ||
-        (queued > 0 && server_->pending_write_bytes_ + data.size() > server_->limits_.max_pending_write_total)) {
+    if (stream()->write_queue_size > server_->limits_.max_pending_write_bytes || !may_queue(data.size())) {
       close();
       return false;
     }
@@ -283,6 +281,20 @@ class HttpConnection {
     }
     return true;
   }
+
+  // Whether `n` more bytes may wait for this client, all connections' unread answers
+  // together staying within max_pending_write_total. A connection already behind gets no
+  // more past it. A fresh answer past it is refused too, unless it is small (an error, a
+  // status: those always go) or nothing else waits (an answer larger than the whole budget
+  // can still be sent): otherwise every client that asks for a large answer and reads none
+  // of it would have it queued in full.
+  bool may_queue(size_t n) {
+    const size_t pending = server_->pending_write_bytes_;
+    if (pending + n <= server_->limits_.max_pending_write_total) return true;
+    if (stream()->write_queue_size > 0) return false;
+    return n <= kSmallAnswer || pending == 0;
+  }
+  static constexpr size_t kSmallAnswer = 64u << 10;
 
   // The current exchange is answered: go on with the next request, or close.
   void response_done() {
@@ -530,7 +542,7 @@ class HttpConnection {
     }
     seen_request_ = true;
     // The request timer keeps running: the body must arrive within the same timeout.
-    const size_t max_body = server_->limits_.max_body_bytes;
+    const size_t max_body = max_body_bytes();
     if (parser_.content_length != ULLONG_MAX && parser_.content_length > max_body) {
       reply_error(413, "payload_too_large", "the request body is larger than " + std::to_string(max_body) + " bytes");
       return -1;
@@ -548,10 +560,17 @@ class HttpConnection {
                 {{"Retry-After", "1"}});
     return -1;
   }
+  // The largest body this client may send: max_body_bytes, or for TCP clients their share
+  // of the buffer budget when that is smaller (a larger body could never be buffered: it is
+  // refused as too large, not answered "busy, retry later" forever).
+  size_t max_body_bytes() const {
+    const size_t m = server_->limits_.max_body_bytes;
+    return tokens_ ? std::min(m, server_->budget_->tcp_cap) : m;
+  }
   int on_body(const char* at, size_t n) {
-    if (req_.body.size() + n > server_->limits_.max_body_bytes) {
+    if (req_.body.size() + n > max_body_bytes()) {
       reply_error(413, "payload_too_large",
-                  "the request body is larger than " + std::to_string(server_->limits_.max_body_bytes) + " bytes");
+                  "the request body is larger than " + std::to_string(max_body_bytes()) + " bytes");
       return 1;
     }
     if (!body_charge_.grow_to(req_.body.size() + n)) return busy();  // chunked: charged as it comes
@@ -627,6 +646,11 @@ void HttpExchange::release_body() {
 void HttpExchange::respond(int status, const std::string& content_type, const std::string& body,
                            const std::vector<std::pair<std::string, std::string>>& extra) {
   if (started_ || !conn_) return;
+  // An answer that may not wait for this client now (see may_queue) is a 503 instead.
+  if (!conn_->may_queue(body.size() + 1024))
+    return respond(503, "application/json",
+                   http_error_body("server_busy", "the server holds as many unread answers as it may; retry later"),
+                   {{"Retry-After", "1"}});
   started_ = finished_ = true;
   std::string head = "HTTP/1.1 " + std::to_string(status) + " " + http_reason(status) + "\r\nContent-Type: " +
                      content_type + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
@@ -733,6 +757,31 @@ std::optional<std::string> HttpServer::listen_tcp(const std::string& host, int p
   if (rc != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(&l->h), [](uv_handle_t* h) { delete static_cast<ListenerHandle*>(h->data); });
     return "cannot listen on tcp:" + host + ":" + std::to_string(port) + ": " + uv_strerror(rc);
+  }
+  listeners_.push_back(l);
+  return std::nullopt;
+}
+
+std::optional<std::string> HttpServer::listen_fd(int fd, bool tcp, std::vector<ApiToken> tokens) {
+  if (tcp && tokens.empty()) return "a TCP listener needs a bearer token";
+  for (const ApiToken& t : tokens)
+    if (t.token.empty()) return "a TCP listener's bearer tokens must not be empty";
+  auto* l = new ListenerHandle{};
+  l->server = this;
+  l->is_tcp = tcp;
+  if (tcp) l->tokens = std::make_shared<const std::vector<ApiToken>>(std::move(tokens));
+  int rc = tcp ? uv_tcp_init(loop_, &l->h.tcp) : uv_pipe_init(loop_, &l->h.pipe, 0);
+  l->h.pipe.data = l;
+  if (rc == 0) rc = tcp ? uv_tcp_open(&l->h.tcp, fd) : uv_pipe_open(&l->h.pipe, fd);
+  if (rc == 0) rc = uv_listen(l->stream(), 128, [](uv_stream_t* s, int status) {
+    if (status == 0) {
+      auto* lh = static_cast<ListenerHandle*>(s->data);
+      lh->server->on_connection(lh);
+    }
+  });
+  if (rc != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&l->h), [](uv_handle_t* h) { delete static_cast<ListenerHandle*>(h->data); });
+    return "cannot listen on inherited fd " + std::to_string(fd) + ": " + uv_strerror(rc);
   }
   listeners_.push_back(l);
   return std::nullopt;

@@ -128,6 +128,9 @@ class HttpServer {
   // Binds a TCP address; requests must carry "Authorization: Bearer <token>" with one of
   // `tokens` (at least one).
   std::optional<std::string> listen_tcp(const std::string& host, int port, std::vector<ApiToken> tokens);
+  // Listens on a socket already bound and listening (systemd socket activation: takes the
+  // fd). A TCP one needs bearer tokens, as listen_tcp.
+  std::optional<std::string> listen_fd(int fd, bool tcp, std::vector<ApiToken> tokens);
   // Serves one already connected unix stream socket (takes the fd): as a unix-socket
   // client (its peer's uid), or, with `tokens`, requiring a bearer token like TCP. For
   // tests and the fuzz target.

@@ -35,6 +35,7 @@ Route route_request(const std::string& m, const std::string& p) {
   };
   if (p == "/healthz") return only("GET", Route::kHealth);
   if (p == "/metrics") return only("GET", Route::kMetrics);
+  if (p == "/v1/openapi.json") return only("GET", Route::kOpenApi);
   if (p == "/v1/run") return only("POST", Route::kRun);
   if (p == "/v1/jobs") {
     if (m == "POST") return endpoint(Route::kSubmit);

@@ -10,6 +10,7 @@ struct Route {
   enum Endpoint {
     kHealth,     // GET /healthz
     kMetrics,    // GET /metrics
+    kOpenApi,    // GET /v1/openapi.json
     kRun,        // POST /v1/run
     kSubmit,     // POST /v1/jobs
     kList,       // GET /v1/jobs

@@ -36,6 +36,8 @@ Loaded load() {
   sym(&c.easy_getinfo, "curl_easy_getinfo");
   sym(&c.easy_strerror, "curl_easy_strerror");
   sym(&c.easy_unescape, "curl_easy_unescape");
+  sym(&c.slist_append, "curl_slist_append");
+  sym(&c.slist_free_all, "curl_slist_free_all");
   sym(&c.free, "curl_free");
   sym(&c.url, "curl_url");
   sym(&c.url_cleanup, "curl_url_cleanup");

@@ -19,6 +19,8 @@ struct Lib {
   CURLcode (*easy_getinfo)(CURL*, CURLINFO, ...);
   const char* (*easy_strerror)(CURLcode);
   char* (*easy_unescape)(CURL*, const char*, int, int*);
+  curl_slist* (*slist_append)(curl_slist*, const char*);
+  void (*slist_free_all)(curl_slist*);
   void (*free)(void*);
   CURLU* (*url)();
   void (*url_cleanup)(CURLU*);

@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <exception>
 #include <new>
@@ -36,7 +37,19 @@ void report_violation(int32_t nr, uint32_t arch) {
   (void)n;
 }
 
+// One final outcome per job: V8's out-of-memory handlers can fire on several compile threads
+// at once, and one of them can race the main thread's own outcome. The first claims it; the
+// others wait for the exit that the first one brings (an _exit of theirs could cut its record).
+std::atomic<bool> g_outcome_claimed{false};
+
+void claim_outcome_or_wait() {
+  if (!g_outcome_claimed.exchange(true))
+    return;
+  for (;;) g_outcome_claimed.wait(true);  // a futex wait: seccomp allows it (pause() it does not)
+}
+
 [[noreturn]] void report_and_exit(const RunOutcome& o) {
+  claim_outcome_or_wait();
   write_all(kChildRecord, wire::encode_outcome(o));
   _exit(0);
 }
@@ -51,6 +64,7 @@ void on_v8_fatal(bool out_of_memory) {
                            : phase == RunPhase::kCompile     ? g_oom_compile_record
                            : phase == RunPhase::kInstantiate ? g_oom_instantiate_record
                                                              : g_oom_record;
+  claim_outcome_or_wait();
   (void)!write(kChildRecord, rec.data(), rec.size());
 }
 

@@ -91,6 +91,8 @@ std::shared_ptr<JobRecord> Executor::submit(Submission s, std::string* error) {
   job->id = new_job_id();
   job->policy_name = s.policy_name;
   job->owner = s.owner;
+  for (const auto& o : s.spec.outputs)
+    if (!o.publish_to.empty()) job->not_published.emplace_back(o.name, o.publish_to);
   job->submitted_at = std::chrono::system_clock::now();
   job->t_submitted = std::chrono::steady_clock::now();
   job->submission = std::move(s);
@@ -251,12 +253,12 @@ void Executor::launch_ready() {
       it = ready_.erase(it);
       continue;
     }
-    if (preparing_ > 0 && !Supervisor::spawns_via_fork_server(job->prepared.job)) {
+    if (pool_threads_busy() && !Supervisor::spawns_via_fork_server(job->prepared.job)) {
       ++it;
       continue;
     }
     it = ready_.erase(it);
-    start_prepared(job, preparing_ > 0);
+    start_prepared(job, pool_threads_busy());
     it = ready_.begin();  // start_prepared may have changed the list (a job that failed at once)
   }
 }

@@ -77,6 +77,9 @@ struct JobRecord {
   std::string owner;  // Submission::owner
   Result result;  // final once state is kDone
   std::vector<std::pair<std::string, std::string>> outputs;  // name -> host folder
+  // Outputs the job asked to have published (name -> "IPFS", "s3", ...): written locally
+  // like every output, never published (the orchestrator's job). See publishing_json().
+  std::vector<std::pair<std::string, std::string>> not_published;
   std::chrono::system_clock::time_point submitted_at;
   std::chrono::steady_clock::time_point t_submitted, t_started;
   // Output so far, in arrival order, kept up to the job's caps (for late log readers).
@@ -136,6 +139,14 @@ class Executor {
   size_t concurrency() const { return cfg_.concurrency; }
   bool draining() const { return draining_; }
   const ExecutorStats& stats() const { return stats_; }
+  // Work a frontend runs on libuv's thread pool (the server's callback deliveries). While
+  // any runs, job processes are created only by the fork server, never cloned from this
+  // process (see launch_ready); without a fork server, job starts wait for it to end.
+  void pool_work_started() { ++pool_work_; }
+  void pool_work_finished() {
+    --pool_work_;
+    launch_ready();
+  }
   // Compiles for the code cache running beside the jobs (outside the concurrency limit).
   size_t background_compiles() const { return supervisor_.background_compiles(); }
 
@@ -157,6 +168,9 @@ class Executor {
   uint64_t retained_bytes_ = 0;
   size_t running_ = 0;
   size_t preparing_ = 0;                           // preparations on the thread pool
+  size_t pool_work_ = 0;                           // a frontend's work on the thread pool
+  // Another thread may be inside malloc: job processes only from the fork server.
+  bool pool_threads_busy() const { return preparing_ > 0 || pool_work_ > 0; }
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> preparing_cancel_;  // job id -> abort flag
   std::deque<std::shared_ptr<JobRecord>> ready_;   // prepared, waiting for the pool to be idle
   uint64_t next_token_ = 1;

@@ -67,6 +67,15 @@ nlohmann::ordered_json to_json(const Result& r) {
   return j;
 }
 
+nlohmann::ordered_json publishing_json(const std::vector<std::pair<std::string, std::string>>& requested) {
+  nlohmann::ordered_json req = nlohmann::ordered_json::object();
+  for (const auto& [name, dest] : requested) req[name] = dest;
+  return {{"published", false},
+          {"reason", "wasmjail does not publish outputs (publishing is the orchestrator's job); they were written "
+                     "to the local output folders listed in \"outputs\""},
+          {"requested", req}};
+}
+
 std::string to_json_text(const Result& r, int indent) {
   return to_json(r).dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -68,7 +68,10 @@ struct Usage {
 
 struct Result {
   Status status = Status::kInternalError;
-  int64_t exit_code = -1;  // the guest's; 0 when the entry point returns; -1 if it never ran
+  // The guest's: 0 when the entry point returns; proc_exit's status as WASI defines it, an
+  // unsigned 32-bit value (0..4294967295, so proc_exit(-1) is 4294967295); -1 only when the
+  // guest never ran to an end (never ambiguous with a proc_exit status).
+  int64_t exit_code = -1;
   std::string error;       // what went wrong, for a person; empty when ok
   CapturedStream out, err;
   std::optional<TrapInfo> trap;
@@ -88,6 +91,9 @@ struct Result {
 };
 
 nlohmann::ordered_json to_json(const Result& r);
+// The result's "publishing" member for outputs a job asked to have published (output name ->
+// the StorageSource or Publisher it named): {"published": false, "reason", "requested"}.
+nlohmann::ordered_json publishing_json(const std::vector<std::pair<std::string, std::string>>& requested);
 // Serialized JSON; invalid UTF-8 in guest output becomes U+FFFD instead of failing.
 std::string to_json_text(const Result& r, int indent = -1);
 

@@ -461,7 +461,11 @@ struct Running {
       const RunOutcome& o = *outcome;
       switch (o.kind) {
         case OutcomeKind::kReturned: result.status = Status::kOk; result.exit_code = 0; break;
-        case OutcomeKind::kExited: result.status = Status::kOk; result.exit_code = o.exit_code; break;
+        case OutcomeKind::kExited:
+          // WASI's proc_exit takes a u32: reported as such, never as a negative number.
+          result.status = Status::kOk;
+          result.exit_code = static_cast<uint32_t>(o.exit_code);
+          break;
         case OutcomeKind::kTrap:
           result.status = Status::kTrap;
           result.trap = TrapInfo{o.message, o.backtrace};

@@ -287,6 +287,34 @@ BOOST_AUTO_TEST_CASE(v1_job_cgroup_writes_limits_joins_and_removes_with_straggle
   BOOST_TEST(our_cgroup_folders().empty());
 }
 
+// A join that fails part-way (here the pids folder is gone) puts the process back where it
+// was in the hierarchies it had already joined. It used to stay there, so the removal that
+// follows a failed join (best_effort: the job runs without the cgroup) killed the job.
+BOOST_AUTO_TEST_CASE(v1_a_failed_join_puts_the_process_back_and_removal_spares_it) {
+  REQUIRE_V1();
+  sandbox::CgroupHost host = sandbox::detect_cgroups();
+  std::string err;
+  auto cg = sandbox::JobCgroup::create(host, sandbox::job_cgroup_name(888890), {64u << 20, 7, std::nullopt}, &err);
+  BOOST_REQUIRE_MESSAGE(cg, err);
+  pid_t child = fork();
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  const std::string mem_before = v1_cgroup_of(child, "memory");
+  BOOST_REQUIRE(!mem_before.empty());
+  BOOST_REQUIRE(rmdir(cg->path_of("pids").c_str()) == 0);  // the last folder joined
+  BOOST_TEST(cg->join(child).has_value());
+  BOOST_TEST(v1_cgroup_of(child, "memory") == mem_before);
+  BOOST_TEST(!cg->remove());
+  usleep(100 * 1000);
+  int status = 0;
+  BOOST_TEST(waitpid(child, &status, WNOHANG) == 0, "the process was killed by remove()");
+  kill(child, SIGKILL);
+  waitpid(child, &status, 0);
+  BOOST_TEST(our_cgroup_folders().empty());
+}
+
 // The v2 protocol cannot run in this kernel (its cgroup2 hierarchy holds no controllers):
 // what is tested is the file protocol, against a folder tree laid out like a v2 subtree.
 BOOST_AUTO_TEST_CASE(v2_file_protocol_against_a_fake_subtree) {

@@ -97,6 +97,14 @@ BOOST_AUTO_TEST_CASE(examples_give_their_documented_results) {
   j = json::parse(r.out);
   BOOST_TEST(j["status"] == "ok");
   BOOST_TEST(j["stdout"] == "library ready\nThe library says 42 (and 40 + 2 = 42)\n");
+  std::string out = wjt::temp_dir();
+  r = wjt::run({binary(), "exec", WJ_SOURCE_DIR "/configs/examples/bacalhau-v1.yaml", "--output-dir", out});
+  j = json::parse(r.out);
+  BOOST_TEST(j["status"] == "ok");
+  BOOST_TEST(j["stdout"] == "3 rows, total 20\n");
+  BOOST_TEST(j["publishing"]["published"] == false);
+  BOOST_TEST(wjt::read_file(out + "/totals/totals.csv") == "apples,6\npears,10\nplums,24\nTOTAL,20\n");
+  fs::remove_all(out);
 }
 
 BOOST_AUTO_TEST_CASE(result_shape_is_complete) {
@@ -318,6 +326,76 @@ BOOST_AUTO_TEST_CASE(inputs_and_outputs_are_mounted) {
   BOOST_TEST(e.result["outputs"]["result"] == outdir + "/result");
   e = exec_job("entry_module: {source_path: " + G("hello") + "}\ninputs: [{source_path: nowhere, path: /inputs}]\n", {}, dir);
   BOOST_TEST(e.result["error"] == "inputs[0]: cannot read " + dir + "/nowhere: No such file or directory");
+}
+
+BOOST_AUTO_TEST_CASE(proc_exit_status_outside_0_255_is_not_minus_one) {
+  std::string dir = wjt::temp_dir(), out = dir + "/results";
+  auto e = exec_job("entry_module: {source_path: " + G("exit_code") + "}\nparameters: ['-1']\n", {"--output-dir", out}, dir);
+  BOOST_TEST(e.code == 0);
+  BOOST_TEST(e.result["status"] == "ok");
+  BOOST_TEST(e.result["exit_code"] == 4294967295ll);  // WASI's u32 status, never -1
+  BOOST_TEST(wjt::read_file(out + "/exitCode") == "4294967295");
+  e = exec_job("entry_module: {source_path: " + G("exit_code") + "}\nparameters: ['300']\n", {"--format", "bacalhau"}, dir);
+  BOOST_TEST(e.result["ExitCode"] == 300);
+  auto r = wjt::run({binary(), "run", guest("exit_code"), "-1"});
+  BOOST_TEST(r.exit_code == 1);
+  BOOST_TEST(r.err.find("status 4294967295 (outside 0..255)") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(legacy_job_with_ipfs_outputs_runs_and_says_not_published) {
+  std::string dir = wjt::temp_dir();
+  fs::create_directories(dir + "/data");
+  wjt::write_file(dir + "/data/data.csv", "apples,6\npears,10\n");
+  std::string out = dir + "/res";
+  auto e = exec_job(R"({"APIVersion": "V1beta1", "Spec": {"Engine": "Wasm",
+    "Wasm": {"EntryModule": {"StorageSource": "LocalDirectory", "SourcePath": )" + json(guest("csv_transform")).dump() + R"(},
+             "Parameters": ["/inputs/data.csv", "/outputs/totals.csv"]},
+    "inputs": [{"StorageSource": "LocalDirectory", "SourcePath": "data", "Path": "/inputs"}],
+    "outputs": [{"StorageSource": "IPFS", "Name": "outputs", "Path": "/outputs"}]}})",
+                    {"--output-dir", out}, dir);
+  BOOST_TEST(e.code == 0);
+  BOOST_TEST(e.result["status"] == "ok");
+  BOOST_TEST(wjt::read_file(out + "/outputs/totals.csv").find("TOTAL,16") != std::string::npos);
+  BOOST_TEST(e.result["publishing"]["published"] == false);
+  BOOST_TEST(e.result["publishing"]["requested"]["outputs"] == "IPFS");
+  BOOST_TEST(e.result["publishing"]["reason"].get<std::string>().find("not publish") != std::string::npos);
+  BOOST_TEST(wjt::read_file(out + "/stdout") == "2 rows, total 16\n");
+  BOOST_TEST(wjt::read_file(out + "/exitCode") == "0");
+  fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(bacalhau_v1_job_runs_end_to_end) {
+  std::string dir = wjt::temp_dir();
+  fs::create_directories(dir + "/data");
+  wjt::write_file(dir + "/data/data.csv", "plums,24\n");
+  std::string out = dir + "/res";
+  std::string b64 = base64_of_file(guest("csv_transform"));
+  auto e = exec_job(R"({"Name": "v1", "Type": "batch", "Count": 1, "Tasks": [{"Name": "t",
+    "Engine": {"Type": "wasm", "Params": {
+      "EntryModule": {"Source": {"Type": "inline", "Params": {"URL": "data:application/wasm;base64,)" + b64 + R"("}}},
+      "Entrypoint": "_start", "Parameters": ["/inputs/data.csv", "/outputs/totals.csv"]}},
+    "InputSources": [{"Source": {"Type": "localDirectory", "Params": {"SourcePath": "data"}}, "Target": "/inputs"}],
+    "ResultPaths": [{"Name": "totals", "Path": "/outputs"}],
+    "Publisher": {"Type": "s3"},
+    "Timeouts": {"ExecutionTimeout": 60}, "Resources": {"Memory": "512Mi"}}]})",
+                    {"--output-dir", out, "--format", "bacalhau"}, dir);
+  BOOST_TEST(e.code == 0);
+  BOOST_TEST(e.result["Stdout"] == "1 rows, total 24\n");
+  BOOST_TEST(e.result["ExitCode"] == 0);
+  BOOST_TEST(wjt::read_file(out + "/totals/totals.csv").find("plums,48\nTOTAL,24") != std::string::npos);
+  BOOST_TEST(wjt::read_file(out + "/stdout") == "1 rows, total 24\n");
+  BOOST_TEST(wjt::read_file(out + "/stderr") == "");
+  BOOST_TEST(wjt::read_file(out + "/exitCode") == "0");
+  json full = json::parse(wjt::read_file(out + "/result.json"));
+  BOOST_TEST(full["publishing"]["requested"]["totals"] == "s3");
+  // A job asking for more memory than the policy allows fails naming the limit.
+  e = exec_job(R"({"Type": "batch", "Tasks": [{"Engine": {"Type": "wasm", "Params": {
+      "EntryModule": {"Source": {"Type": "inline", "Params": {"URL": "data:application/wasm;base64,)" + b64 + R"("}}}}},
+    "Resources": {"Memory": "64Gi"}}]})", {}, dir);
+  BOOST_TEST(e.result["status"] == "invalid_job");
+  BOOST_TEST(e.result["error"].get<std::string>().find("memory") != std::string::npos);
+  fs::remove_all(dir);
 }
 
 // ---- issue 15: the host side -----------------------------------------------------------

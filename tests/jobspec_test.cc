@@ -159,3 +159,80 @@ BOOST_AUTO_TEST_CASE(job_limits_use_the_policy_rules) {
   BOOST_TEST(err("entry_module: {source_path: m}\nlimits: {wal_time: 2s}\n").find("did you mean \"wall_time\"") !=
              std::string::npos);
 }
+
+// ---- Bacalhau v1.x jobs and legacy outputs --------------------------------------------
+
+BOOST_AUTO_TEST_CASE(bacalhau_v1_job_is_mapped) {
+  JobSpec j = ok(R"({"Name": "x", "Type": "batch", "Count": 1, "Tasks": [{"Name": "main",
+    "Engine": {"Type": "wasm", "Params": {
+      "EntryModule": {"Source": {"Type": "localDirectory", "Params": {"SourcePath": "m.wasm"}}, "Target": "/app"},
+      "Entrypoint": "run", "Parameters": ["a", "b"], "EnvironmentVariables": {"A": "1"},
+      "ImportModules": [{"Source": {"Type": "inline", "Params": {"URL": "data:,x"}}, "Alias": "lib"},
+                        {"Source": {"Type": "urlDownload", "Params": {"URL": "https://example.com/l.wasm"}}, "Target": "lib2"}]}},
+    "Env": {"B": "2"},
+    "InputSources": [{"Source": {"Type": "localDirectory", "Params": {"SourcePath": "d", "ReadWrite": false}}, "Target": "/inputs/"}],
+    "ResultPaths": [{"Name": "out", "Path": "/outputs"}],
+    "Publisher": {"Type": "ipfs"},
+    "Timeouts": {"ExecutionTimeout": 30},
+    "Resources": {"CPU": "500m", "Memory": "256Mi"}}]})");
+  BOOST_TEST(j.entry_module.source_path == "m.wasm");
+  BOOST_TEST(j.entry_module.path == "");  // the entry module is not mounted
+  BOOST_TEST(j.entry_point == "run");
+  BOOST_TEST(j.parameters == (std::vector<std::string>{"a", "b"}), boost::test_tools::per_element());
+  BOOST_REQUIRE(j.env.size() == 2u);
+  BOOST_TEST((j.env[0] == std::pair<std::string, std::string>{"A", "1"}));
+  BOOST_TEST((j.env[1] == std::pair<std::string, std::string>{"B", "2"}));
+  BOOST_REQUIRE(j.import_modules.size() == 2u);
+  BOOST_TEST((j.import_modules[0].source == StorageSource::kInline && j.import_modules[0].name == "lib"));
+  BOOST_TEST((j.import_modules[1].source == StorageSource::kUrlDownload && j.import_modules[1].path == "lib2"));
+  BOOST_REQUIRE(j.inputs.size() == 1u);
+  BOOST_TEST(j.inputs[0].path == "/inputs");
+  BOOST_TEST(j.inputs[0].source_path == "d");
+  BOOST_REQUIRE(j.outputs.size() == 1u);
+  BOOST_TEST(j.outputs[0].name == "out");
+  BOOST_TEST(j.outputs[0].path == "/outputs");
+  BOOST_TEST(j.outputs[0].publish_to == "ipfs");
+  BOOST_TEST(*j.limits.wall_time_ms == 30000.0);
+  BOOST_TEST(*j.limits.memory == 256ull << 20);
+  // EntryPoint (Bacalhau's JSON tag) is accepted too; memory units as Bacalhau writes them.
+  JobSpec k = ok(R"({"Type": "batch", "Tasks": [{"Engine": {"Type": "WASM", "Params": {"EntryPoint": "go",
+    "EntryModule": {"Source": {"Type": "inline", "Params": {"URL": "data:,x"}}}}}, "Resources": {"Memory": "1gb"}}]})");
+  BOOST_TEST(k.entry_point == "go");
+  BOOST_TEST(*k.limits.memory == 1000000000ull);
+  BOOST_TEST(k.outputs.empty());
+}
+
+BOOST_AUTO_TEST_CASE(bacalhau_v1_errors_name_what_and_where) {
+  const std::string em = R"("EntryModule": {"Source": {"Type": "inline", "Params": {"URL": "data:,x"}}})";
+  BOOST_TEST(err(R"({"Type": "batch", "Tasks": [{"Engine": {"Type": "wasm", "Params": {"EntryModule":
+    {"Source": {"Type": "s3", "Params": {"Bucket": "b"}}}}}}]})") ==
+             "job.yaml:2:25: Tasks[0].Engine.Params.EntryModule.Source.Type \"s3\" is not served by this executor "
+             "(it serves urlDownload, localDirectory and inline)");
+  BOOST_TEST(err(R"({"Type": "batch", "Tasks": [{"Engine": {"Type": "wasm", "Params": {)" + em + R"(}},
+    "InputSources": [{"Source": {"Type": "ipfs", "Params": {"CID": "Qm"}}, "Target": "/in"}]}]})")
+                 .find("Tasks[0].InputSources[0].Source.Type \"ipfs\" is not served by this executor") != std::string::npos);
+  BOOST_TEST(err(R"({"Type": "service", "Tasks": []})") ==
+             "job.yaml:1:10: Type is \"service\"; this executor runs only \"batch\" jobs (one run to completion)");
+  BOOST_TEST(err(R"({"Type": "batch", "Tasks": [{"Engine": {"Type": "docker", "Params": {}}}]})") ==
+             "job.yaml:1:49: Tasks[0].Engine.Type is \"docker\"; this executor runs only \"wasm\"");
+  BOOST_TEST(err(R"({"Type": "batch", "Tasks": [{"Engine": {"Type": "wasm", "Params": {)" + em + R"(}},
+    "Resources": {"Memory": "lots"}}]})")
+                 .find("Tasks[0].Resources.Memory: \"lots\" is not a memory size") != std::string::npos);
+  BOOST_TEST(err(R"({"Type": "batch", "Tasks": [{"Engine": {"Type": "wasm", "Params": {)" + em + R"(}},
+    "Env": {"A": "1"}, "Timeouts": {"ExecutionTimeot": 3}}]})")
+                 .find("did you mean \"ExecutionTimeout\"") != std::string::npos);
+  BOOST_TEST(err(R"({"Type": "batch", "Tasks": [{"Engine": {"Type": "wasm", "Params": {)" + em + R"(}},
+    "Network": {"Type": "Full"}}]})")
+                 .find("asks for network access") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(legacy_outputs_with_any_storage_source_are_accepted) {
+  JobSpec j = ok(R"({"APIVersion": "V1beta1", "Spec": {"Engine": "Wasm",
+    "Wasm": {"EntryModule": {"StorageSource": "LocalDirectory", "SourcePath": "m.wasm"}},
+    "outputs": [{"StorageSource": "IPFS", "Name": "outputs", "Path": "/outputs"},
+                {"StorageSource": "S3", "Name": "more", "Path": "/more", "URL": "s3://bucket/key"}]}})");
+  BOOST_REQUIRE(j.outputs.size() == 2u);
+  BOOST_TEST(j.outputs[0].publish_to == "IPFS");
+  BOOST_TEST(j.outputs[1].publish_to == "S3");
+  BOOST_TEST(j.outputs[1].url == "");
+}

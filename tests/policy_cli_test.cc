@@ -1,6 +1,8 @@
 // End-to-end: `wasmjail policy check|show` and `wasmjail run --policy`.
 #include <boost/test/unit_test.hpp>
 
+#include <filesystem>
+
 #include "tests/testlib.h"
 
 using wjt::binary;
@@ -10,6 +12,7 @@ using wjt::run;
 namespace {
 const std::string kFixtures = WJ_POLICY_FIXTURES;
 const std::string kShipped = WJ_SHIPPED_POLICIES;
+const std::string kSystem = WJ_SYSTEM_POLICY_DIR;  // /etc/wasmjail/policies when installed under /usr
 std::string fx(const std::string& n) {
   return kFixtures + "/" + n;
 }
@@ -70,7 +73,23 @@ BOOST_AUTO_TEST_CASE(operator_folders_come_before_shipped) {
   BOOST_TEST(r.exit_code == 0);
   r = run({binary(), "policy", "show", "child_ok"});
   BOOST_TEST(r.exit_code == 1);
-  BOOST_TEST(r.err == "child_ok: no policy named \"child_ok\" (looked in: " + kShipped + ")\n");
+  BOOST_TEST(r.err == "child_ok: no policy named \"child_ok\" (looked in: " + kSystem + ", " + kShipped + ")\n");
+}
+
+BOOST_AUTO_TEST_CASE(lookup_order_policy_dir_then_env_then_system_then_source_tree) {
+  std::string a = wjt::temp_dir(), b = wjt::temp_dir();
+  wjt::write_file(a + "/p.yaml", "description: from --policy-dir\n");
+  wjt::write_file(b + "/p.yaml", "description: from WASMJAIL_POLICY_PATH\n");
+  wjt::write_file(b + "/default.yaml", "description: env default\n");
+  auto r = run({binary(), "policy", "show", "--policy-dir", a, "p"}, {"WASMJAIL_POLICY_PATH=" + b});
+  BOOST_TEST(r.out.find("description: \"from --policy-dir\"") != std::string::npos, r.out + r.err);
+  r = run({binary(), "policy", "show", "p"}, {"WASMJAIL_POLICY_PATH=" + b});
+  BOOST_TEST(r.out.find("description: \"from WASMJAIL_POLICY_PATH\"") != std::string::npos, r.out + r.err);
+  // WASMJAIL_POLICY_PATH comes before the shipped policies, even for a shipped name.
+  r = run({binary(), "policy", "show", "default"}, {"WASMJAIL_POLICY_PATH=" + b});
+  BOOST_TEST(r.out.find("description: \"env default\"") != std::string::npos, r.out + r.err);
+  std::filesystem::remove_all(a);
+  std::filesystem::remove_all(b);
 }
 
 BOOST_AUTO_TEST_CASE(run_with_a_policy_passes_its_v8_flags) {
@@ -116,7 +135,7 @@ BOOST_AUTO_TEST_CASE(run_rejects_a_bad_policy_with_its_location) {
   r = run({binary(), "run", "--policy", "nope", guest("hello")});
   BOOST_TEST(r.exit_code == 2);
   BOOST_TEST(r.err ==
-             "wasmjail: error: policy nope: no policy named \"nope\" (looked in: " + kShipped + ")\n");
+             "wasmjail: error: policy nope: no policy named \"nope\" (looked in: " + kSystem + ", " + kShipped + ")\n");
 }
 
 BOOST_AUTO_TEST_CASE(run_applies_module_bytes_from_the_policy) {

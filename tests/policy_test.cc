@@ -95,7 +95,7 @@ BOOST_AUTO_TEST_CASE(search_dirs_come_first_then_shipped) {
   setenv("WASMJAIL_POLICY_PATH", (kFixtures + "::/nonexistent").c_str(), 1);
   auto dirs = policy_search_dirs({"/op"}, kShipped);
   unsetenv("WASMJAIL_POLICY_PATH");
-  BOOST_TEST(dirs == (std::vector<std::string>{kFixtures, "/nonexistent", "/op", kShipped}),
+  BOOST_TEST(dirs == (std::vector<std::string>{"/op", kFixtures, "/nonexistent", kShipped}),
              boost::test_tools::per_element());
 }
 

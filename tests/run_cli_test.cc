@@ -216,3 +216,15 @@ BOOST_AUTO_TEST_CASE(background_compile_switch_is_validated) {
   BOOST_TEST(r.exit_code == 2);
   BOOST_TEST(r.err == "wasmjail: WASMJAIL_BACKGROUND_COMPILE must be \"on\" or \"off\", got \"1\"\n");
 }
+
+BOOST_AUTO_TEST_CASE(version_names_wasmjail_v8_and_the_libraries) {
+  auto r = run({binary(), "--version"});
+  BOOST_TEST(r.exit_code == 0);
+  for (const char* prefix : {"wasmjail ", "V8 10.2.", "libuv 1.", "libseccomp 2.", "yaml-cpp 0."})
+    BOOST_TEST(("\n" + r.out).find(std::string("\n") + prefix) != std::string::npos, prefix);
+  BOOST_TEST(r.out.find(" (commit ") != std::string::npos);
+  r = run({binary(), "--version", "--json"});
+  BOOST_TEST(r.exit_code == 0);
+  BOOST_TEST(r.out.find("\"v8\": \"10.2.") != std::string::npos, r.out);
+  BOOST_TEST(run({binary(), "--version", "--bogus"}).exit_code == 2);
+}

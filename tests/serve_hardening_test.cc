@@ -142,6 +142,12 @@ Resp http(int fd, const std::string& method, const std::string& path, const std:
   }
   Resp r = parse_response(read_all(fd, timeout_ms));
   close(fd);
+  if (r.code != 0) {
+    std::string ctype;
+    if (auto at = r.head.find("\r\nContent-Type: "); at != std::string::npos)
+      ctype = r.head.substr(at + 16, r.head.find("\r\n", at + 16) - at - 16);
+    wjt::record_api_response(method, path, r.code, ctype, r.body);
+  }
   return r;
 }
 
@@ -466,6 +472,36 @@ BOOST_AUTO_TEST_CASE(a_client_that_stops_reading_its_answer_is_dropped) {
   BOOST_TEST(got.size() < (2u << 20));  // it did not wait for the client to take it all
   // ... and it hung up while the job still ran (it sleeps 30 s): not the stream's end.
   BOOST_TEST(s.unix_req("GET", "/v1/jobs/" + id).j()["state"] == "running");
+  BOOST_TEST(s.unix_req("DELETE", "/v1/jobs/" + id).code == 202);
+}
+
+// A body sent with a request that takes none (GET .../wait, GET .../logs) used to stay
+// charged against the buffer budget for as long as the answer lasted: two long waits with
+// full bodies held the whole budget, and every submission, from any client, was 503.
+BOOST_AUTO_TEST_CASE(a_body_on_a_long_get_does_not_hold_the_buffer_budget) {
+  Server s("max_request_bytes: 1MiB\nmax_buffered_request_bytes: 2MiB\n");
+  Resp r = s.unix_req("POST", "/v1/jobs", job("burst_then_sleep"));
+  BOOST_REQUIRE(r.code == 202);
+  std::string id = r.j()["id"];
+  std::vector<int> waiters;
+  const std::string body(1 << 20, 'x');
+  for (int i = 0; i < 2; ++i) {
+    int fd = connect_unix(s.sock);
+    BOOST_REQUIRE(fd >= 0);
+    std::string req = "GET /v1/jobs/" + id + (i == 0 ? "/wait?timeout_ms=20000" : "/logs") +
+                      " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    size_t off = 0;
+    while (off < req.size()) {
+      ssize_t n = send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+      BOOST_REQUIRE(n > 0);
+      off += static_cast<size_t>(n);
+    }
+    waiters.push_back(fd);
+  }
+  usleep(500 * 1000);  // both requests are complete and being answered
+  Resp small = s.unix_req("POST", "/v1/jobs", job("hello"));
+  BOOST_TEST(small.code == 202, small.body);
+  for (int fd : waiters) close(fd);
   BOOST_TEST(s.unix_req("DELETE", "/v1/jobs/" + id).code == 202);
 }
 

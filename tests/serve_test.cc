@@ -65,7 +65,8 @@ struct Server {
       execv(a[0], a.data());
       _exit(127);
     }
-    for (int i = 0; i < 200 && access(sock.c_str(), F_OK) != 0; ++i) usleep(10000);
+    // Generous: under load (the whole suite on 2 cores) start-up can take seconds.
+    for (int i = 0; i < 1500 && access(sock.c_str(), F_OK) != 0; ++i) usleep(10000);
     BOOST_REQUIRE_MESSAGE(access(sock.c_str(), F_OK) == 0, "server did not start: " + log());
   }
   ~Server() {
@@ -103,6 +104,9 @@ struct Server {
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.code);
+    char* ctype = nullptr;
+    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype);
+    if (r.code != 0) wjt::record_api_response(method, path, r.code, ctype ? ctype : "", r.body);
     curl_slist_free_all(hs);
     curl_easy_cleanup(c);
     return r;

@@ -279,3 +279,60 @@ BOOST_AUTO_TEST_CASE(answers_waiting_for_readers_that_read_nothing_stay_bounded)
   BOOST_TEST(h.server->connections() == 0u);
   BOOST_TEST(h.server->pending_write_bytes() == 0u);
 }
+
+// Complete answers count against the total too. It used to apply only to connections that
+// already had bytes waiting, so every client that asked for a large answer (a job record
+// holds up to its stdout and stderr caps, JSON-escaped) and read none of it had the whole
+// answer queued: N such clients held N answers. Now a large answer that would go past the
+// total, while others wait, is a 503; small answers still go.
+BOOST_AUTO_TEST_CASE(large_answers_to_clients_that_read_nothing_stay_within_the_total) {
+  wj::HttpLimits lim;
+  lim.max_pending_write_total = 512u << 10;
+  Harness h(lim);
+  const std::string big(1u << 20, 'z');
+  size_t peak = 0;
+  h.custom = [&](const std::shared_ptr<wj::HttpExchange>& ex) {
+    if (ex->request().path == "/small") ex->respond(200, "text/plain", "small");
+    else ex->respond(200, "text/plain", big);
+    peak = std::max(peak, h.server->pending_write_bytes());
+  };
+  std::vector<std::string> answers;
+  for (int i = 0; i < 4; ++i)  // each reads at most a few KiB of its answer
+    answers.push_back(h.exchange(h.connect(), "GET /big HTTP/1.1\r\nHost: x\r\n\r\n", false));
+  BOOST_TEST(answers[0].rfind("HTTP/1.1 200 OK\r\n", 0) == 0u, answers[0].substr(0, 80));
+  for (int i = 1; i < 4; ++i) {
+    BOOST_TEST(answers[i].rfind("HTTP/1.1 503 Service Unavailable\r\n", 0) == 0u, answers[i].substr(0, 80));
+    BOOST_TEST(answers[i].find("\"code\":\"server_busy\"") != std::string::npos);
+  }
+  BOOST_TEST(peak <= big.size() + (64u << 10), "peak " << peak);
+  std::string r = h.exchange(h.connect(), "GET /small HTTP/1.1\r\nHost: x\r\n\r\n");
+  BOOST_TEST(r.rfind("HTTP/1.1 200 OK\r\n", 0) == 0u, r);
+  BOOST_TEST(r.find("\r\n\r\nsmall") != std::string::npos, r);
+}
+
+// When the buffer budget is small (max_buffered_request_bytes may be as low as
+// max_request_bytes), TCP clients together get only half of it. A TCP body larger than that
+// share can never be buffered: it used to be 503 server_busy ("retry later") forever; it is
+// 413 with the size a TCP client may send. The unix socket still takes a full body.
+BOOST_AUTO_TEST_CASE(a_tcp_body_larger_than_the_tcp_share_of_the_budget_is_413_not_503) {
+  wj::HttpLimits lim;
+  lim.max_body_bytes = 1000;
+  lim.max_buffered_bytes = 1000;  // TCP clients: 500
+  Harness h(lim);
+  std::vector<wj::ApiToken> tokens = {{"t", "0123456789abcdef-t", false}};
+  std::string auth = "Authorization: Bearer 0123456789abcdef-t\r\n";
+  std::string r = h.exchange(h.connect(tokens),
+                             "POST /v1/jobs HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 800\r\n\r\n");
+  BOOST_TEST(r.rfind("HTTP/1.1 413 Payload Too Large\r\n", 0) == 0u, r);
+  BOOST_TEST(r.find("larger than 500 bytes") != std::string::npos, r);
+  // Chunked: refused the same way once past the share.
+  r = h.exchange(h.connect(tokens), "POST /v1/jobs HTTP/1.1\r\nHost: x\r\n" + auth +
+                                        "Transfer-Encoding: chunked\r\n\r\n258\r\n" + std::string(600, 'y') +
+                                        "\r\n0\r\n\r\n");
+  BOOST_TEST(r.rfind("HTTP/1.1 413 Payload Too Large\r\n", 0) == 0u, r);
+  BOOST_TEST(h.server->buffered_bytes() == 0u);
+  r = h.exchange(h.connect(), "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 800\r\n\r\n" +
+                                  std::string(800, 'x'));
+  BOOST_TEST(r.rfind("HTTP/1.1 200 OK\r\n", 0) == 0u, r);
+  BOOST_TEST(r.find("body=800") != std::string::npos, r);
+}

@@ -1,5 +1,10 @@
 #include "tests/testlib.h"
 
+#include <cerrno>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <poll.h>
@@ -208,6 +213,28 @@ void write_file(const std::string& path, const std::string& data) {
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+}  // namespace wjt
+
+namespace wjt {
+
+void record_api_response(const std::string& method, const std::string& path, long status,
+                         const std::string& content_type, const std::string& body) {
+#ifdef WJ_API_RECORD_DIR
+  static bool truncated = false;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  std::string file = std::string(WJ_API_RECORD_DIR) + "/" + program_invocation_short_name + ".ndjson";
+  std::filesystem::create_directories(WJ_API_RECORD_DIR);
+  std::ofstream f(file, truncated ? std::ios::app : std::ios::trunc);
+  truncated = true;
+  nlohmann::json j = {{"method", method}, {"path", path}, {"status", status}, {"content_type", content_type},
+                      {"body", body}};
+  f << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+#else
+  (void)method, (void)path, (void)status, (void)content_type, (void)body;
+#endif
 }
 
 }  // namespace wjt

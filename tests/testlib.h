@@ -38,4 +38,10 @@ std::string temp_dir();  // a fresh directory under $TMPDIR
 void write_file(const std::string& path, const std::string& data);
 std::string read_file(const std::string& path);  // whole file, "" when unreadable
 
+// Appends one HTTP response an API test received to WJ_API_RECORD_DIR/<test program>.ndjson
+// (truncated at the first record of each run); tests/openapi_check.py validates every one
+// against server/openapi.json (the ctest `openapi_contract`).
+void record_api_response(const std::string& method, const std::string& path, long status,
+                         const std::string& content_type, const std::string& body);
+
 }  // namespace wjt
