@@ -17,6 +17,8 @@ constexpr const char* kUsage =
     "  run     run one WASI module from the command line (wasmjail run --help)\n"
     "  exec    run a JobSpecWasm job file and print its result JSON (wasmjail exec --help)\n"
     "  serve   the HTTP/JSON API on a unix socket or loopback TCP (wasmjail serve --help)\n"
+    "  worker  take jobs from a NATS JetStream queue and run them here (wasmjail worker --help)\n"
+    "  submit  put a job on the NATS JetStream queue, wait for its result (wasmjail submit --help)\n"
     "  policy  check policy files, show a resolved policy (wasmjail policy --help)\n"
     "  doctor  what this host supports, which shipped policies can run here\n"
     "  help    show this message\n"
@@ -43,7 +45,7 @@ int main(int argc, char** argv) {
   // (measured, BENCHMARKS.md). WASMJAIL_ZYGOTE=on|off overrides.
   const char* z = std::getenv("WASMJAIL_ZYGOTE");
   std::string zygote = z ? z : "";
-  if (zygote == "on" ? (cmd == "run" || cmd == "exec" || cmd == "serve") : (zygote != "off" && cmd == "serve"))
+  if (zygote == "on" ? (cmd == "run" || cmd == "exec" || cmd == "serve") : (zygote != "off" && (cmd == "serve" || cmd == "worker")))
     wj::Zygote::start();
   // One-shot commands leave without running static destructors (libnode's among them: about
   // 2% of a `run`'s samples under perf): what they wrote is flushed first; nothing else is
@@ -57,6 +59,8 @@ int main(int argc, char** argv) {
   if (cmd == "run") leave(wj::cli::run(argc - 2, argv + 2));
   if (cmd == "exec") leave(wj::cli::exec(argc - 2, argv + 2));
   if (cmd == "serve") return wj::cli::serve(argc - 2, argv + 2);
+  if (cmd == "worker") return wj::cli::worker(argc - 2, argv + 2);
+  if (cmd == "submit") leave(wj::cli::submit(argc - 2, argv + 2));
   if (cmd == "policy") return wj::cli::policy(argc - 2, argv + 2);
   if (cmd == "--version" || cmd == "version") return wj::cli::version(argc - 2, argv + 2);
   if (cmd == "doctor") leave(wj::cli::doctor(argc - 2, argv + 2));

@@ -15,9 +15,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "policies/server_config.h"
 #include "server/api.h"
+#include "server/gateway.h"
 #include "server/callbacks.h"
 #include "cli/cli.h"
 #include "storage/curl_lib.h"
@@ -42,6 +44,82 @@ constexpr const char* kUsage =
 int fail(const std::string& msg) {
   std::fprintf(stderr, "wasmjail serve: %s\n", msg.c_str());
   return kExitUsage;
+}
+
+// serve with `queue: {nats: [...]}`: the same API, jobs on the NATS JetStream queue.
+int serve_gateway(const ServerConfig& cfg, std::map<std::string, std::shared_ptr<const Policy>> policies,
+                  const std::vector<ApiToken>& tokens) {
+  signal(SIGPIPE, SIG_IGN);
+  ServerLog log(cfg.log_format == "json");
+  std::unique_ptr<NatsQueue> queue;
+  double backoff_ms = 500;
+  for (;;) {
+    std::string err;
+    queue = NatsQueue::open(cfg.queue, &err);
+    if (queue) break;
+    std::fprintf(stderr, "wasmjail serve: %s; retrying in %.1fs\n", err.c_str(), backoff_ms / 1000);
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(backoff_ms)));
+    backoff_ms = std::min(backoff_ms * 2, 30000.0);
+  }
+  log.event("nats_connected", {{"mode", "gateway"}, {"stream", cfg.queue.stream}});
+  uv_loop_t* loop = uv_default_loop();
+  int exit_code = 0;
+  {
+    Gateway gw(loop, *queue, cfg, std::move(policies));
+    HttpLimits hl;
+    hl.max_body_bytes = cfg.max_request_bytes;
+    hl.header_timeout_ms = cfg.header_timeout_ms;
+    hl.idle_timeout_ms = cfg.idle_timeout_ms;
+    hl.max_connections = cfg.max_connections;
+    hl.max_buffered_bytes = cfg.max_buffered_bytes;
+    HttpServer http(loop, hl, [&gw](const std::shared_ptr<HttpExchange>& ex) { gw.handle(ex); });
+    for (const auto& l : cfg.listen) {
+      std::optional<std::string> err;
+      if (l.kind == Listener::kUnix) {
+        std::error_code ec;
+        fs::path parent = fs::path(l.path).parent_path();
+        if (!parent.empty()) fs::create_directories(parent, ec);
+        err = http.listen_unix(l.path, cfg.socket_mode);
+      } else {
+        err = http.listen_tcp(l.host, l.port, tokens);
+      }
+      if (err) {
+        std::fprintf(stderr, "wasmjail serve: %s\n", err->c_str());
+        exit_code = 1;
+        break;
+      }
+      log.event("listening", {{"address", l.str()}, {"mode", "gateway"}});
+    }
+    uv_signal_t sigterm, sigint;
+    struct Ctx {
+      Gateway* gw;
+      HttpServer* http;
+      ServerLog* log;
+      uv_signal_t* sigs[2];
+      bool started = false;
+    } ctx{&gw, &http, &log, {&sigterm, &sigint}};
+    auto on_signal = [](uv_signal_t* s, int signum) {
+      auto* c = static_cast<Ctx*>(s->data);
+      if (c->started) return;
+      c->started = true;
+      c->log->event("shutdown_started", {{"signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      c->http->stop_accepting();
+      c->gw->stop([c] {
+        for (uv_signal_t* sg : c->sigs) uv_close(reinterpret_cast<uv_handle_t*>(sg), nullptr);
+        c->http->close_all([] {});
+        c->log->event("shutdown_complete", {});
+      });
+    };
+    uv_signal_init(loop, &sigterm);
+    uv_signal_init(loop, &sigint);
+    sigterm.data = sigint.data = &ctx;
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    if (exit_code != 0) on_signal(&sigterm, SIGTERM);
+    uv_run(loop, UV_RUN_DEFAULT);
+  }
+  uv_loop_close(loop);
+  return exit_code;
 }
 
 // A listener systemd passed (socket activation).
@@ -184,6 +262,8 @@ int serve(int argc, char** argv) {
   if (cfg.output_root.empty()) return fail("no output_root: set output_root in the config (or HOME)");
   UniqueFd output_root;
   if (auto err = open_private_dir(cfg.output_root, true, "output_root", &output_root)) return fail(*err);
+
+  if (!cfg.queue.urls.empty()) return serve_gateway(cfg, std::move(policies), tokens);
 
   signal(SIGPIPE, SIG_IGN);  // a client that goes away must not take the server with it
   uv_loop_t* loop = uv_default_loop();

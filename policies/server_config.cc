@@ -73,7 +73,7 @@ cfg::Expected<ServerConfig> load_server_config(const std::string& path) {
                    {"listen", "socket_mode", "token_file", "default_policy", "allowed_policies", "policy_dirs",
                     "concurrency", "queue_size", "result_retention", "retention_bytes", "max_request_bytes",
                     "header_timeout", "idle_timeout", "max_connections", "max_buffered_request_bytes", "drain_timeout", "max_wait", "log_format", "output_root", "local_roots",
-                    "cache_dir", "cache_max_bytes", "callbacks"});
+                    "cache_dir", "cache_max_bytes", "callbacks", "queue"});
     ServerConfig c = default_server_config();
     if (auto v = n["listen"]) {
       c.listen.clear();
@@ -122,6 +122,10 @@ cfg::Expected<ServerConfig> load_server_config(const std::string& path) {
     if (auto v = n["local_roots"]) c.local_roots = cfg::as_string_list(v, doc, "local_roots");
     if (auto v = n["cache_dir"]) c.cache_dir = cfg::as_string(v, doc, "cache_dir");
     if (auto v = n["cache_max_bytes"]) c.cache_max_bytes = cfg::as_bytes(v, doc, "cache_max_bytes");
+    if (auto v = n["queue"]) {
+      parse_queue_settings(v, doc, &c.queue);
+      if (c.queue.urls.empty()) doc.fail(v, "queue needs nats: [URL, ...] (serve is then a gateway to the queue)");
+    }
     if (auto cb = n["callbacks"]; cb && !cb.IsNull()) {
       cfg::check_map(cb, doc, "callbacks", {"secret_file", "allowed_hosts", "max_attempts", "timeout", "backoff"});
       CallbackConfig& k = c.callbacks;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "policies/config_util.h"
+#include "policies/queue_config.h"
 
 namespace wj {
 
@@ -49,6 +50,9 @@ struct ServerConfig {
   std::vector<std::string> local_roots;  // host folders API jobs may name as local sources
   std::string cache_dir;                 // compiled-code cache; "" = none ("default": per user)
   uint64_t cache_max_bytes = 1ull << 30;
+  // With queue.nats set, serve is a gateway: jobs go to the NATS JetStream queue (README:
+  // "Scaling out") instead of running here.
+  QueueSettings queue;
   CallbackConfig callbacks;
 };
 

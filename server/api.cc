@@ -320,7 +320,7 @@ void Api::submit(const std::shared_ptr<HttpExchange>& ex, bool wait) {
   try {
     nlohmann::json parsed = nlohmann::json::parse(rq.body);
     (void)parsed;
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range (a number too large)
     // nlohmann's message names the line and column: "parse error at line 1, column 19: ..."
     std::string what = e.what();
     if (auto at = what.find("parse error"); at != std::string::npos) what = what.substr(at);
@@ -504,6 +504,21 @@ void Api::list_jobs(const std::shared_ptr<HttpExchange>& ex) {
 }
 
 void Api::metrics(const std::shared_ptr<HttpExchange>& ex) {
+  std::ostringstream o;
+  o << executor_metrics(executor_);
+  o << "# HELP wasmjail_callbacks_total Callback deliveries that ended, by outcome (failed: every attempt failed).\n"
+       "# TYPE wasmjail_callbacks_total counter\n"
+    << "wasmjail_callbacks_total{outcome=\"delivered\"} " << (callbacks_ ? callbacks_->delivered() : 0) << "\n"
+    << "wasmjail_callbacks_total{outcome=\"failed\"} " << (callbacks_ ? callbacks_->failed() : 0) << "\n";
+  o << "# HELP wasmjail_callback_attempts_failed_total Callback attempts that failed (retried or not).\n"
+       "# TYPE wasmjail_callback_attempts_failed_total counter\n"
+    << "wasmjail_callback_attempts_failed_total " << (callbacks_ ? callbacks_->attempts_failed() : 0) << "\n";
+  o << "# HELP wasmjail_http_requests_total HTTP requests received.\n# TYPE wasmjail_http_requests_total counter\n"
+    << "wasmjail_http_requests_total " << http_requests_ << "\n";
+  ex->respond(200, "text/plain; version=0.0.4", o.str());
+}
+
+std::string executor_metrics(const Executor& executor_) {
   const ExecutorStats& st = executor_.stats();
   std::ostringstream o;
   o << "# HELP wasmjail_jobs_total Jobs that ended, by status.\n# TYPE wasmjail_jobs_total counter\n";
@@ -532,16 +547,7 @@ void Api::metrics(const std::shared_ptr<HttpExchange>& ex) {
   o << "# HELP wasmjail_violations_total Jobs ended for a forbidden system call, by syscall.\n"
        "# TYPE wasmjail_violations_total counter\n";
   for (const auto& [sc, n] : st.violations_by_syscall) o << "wasmjail_violations_total{syscall=\"" << sc << "\"} " << n << "\n";
-  o << "# HELP wasmjail_callbacks_total Callback deliveries that ended, by outcome (failed: every attempt failed).\n"
-       "# TYPE wasmjail_callbacks_total counter\n"
-    << "wasmjail_callbacks_total{outcome=\"delivered\"} " << (callbacks_ ? callbacks_->delivered() : 0) << "\n"
-    << "wasmjail_callbacks_total{outcome=\"failed\"} " << (callbacks_ ? callbacks_->failed() : 0) << "\n";
-  o << "# HELP wasmjail_callback_attempts_failed_total Callback attempts that failed (retried or not).\n"
-       "# TYPE wasmjail_callback_attempts_failed_total counter\n"
-    << "wasmjail_callback_attempts_failed_total " << (callbacks_ ? callbacks_->attempts_failed() : 0) << "\n";
-  o << "# HELP wasmjail_http_requests_total HTTP requests received.\n# TYPE wasmjail_http_requests_total counter\n"
-    << "wasmjail_http_requests_total " << http_requests_ << "\n";
-  ex->respond(200, "text/plain; version=0.0.4", o.str());
+  return o.str();
 }
 
 }  // namespace wj

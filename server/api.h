@@ -53,6 +53,10 @@ class ServerLog {
   FILE* out_;
 };
 
+// The executor's Prometheus metrics (jobs by status, queue depth, running, latency
+// histogram, violations, rejections, background compiles): served by `serve` and `worker`.
+std::string executor_metrics(const Executor& executor);
+
 // A text log value: as is when plain, else quoted and escaped (see ServerLog).
 std::string log_text_value(const std::string& v);
 
