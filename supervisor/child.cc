@@ -239,6 +239,9 @@ void child_main_body(const ChildSetup& s) {
   cfg.on_fatal = on_v8_fatal;
   cfg.cached_code = s.cached_code;
   cfg.compile_only = s.compile_only;
+  if (s.compile_only && s.hot_functions) cfg.hot_functions = *s.hot_functions;
+  if (s.report_hot)
+    cfg.on_hot_functions = [](const std::vector<uint32_t>& fns) { write_all(kChildRecord, wire::encode_hot_functions(fns)); };
   if (s.offer_code)
     cfg.on_compiled = [](const uint8_t* data, size_t size) {
       // Always one frame (empty when there is nothing to store or it is too large).

@@ -38,6 +38,8 @@ struct ChildSetup {
   bool warm = false;          // a warm pooled process: sandbox::prepare_warm already ran
   int stdin_fd = -1;          // becomes the guest's fd 0; -1: end of file (/dev/null)
   uint64_t output_files = 0;  // entries the guest may create; 0 = none
+  bool report_hot = false;    // send the functions V8 optimized (wire kHotFunctions) at the end
+  const std::vector<uint32_t>* hot_functions = nullptr;  // compile_only: these on TurboFan
 };
 
 [[noreturn]] void child_main(const ChildSetup& setup);

@@ -30,16 +30,21 @@ struct CodeCache::State {
 namespace {
 
 namespace fs = std::filesystem;
-constexpr char kMagic[8] = {'W', 'J', 'C', 'O', 'D', 'E', '0', '2'};
+constexpr char kMagic[8] = {'W', 'J', 'C', 'O', 'D', 'E', '0', '3'};
+constexpr uint32_t kMaxOptimized = 1u << 16;  // hot::kMaxHotFunctions
 constexpr uint64_t kMaxEntry = 1ull << 30;
 constexpr size_t kKeyBytes = 32, kMacBytes = 32;
 constexpr size_t kMaxKeyLen = 1u << 16;
 
-std::string hmac(const std::string& key, const std::string& cache_key, const void* payload, size_t len) {
+std::string hmac(const std::string& key, const std::string& cache_key, const std::vector<uint32_t>& optimized,
+                 const void* payload, size_t len) {
   std::string msg(kMagic, 8);
   uint32_t kl = static_cast<uint32_t>(cache_key.size());
   msg.append(reinterpret_cast<const char*>(&kl), 4);
   msg += cache_key;
+  uint32_t n = static_cast<uint32_t>(optimized.size());
+  msg.append(reinterpret_cast<const char*>(&n), 4);
+  msg.append(reinterpret_cast<const char*>(optimized.data()), 4ull * n);
   EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   EVP_MAC_CTX* ctx = mac ? EVP_MAC_CTX_new(mac) : nullptr;
   char digest[] = "SHA256";
@@ -167,7 +172,13 @@ void CodeCache::remove(const std::string& key) const {
   if (enabled()) unlinkat(state_->dir.get(), name_for(key).c_str(), 0);
 }
 
-std::optional<std::vector<uint8_t>> CodeCache::get(const std::string& key) const {
+std::optional<std::vector<uint32_t>> CodeCache::optimized_of(const std::string& key) const {
+  std::vector<uint32_t> optimized;
+  if (!get(key, &optimized)) return std::nullopt;
+  return optimized;
+}
+
+std::optional<std::vector<uint8_t>> CodeCache::get(const std::string& key, std::vector<uint32_t>* optimized) const {
   if (!enabled()) return std::nullopt;
   const std::string name = name_for(key);
   std::vector<uint8_t> bytes;
@@ -176,37 +187,50 @@ std::optional<std::vector<uint8_t>> CodeCache::get(const std::string& key) const
     remove(key);  // corrupt, forged or truncated: a recompile replaces it
     return std::nullopt;
   };
-  if (read_file_beneath(state_->dir.get(), name, kMaxEntry + kMaxKeyLen + 64, &bytes, &missing)) return bad();
+  if (read_file_beneath(state_->dir.get(), name, kMaxEntry + kMaxKeyLen + 4ull * kMaxOptimized + 64, &bytes, &missing)) return bad();
   if (missing) return std::nullopt;
-  // magic(8) key_len(4) key payload_len(8) hmac(32) payload
+  // magic(8) key_len(4) key count(4) optimized(4 x count) payload_len(8) hmac(32) payload
   const size_t head = 8 + 4;
   if (bytes.size() < head || std::memcmp(bytes.data(), kMagic, 8) != 0) return bad();
-  uint32_t key_len = 0;
+  uint32_t key_len = 0, n = 0;
   std::memcpy(&key_len, bytes.data() + 8, 4);
-  if (key_len != key.size() || bytes.size() < head + key_len + 8 + kMacBytes) return bad();
+  if (key_len != key.size() || bytes.size() < head + key_len + 4) return bad();
   if (std::memcmp(bytes.data() + head, key.data(), key_len) != 0) return bad();
+  size_t at = head + key_len;
+  std::memcpy(&n, bytes.data() + at, 4);
+  at += 4;
+  if (n > kMaxOptimized || bytes.size() - at < 4ull * n + 8 + kMacBytes) return bad();
+  std::vector<uint32_t> opt(n);
+  if (n) std::memcpy(opt.data(), bytes.data() + at, 4ull * n);
+  at += 4ull * n;
+  for (uint32_t i = 1; i < n; ++i)
+    if (opt[i] <= opt[i - 1]) return bad();
   uint64_t len = 0;
-  std::memcpy(&len, bytes.data() + head + key_len, 8);
-  const size_t at = head + key_len + 8 + kMacBytes;
+  std::memcpy(&len, bytes.data() + at, 8);
+  const size_t mac_at = at + 8;
+  at = mac_at + kMacBytes;
   if (len > kMaxEntry || bytes.size() - at != len) return bad();
-  std::string want = hmac(state_->key, key, bytes.data() + at, len);
-  if (want.size() != kMacBytes ||
-      CRYPTO_memcmp(want.data(), bytes.data() + head + key_len + 8, kMacBytes) != 0)
-    return bad();
+  std::string want = hmac(state_->key, key, opt, bytes.data() + at, len);
+  if (want.size() != kMacBytes || CRYPTO_memcmp(want.data(), bytes.data() + mac_at, kMacBytes) != 0) return bad();
+  if (optimized) *optimized = std::move(opt);
   utimensat(state_->dir.get(), name.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);  // recently used: evicted last
   return std::vector<uint8_t>(bytes.begin() + static_cast<std::ptrdiff_t>(at), bytes.end());
 }
 
-void CodeCache::put(const std::string& key, const std::string& payload) const {
-  if (!enabled() || payload.size() > kMaxEntry || payload.size() > max_bytes_ || key.size() > kMaxKeyLen)
+void CodeCache::put(const std::string& key, const std::string& payload, const std::vector<uint32_t>& optimized) const {
+  if (!enabled() || payload.size() > kMaxEntry || payload.size() > max_bytes_ || key.size() > kMaxKeyLen ||
+      optimized.size() > kMaxOptimized)
     return;
-  std::string mac = hmac(state_->key, key, payload.data(), payload.size());
+  std::string mac = hmac(state_->key, key, optimized, payload.data(), payload.size());
   if (mac.size() != kMacBytes) return;
   std::string entry(kMagic, 8);
   uint32_t key_len = static_cast<uint32_t>(key.size());
   uint64_t len = payload.size();
   entry.append(reinterpret_cast<const char*>(&key_len), 4);
   entry += key;
+  const uint32_t n = static_cast<uint32_t>(optimized.size());
+  entry.append(reinterpret_cast<const char*>(&n), 4);
+  entry.append(reinterpret_cast<const char*>(optimized.data()), 4ull * n);
   entry.append(reinterpret_cast<const char*>(&len), 8);
   entry += mac;
   entry += payload;

@@ -29,11 +29,16 @@ class CodeCache {
   const std::string& error() const { return error_; }
 
   static std::string key_for(const std::vector<uint8_t>& module, const std::vector<std::string>& v8_flags);
-  std::optional<std::vector<uint8_t>> get(const std::string& key) const;
+  // `optimized` (if given) receives the entry's recorded optimized functions: the declared-
+  // function indices a hot-code entry holds TurboFan code for (empty for a full compile).
+  std::optional<std::vector<uint8_t>> get(const std::string& key, std::vector<uint32_t>* optimized = nullptr) const;
+  // The recorded optimized functions of the entry for `key` (verified as get() does).
+  std::optional<std::vector<uint32_t>> optimized_of(const std::string& key) const;
   // Whether an entry for `key` exists (not verified: get() does that).
   bool has(const std::string& key) const;
   // Stores an entry, then evicts the least recently used entries over max_bytes.
-  void put(const std::string& key, const std::string& payload) const;
+  // `optimized`: recorded with the entry and covered by its HMAC (a hot-code entry).
+  void put(const std::string& key, const std::string& payload, const std::vector<uint32_t>& optimized = {}) const;
   // Deletes the entry for `key` (a job crashed while running its code).
   void remove(const std::string& key) const;
 

@@ -56,6 +56,7 @@ nlohmann::ordered_json to_json(const Result& r) {
                     {"startup", r.timing.startup}, {"compile", r.timing.compile},
                     {"instantiate", r.timing.instantiate}, {"run", r.timing.run}};
   if (!r.code_cache.empty()) j["code_cache"] = r.code_cache;
+  if (r.code_cache == "hit") j["code_cache_optimized"] = r.code_cache_optimized;
   if (!r.tier.empty()) j["tier"] = r.tier;
   j["usage"] = {{"cpu_ms", r.usage.cpu_ms},
                 {"peak_rss_bytes", r.usage.peak_rss_bytes},

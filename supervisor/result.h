@@ -85,6 +85,9 @@ struct Result {
   // Answered at the result record (serve): usage.cpu_ms and usage.peak_rss_bytes are 0 here
   // and arrive at the reap (the stored record, /metrics). Not rendered.
   bool usage_pending = false;
+  // On a hit: how many of the module's functions the cached code has optimized (TurboFan):
+  // all of them for a full compile, the recorded hot set for a tiered job's hot-code entry.
+  uint32_t code_cache_optimized = 0;
   // The code the entry module started on: "turbofan" (eager, or from the cache), "tiered"
   // (Liftoff, hot functions tier up), "liftoff"; "" when no child ran.
   std::string tier;

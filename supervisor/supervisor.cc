@@ -25,6 +25,7 @@
 #include "supervisor/child.h"
 #include "supervisor/code_cache.h"
 #include "supervisor/warm_pool.h"
+#include "v8host/hot_code.h"
 #include "supervisor/zygote.h"
 #include "supervisor/policy_sandbox.h"
 #include "storage/storage.h"
@@ -138,6 +139,16 @@ struct Running {
   std::vector<uint8_t> cached_code;
   bool compiling_in_background = false;  // cold, large module: ran tiered; a sibling compiles
   std::shared_ptr<JobControl> sibling;   // that compile, when this job started it
+  std::vector<uint32_t> cache_optimized;  // recorded with the code this job stores (hot-code compile)
+  uint32_t cached_optimized = 0;          // what the code this job starts on has optimized
+  std::string cached_from;                // the key of the entry cached_code came from
+  // Hot code (a tiered job): the functions V8 optimized, reported by the child, validated
+  // against the module's declared function count, handed to on_hot as each report arrives.
+  bool report_hot = false;
+  uint32_t declared_functions = 0;
+  std::vector<uint32_t> hot_set;
+  std::shared_ptr<const std::vector<uint8_t>> hot_module;
+  std::function<void(std::vector<uint32_t>, std::shared_ptr<const std::vector<uint8_t>>)> on_hot;
   std::optional<RunOutcome> outcome;
   std::optional<wire::ViolationRecord> violation;
   std::optional<std::string> protocol_error;
@@ -235,7 +246,8 @@ struct Running {
     if (which == 3) {
       record_bytes += n;
       if (!protocol_error) {
-        if (record_bytes > 2 * wire::kMaxPayload + (cache ? wire::kMaxCompiledCode : 0))
+        if (record_bytes > 2 * wire::kMaxPayload + (cache ? wire::kMaxCompiledCode : 0) +
+                               (report_hot ? wire::kMaxHotFrames * (4 + 4ull * hot::kMaxHotFunctions) : 0))
           protocol_error = "child sent too many record bytes";
         else protocol_error = frames.feed(data, n);
       }
@@ -248,7 +260,16 @@ struct Running {
           if (f.type == wire::FrameType::kCompiledCode) {
             // The reader let it through only in its turn (once, before any guest code ran,
             // and only when this job has a cache: see allow_code_frame below).
-            if (!f.payload.empty()) cache->put(cache_key, f.payload);
+            if (!f.payload.empty()) cache->put(cache_key, f.payload, cache_optimized);
+          } else if (f.type == wire::FrameType::kHotFunctions) {
+            auto hot = report_hot ? wire::decode_hot_functions(f.payload, declared_functions) : std::nullopt;
+            if (!hot) {
+              protocol_error = report_hot ? "malformed hot-function record" : "hot-function record not asked for";
+              break;
+            }
+            // Acted on at once (a report during a long job, or the last one at its end).
+            if (on_hot && hot_module && *hot != hot_set) on_hot(*hot, hot_module);
+            hot_set = std::move(*hot);
           } else if (f.type == wire::FrameType::kViolation) {
             violation = wire::decode_violation(f.payload);
             if (!violation) protocol_error = "malformed violation record";
@@ -494,6 +515,7 @@ struct Running {
       result.code_cache = outcome->code_cache;
     }
     if (compiling_in_background) result.code_cache = "compiling";
+    if (result.code_cache == "hit") result.code_cache_optimized = cached_optimized;
     if (opts.cache_retry) result.code_cache = "evicted";  // the cached code crashed; this run compiled afresh
     const bool signaled = WIFSIGNALED(status_word);
     const int sig = signaled ? WTERMSIG(status_word) : 0;
@@ -589,13 +611,14 @@ struct Running {
     }
     // Code from the cache that crashes the job is not trusted again: its entry goes, and
     // the job runs once more, compiled afresh (output it already streamed stays streamed).
-    if (result.status == Status::kCrashed && signaled && sig != SIGKILL && !cached_code.empty() && cache &&
-        !cancelled && !opts.cache_retry) {
-      cache->remove(cache_key);
+    if (result.status == Status::kCrashed && signaled && sig != SIGKILL && !cached_code.empty() &&
+        !cached_from.empty() && !cancelled && !opts.cache_retry) {
+      CodeCache(opts.cache_dir, opts.cache_max_bytes).remove(cached_from);
       RunOptions again = std::move(retry_opts);
       again.cache_retry = true;
       Supervisor* s = sup;
       Job j = std::move(job);
+      if (retry_module.empty() && hot_module) retry_module = *hot_module;
       j.module_bytes = std::move(retry_module);
       auto cb = std::move(done);
       auto ctl = control;
@@ -705,6 +728,43 @@ std::shared_ptr<JobControl> Supervisor::compile_in_background(const Job& job, co
   });
   if (auto it = compiling_->find(key); it != compiling_->end()) it->second = compile;
   return compile;
+}
+
+void Supervisor::compile_hot(const Job& job, std::shared_ptr<const std::vector<uint8_t>> module,
+                             const RunOptions& opts, const std::string& hot_key, const std::string& full_key,
+                             std::vector<uint32_t> hot) {
+  CodeCache cache(opts.cache_dir, opts.cache_max_bytes);
+  if (cache.has(full_key) || compiling_->count(hot_key) ||
+      compile_failed_->count(hot_key) || compiling_->size() >= kMaxBackgroundCompiles)
+    return;
+  // The better entry: the one with more optimized functions. A report adds to what the entry
+  // has (V8's optimized set only grows within a run; runs differ), never replaces it.
+  if (auto have = cache.optimized_of(hot_key)) {
+    std::vector<uint32_t> merged;
+    std::set_union(have->begin(), have->end(), hot.begin(), hot.end(), std::back_inserter(merged));
+    if (merged.size() == have->size()) return;  // nothing new
+    hot = std::move(merged);
+  }
+  if (hot.size() > hot::kMaxHotFunctions) hot.resize(hot::kMaxHotFunctions);
+  Job cj;
+  cj.module_path = job.module_path;
+  cj.module_bytes = *module;
+  cj.entry_point = job.entry_point;
+  cj.argv = {job.argv.empty() ? job.module_path : job.argv[0]};
+  RunOptions co = opts;
+  co.compile_only = true;
+  co.hot_functions = std::move(hot);
+  std::weak_ptr<Compiling> inflight = compiling_;
+  std::weak_ptr<std::set<std::string>> failed = compile_failed_;
+  (*compiling_)[hot_key] = nullptr;
+  auto c = start(cj, std::move(co), [inflight, failed, hot_key](Result res) {
+    if (auto m = inflight.lock()) m->erase(hot_key);
+    if (auto f = failed.lock(); f && res.status != Status::kOk && res.status != Status::kCancelled) {
+      if (f->size() >= 1024) f->clear();
+      f->insert(hot_key);
+    }
+  });
+  if (auto it = compiling_->find(hot_key); it != compiling_->end()) it->second = c;
 }
 
 std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, std::function<void(Result)> done) {
@@ -837,8 +897,15 @@ void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(
   const auto& fl = r->opts.v8_flags;
   const bool tf_tier = has_flag(fl, "--no-liftoff");
   const bool tiered_tier = has_flag(fl, "--liftoff") && has_flag(fl, "--wasm-dynamic-tiering");
-  if (!r->opts.cache_dir.empty() && !r->opts.cache_retry && (tf_tier || tiered_tier) &&
+  if (!r->opts.cache_dir.empty() && r->opts.compile_only && !r->opts.hot_functions.empty() &&
       CodeCache(r->opts.cache_dir, 0).enabled()) {
+    // A hot-code compile: its code is for tiered jobs, under their flags' key.
+    r->cache = std::make_unique<CodeCache>(r->opts.cache_dir, r->opts.cache_max_bytes);
+    r->cache_key = CodeCache::key_for(module, fl);
+    r->cache_optimized = r->opts.hot_functions;
+    r->frames.allow_code_frame(true);
+  } else if (!r->opts.cache_dir.empty() && !r->opts.cache_retry && (tf_tier || tiered_tier) &&
+             CodeCache(r->opts.cache_dir, 0).enabled()) {
     std::vector<std::string> tf = turbofan_flags(fl);
     r->cache = std::make_unique<CodeCache>(r->opts.cache_dir, r->opts.cache_max_bytes);
     r->cache_key = CodeCache::key_for(module, tf);
@@ -848,7 +915,38 @@ void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(
     if (auto hit = r->cache->get(r->cache_key)) {
       r->cached_code = std::move(*hit);
       r->opts.v8_flags = std::move(tf);  // the code's own flags (V8 checks them when deserializing)
+      r->cached_optimized = hot::declared_function_count(module.data(), module.size()).value_or(0);
+      r->cached_from = r->cache_key;
     } else if (tiered_tier) {
+      // The functions earlier tiered jobs optimized, compiled on TurboFan by a compile-only
+      // child (compile_hot): the job starts on them, the rest lazy on Liftoff.
+      const std::string hot_key = CodeCache::key_for(module, fl);
+      std::vector<uint32_t> optimized;
+      if (auto hot = r->cache->get(hot_key, &optimized)) {
+        r->cached_code = std::move(*hot);
+        r->cached_optimized = static_cast<uint32_t>(optimized.size());
+        r->cached_from = hot_key;
+      }
+      // This job reports what it optimizes; a compile-only child may then improve the entry.
+      auto declared = hot::declared_function_count(module.data(), module.size());
+      if (r->opts.background_compile && !r->opts.compile_only && declared && *declared > 0) {
+        r->report_hot = true;
+        r->declared_functions = *declared;
+        const std::string full_key = r->cache_key;
+        Job hj = job;
+        hj.module_bytes.reset();
+        RunOptions ho;
+        ho.v8_flags = fl;
+        ho.policy = r->opts.policy;
+        ho.sandbox = r->opts.sandbox;
+        ho.cache_dir = r->opts.cache_dir;
+        ho.cache_max_bytes = r->opts.cache_max_bytes;
+        ho.module_bytes_max = r->opts.module_bytes_max;
+        r->on_hot = [this, hj, ho, hot_key, full_key](std::vector<uint32_t> hot,
+                                                       std::shared_ptr<const std::vector<uint8_t>> m) {
+          if (m) compile_hot(hj, std::move(m), ho, hot_key, full_key, std::move(hot));
+        };
+      }
       // Cold, tiered: the job runs at once on Liftoff; the TurboFan code comes from a
       // sibling that runs no guest code (at most one per module at a time).
       if (r->opts.background_compile && may_compile_beside) {
@@ -883,6 +981,8 @@ void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(
                    &r->opts.sandbox, {}};
   for (int i = 0; i < 3; ++i) setup.stdio_is_tty[i] = r->opts.stdio_is_tty[i];
   setup.compile_only = r->opts.compile_only;
+  setup.report_hot = r->report_hot;
+  setup.hot_functions = r->opts.hot_functions.empty() ? nullptr : &r->opts.hot_functions;
   setup.stdin_fd = stdin_fd.fd;
   {
     const auto& f = r->opts.v8_flags;
@@ -998,8 +1098,11 @@ void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(
   }
   r->pid = pid;
   g_job_pids.insert(pid);
-  // A job running cached code may need a second run without it (see classify).
-  if (!r->cached_code.empty() && !r->opts.cache_retry) r->retry_module = std::move(module);
+  // The child has its own copy by now: keep ours for a hot-code compile after the job, and
+  // a job running cached code may need a second run without it (see classify).
+  // (One copy serves both: a retry takes it from hot_module.)
+  if (r->report_hot) r->hot_module = std::make_shared<const std::vector<uint8_t>>(std::move(module));
+  else if (!r->cached_code.empty() && !r->opts.cache_retry) r->retry_module = std::move(module);
   r->pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   if (r->pidfd < 0) {
     // Without a pidfd we cannot watch the child: never leave it running unobserved.

@@ -74,6 +74,9 @@ struct RunOptions {
   bool background_ends_with_job = false;
   // Internal: this job is that second child (compile the entry module, run nothing).
   bool compile_only = false;
+  // Internal, with compile_only: a hot-code compile. These declared functions (ascending)
+  // are compiled with TurboFan, the rest left lazy, for the `tiered` jobs of this module.
+  std::vector<uint32_t> hot_functions;
   // A readable fd the guest's fd 0 reads from as a stream (`run` passes a pipe it fills from
   // its own stdin). The supervisor owns it from start() on and closes it once the child has
   // it. -1: the job's stdin_data if set, else end of file.
@@ -135,6 +138,11 @@ class Supervisor {
 
  private:
   // Starts the compile-only sibling of a cold, large job (see background_compile_min_bytes).
+  // A tiered job ended having optimized `hot`: when that adds functions to the module's
+  // hot-code entry (and no full TurboFan entry exists), a compile-only child compiles the
+  // union on TurboFan for the cache (see RunOptions::hot_functions).
+  void compile_hot(const Job& job, std::shared_ptr<const std::vector<uint8_t>> module, const RunOptions& opts,
+                   const std::string& hot_key, const std::string& full_key, std::vector<uint32_t> hot);
   std::shared_ptr<JobControl> compile_in_background(const Job& job, const std::vector<uint8_t>& module,
                                                     const RunOptions& opts, const std::string& key);
   // Background compiles run beside the jobs, outside any concurrency limit: at most this

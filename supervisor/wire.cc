@@ -1,4 +1,5 @@
 #include "supervisor/wire.h"
+#include "v8host/hot_code.h"
 
 #include <cstring>
 
@@ -53,6 +54,26 @@ std::string encode_compiled_code(const uint8_t* data, size_t size) {
   return frame(FrameType::kCompiledCode, std::string_view(reinterpret_cast<const char*>(data), size));
 }
 
+std::string encode_hot_functions(const std::vector<uint32_t>& fns) {
+  std::string p(4 + 4 * fns.size(), '\0');
+  const uint32_t n = static_cast<uint32_t>(fns.size());
+  std::memcpy(p.data(), &n, 4);
+  if (n) std::memcpy(p.data() + 4, fns.data(), 4 * fns.size());
+  return frame(FrameType::kHotFunctions, p);
+}
+
+std::optional<std::vector<uint32_t>> decode_hot_functions(std::string_view payload, uint32_t declared) {
+  if (payload.size() < 4) return std::nullopt;
+  uint32_t n = 0;
+  std::memcpy(&n, payload.data(), 4);
+  if (n > hot::kMaxHotFunctions || payload.size() != 4 + 4ull * n) return std::nullopt;
+  std::vector<uint32_t> out(n);
+  if (n) std::memcpy(out.data(), payload.data() + 4, 4ull * n);
+  for (size_t i = 0; i < out.size(); ++i)
+    if (out[i] >= declared || (i && out[i] <= out[i - 1])) return std::nullopt;
+  return out;
+}
+
 void encode_violation(char* buf, int32_t syscall_nr, uint32_t arch) {
   FrameHeader h{kMagic, static_cast<uint16_t>(FrameType::kViolation), 0, 8};
   std::memcpy(buf, &h, sizeof h);
@@ -70,11 +91,14 @@ std::optional<std::string> FrameReader::feed(const char* data, size_t len) {
     if (h.magic != kMagic) return error_ = "bad frame magic";
     const auto type = static_cast<FrameType>(h.type);
     if (type != FrameType::kOutcome && type != FrameType::kViolation && type != FrameType::kSandbox &&
-        type != FrameType::kCompiledCode)
+        type != FrameType::kCompiledCode && type != FrameType::kHotFunctions)
       return error_ = "unknown frame type " + std::to_string(h.type);
     if (type == FrameType::kCompiledCode) {
       if (!code_allowed_) return error_ = "compiled code out of turn";
       if (h.length > kMaxCompiledCode) return error_ = "frame too large (" + std::to_string(h.length) + " bytes)";
+    } else if (type == FrameType::kHotFunctions &&
+               (h.length > 4 + 4ull * hot::kMaxHotFunctions || hot_frames_ >= kMaxHotFrames)) {
+      return error_ = "too many or too large hot-function records";
     } else if (h.length > kMaxPayload) {
       return error_ = "frame too large (" + std::to_string(h.length) + " bytes)";
     }
@@ -83,6 +107,7 @@ std::optional<std::string> FrameReader::feed(const char* data, size_t len) {
       if (type == FrameType::kCompiledCode) code_allowed_ = true;  // still this frame's turn
       break;
     }
+    if (type == FrameType::kHotFunctions) ++hot_frames_;
     frames_.push_back(Frame{type, buf_.substr(at + sizeof h, h.length)});
     at += sizeof h + h.length;
   }

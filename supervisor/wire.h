@@ -30,7 +30,12 @@ enum class FrameType : uint16_t {
   // payload: V8-serialized code of the entry module (empty: nothing to store). Sent once,
   // right after the entry module is compiled and before any guest code ran.
   kCompiledCode = 4,
+  // payload: uint32 count, then `count` ascending uint32 declared-function indices: the
+  // functions V8 optimized with TurboFan in this job (v8host/hot_code.h). Sent after the
+  // entry function ended, before the outcome; at most kMaxHotFrames per job.
+  kHotFunctions = 5,
 };
+constexpr size_t kMaxHotFrames = 4;
 constexpr uint32_t kMaxCompiledCode = 256u << 20;
 
 struct FrameHeader {
@@ -69,7 +74,14 @@ class FrameReader {
   std::vector<Frame> frames_;
   std::optional<std::string> error_;
   bool code_allowed_ = false;
+  size_t hot_frames_ = 0;
 };
+
+std::string encode_hot_functions(const std::vector<uint32_t>& fns);
+// Hostile values are rejected: a count that disagrees with the length, more than
+// hot::kMaxHotFunctions indices, an index not below `declared` (the module's function count),
+// or indices not strictly ascending.
+std::optional<std::vector<uint32_t>> decode_hot_functions(std::string_view payload, uint32_t declared);
 
 // Validates and decodes an outcome payload; nullopt with `error` set when malformed.
 std::optional<RunOutcome> decode_outcome(std::string_view payload, std::string* error);

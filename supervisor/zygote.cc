@@ -564,6 +564,13 @@ std::string encode_child_setup(const ChildSetup& s) {
   if (s.cached_code) w.blob(*s.cached_code);
   w.u8(s.offer_code);
   w.u8(s.compile_only);
+  w.u8(s.report_hot);
+  {
+    static const std::vector<uint32_t> kNone;
+    const std::vector<uint32_t>& hot = s.hot_functions ? *s.hot_functions : kNone;
+    w.u32(static_cast<uint32_t>(hot.size()));
+    for (uint32_t f : hot) w.u32(f);
+  }
   static const sandbox::SandboxSpec kDefaults;
   const sandbox::SandboxSpec& sb = s.sandbox ? *s.sandbox : kDefaults;
   for (sandbox::Mode m : {sb.user_ns, sb.pid_ns, sb.net_ns, sb.ipc_ns, sb.uts_ns, sb.mount_ns, sb.landlock, sb.filesystem,
@@ -623,6 +630,9 @@ std::optional<std::string> decode_child_setup(std::string_view data, DecodedSetu
   s.cached_code = out->has_cached_code ? &out->cached_code : nullptr;
   s.offer_code = r.u8() != 0;
   s.compile_only = r.u8() != 0;
+  s.report_hot = r.u8() != 0;
+  for (uint32_t i = 0, n = r.count(); i < n && r.ok(); ++i) out->hot_functions.push_back(r.u32());
+  s.hot_functions = &out->hot_functions;
   sandbox::SandboxSpec& sb = out->sandbox;
   bool modes_ok = true;
   for (sandbox::Mode* m : {&sb.user_ns, &sb.pid_ns, &sb.net_ns, &sb.ipc_ns, &sb.uts_ns, &sb.mount_ns,

@@ -147,6 +147,7 @@ struct DecodedSetup {
   std::vector<std::string> v8_flags;
   std::vector<uint8_t> cached_code;
   bool has_cached_code = false;
+  std::vector<uint32_t> hot_functions;
   sandbox::SandboxSpec sandbox;
   ChildSetup setup{};  // fds left at -1; pointers into the members above
 };

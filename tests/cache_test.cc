@@ -159,13 +159,15 @@ std::string hmac_sha256(const std::string& key, const std::string& msg) {
 // entry's old HMAC is kept, as an attacker without the key must).
 void forge(const fs::path& entry, const std::string& key, const std::function<void(std::string&)>& edit) {
   std::string b = wjt::read_file(entry.string());
-  uint32_t key_len;
+  uint32_t key_len, optimized;
   std::memcpy(&key_len, b.data() + 8, 4);
-  const size_t mac_at = 8 + 4 + key_len + 8, at = mac_at + 32;
+  std::memcpy(&optimized, b.data() + 12 + key_len, 4);  // recorded optimized functions (hot code)
+  const size_t head_len = 8 + 4 + key_len + 4 + 4ull * optimized;
+  const size_t mac_at = head_len + 8, at = mac_at + 32;
   std::string payload = b.substr(at);
   edit(payload);
   uint64_t len = payload.size();
-  std::string head = b.substr(0, 8 + 4 + key_len);
+  std::string head = b.substr(0, head_len);
   std::string mac = key.empty() ? b.substr(mac_at, 32) : hmac_sha256(key, head + payload);
   wjt::write_file(entry.string(), head + std::string(reinterpret_cast<char*>(&len), 8) + mac + payload);
 }

@@ -43,6 +43,26 @@ std::string big_module(const TempDir& d, int funcs, int ops, int calls) {
   return out;
 }
 
+// `module` with a custom section of `pad` bytes appended: the same code in a module over
+// the 8 MiB up to which run and exec compile all of it on TurboFan beside the job.
+std::string padded(const TempDir& d, const std::string& module, size_t pad) {
+  std::string bytes = wjt::read_file(module);
+  auto leb = [](uint64_t n) {
+    std::string out;
+    do {
+      uint8_t b = n & 0x7f;
+      n >>= 7;
+      out.push_back(static_cast<char>(n ? b | 0x80 : b));
+    } while (n);
+    return out;
+  };
+  std::string payload = leb(7) + "padding" + std::string(pad, '\0');
+  bytes += '\0' + leb(payload.size()) + payload;
+  std::string out = d.path + "/" + fs::path(module).stem().string() + "_padded.wasm";
+  wjt::write_file(out, bytes);
+  return out;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(the_default_policy_runs_tiered_with_lazy_compilation) {
@@ -125,4 +145,59 @@ BOOST_AUTO_TEST_CASE(timings_separate_compile_instantiate_and_run) {
   double parts = t["startup"].get<double>() + t["compile"].get<double>() + t["instantiate"].get<double>() +
                  t["run"].get<double>();
   BOOST_TEST(parts <= t["total"].get<double>() + 0.01);
+}
+
+// A cold tiered job of a module over 8 MiB compiles nothing beside it; it reports what V8
+// optimized (main, whose loop never returned to be tiered up), a compile-only child compiles
+// that on TurboFan, and the second run starts on it.
+BOOST_AUTO_TEST_CASE(a_hot_main_in_a_module_over_8_mib_is_optimized_on_its_second_run) {
+  TempDir d, cache;
+  std::string module = padded(d, guest("hot_main"), 9u << 20);
+  BOOST_REQUIRE(fs::file_size(module) > (8u << 20));
+  json first = exec_module(d, module, "\"400000000\"", cache.path);
+  BOOST_TEST(first["status"] == "ok", first.dump());
+  BOOST_TEST(first["tier"] == "tiered");
+  BOOST_TEST(!first.contains("code_cache"));  // a miss, and no full compile beside it
+  BOOST_REQUIRE(!fs::is_empty(cache.path));   // the hot-code entry
+  json second = exec_module(d, module, "\"400000000\"", cache.path);
+  BOOST_TEST(second["status"] == "ok");
+  BOOST_TEST(second["code_cache"] == "hit");
+  BOOST_TEST(second["tier"] == "tiered");  // the rest of the module stays lazy on Liftoff
+  BOOST_TEST(second["code_cache_optimized"].get<int>() >= 1);
+  BOOST_TEST(second["stdout"] == first["stdout"]);
+}
+
+// The entry keeps the better code: a job that optimizes functions the entry lacks makes a
+// compile of the union; one that adds nothing changes nothing.
+BOOST_AUTO_TEST_CASE(the_hot_code_entry_improves_as_jobs_optimize_more_functions) {
+  TempDir d, cache;
+  std::string module = padded(d, guest("hot_pick"), 9u << 20);
+  json a = exec_module(d, module, "\"a\", \"300000000\"", cache.path);
+  BOOST_TEST(a["status"] == "ok", a.dump());
+  json a2 = exec_module(d, module, "\"a\", \"300000000\"", cache.path);
+  BOOST_TEST(a2["code_cache"] == "hit");
+  const int with_a = a2["code_cache_optimized"].get<int>();
+  BOOST_TEST(with_a >= 1);
+  json b = exec_module(d, module, "\"b\", \"300000000\"", cache.path);
+  BOOST_TEST(b["code_cache"] == "hit");
+  BOOST_TEST(b["code_cache_optimized"].get<int>() == with_a);  // what the entry had when b started
+  json ab = exec_module(d, module, "\"ab\", \"1000\"", cache.path);
+  BOOST_TEST(ab["status"] == "ok");
+  BOOST_TEST(ab["code_cache"] == "hit");
+  BOOST_TEST(ab["code_cache_optimized"].get<int>() > with_a);  // hot_b joined hot_a
+  BOOST_TEST(ab["stdout"].get<std::string>().rfind("ab ", 0) == 0);
+}
+
+// A main that never returns (stopped at the wall-time limit) still leaves its hot set: the
+// job reports what V8 optimized after the watchdog stopped the guest.
+BOOST_AUTO_TEST_CASE(a_main_stopped_at_the_wall_time_limit_still_leaves_its_hot_code) {
+  TempDir d, cache;
+  std::string module = padded(d, guest("hot_main"), 9u << 20);
+  json first = exec_module(d, module, "\"2000000000\"", cache.path, {}, "{wall_time: 4s}");  // (a 32-bit long)
+  BOOST_TEST(first["status"] == "timeout", first.dump());
+  BOOST_REQUIRE(!fs::is_empty(cache.path));
+  json second = exec_module(d, module, "\"1000\"", cache.path);
+  BOOST_TEST(second["status"] == "ok");
+  BOOST_TEST(second["code_cache"] == "hit");
+  BOOST_TEST(second["code_cache_optimized"].get<int>() >= 1);
 }

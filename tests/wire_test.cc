@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "supervisor/wire.h"
+#include "v8host/hot_code.h"
 
 using namespace wj;
 using namespace wj::wire;
@@ -141,4 +142,70 @@ BOOST_AUTO_TEST_CASE(sandbox_record_round_trips_and_rejects_lies) {
   BOOST_TEST(!decode_sandbox(payload(1, 0, 70000), 10));
   BOOST_TEST(!decode_sandbox(payload(1, 0, -1).substr(0, 11), 10));  // short
   BOOST_TEST(decode_sandbox(payload(1, 2, -1), 10).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(hot_function_records_are_bounded_and_validated) {
+  std::string bytes = encode_hot_functions({1, 5, 9});
+  FrameReader rd;
+  BOOST_TEST(!rd.feed(bytes.data(), bytes.size()));
+  BOOST_REQUIRE(rd.frames().size() == 1);
+  BOOST_TEST(static_cast<int>(rd.frames()[0].type) == static_cast<int>(FrameType::kHotFunctions));
+  auto back = decode_hot_functions(rd.frames()[0].payload, 10);
+  BOOST_REQUIRE(back);
+  BOOST_TEST((*back == std::vector<uint32_t>{1, 5, 9}));
+  const std::string p = rd.frames()[0].payload;
+  BOOST_TEST(!decode_hot_functions(p, 9));                   // 9 is not below the function count
+  BOOST_TEST(!decode_hot_functions(p.substr(0, 10), 10));    // count disagrees with the length
+  BOOST_TEST(!decode_hot_functions(p + "xxxx", 10));
+  BOOST_TEST(!decode_hot_functions("", 10));
+  auto payload_of = [](std::vector<uint32_t> v) {
+    std::string f = encode_hot_functions(v);
+    return f.substr(sizeof(FrameHeader));
+  };
+  BOOST_TEST(!decode_hot_functions(payload_of({3, 3}), 10));  // not strictly ascending
+  BOOST_TEST(!decode_hot_functions(payload_of({4, 2}), 10));
+  std::string huge(4, '\0');
+  uint32_t n = wj::hot::kMaxHotFunctions + 1;
+  std::memcpy(huge.data(), &n, 4);
+  huge.resize(4 + 4ull * n, '\0');
+  BOOST_TEST(!decode_hot_functions(huge, ~0u));
+  // The reader refuses an oversized frame from its header, and more than kMaxHotFrames.
+  FrameHeader h{kMagic, static_cast<uint16_t>(FrameType::kHotFunctions), 0, 4 + 4 * (wj::hot::kMaxHotFunctions + 1)};
+  FrameReader big;
+  BOOST_TEST(big.feed(reinterpret_cast<const char*>(&h), sizeof h).has_value());
+  FrameReader many;
+  for (size_t i = 0; i < kMaxHotFrames; ++i) BOOST_TEST(!many.feed(bytes.data(), bytes.size()));
+  BOOST_TEST(many.feed(bytes.data(), bytes.size()).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(compilation_hints_name_every_declared_function) {
+  // (module (func) (func) (func)): 3 declared functions, empty bodies.
+  const std::vector<uint8_t> m = {0, 'a', 's', 'm', 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 3, 4, 3, 0, 0, 0,
+                                  10, 10, 3, 2, 0, 0x0b, 2, 0, 0x0b, 2, 0, 0x0b};
+  BOOST_TEST(wj::hot::declared_function_count(m.data(), m.size()).value_or(0) == 3u);
+  std::string err;
+  auto hinted = wj::hot::with_compilation_hints(m, {1}, &err);
+  BOOST_REQUIRE_MESSAGE(hinted, err);
+  // The custom section sits right before the code section: name, count 3, lazy/hot/lazy.
+  const std::string name = "compilationHints";
+  std::vector<uint8_t> want(m.begin(), m.begin() + 20);
+  want.push_back(0);
+  want.push_back(static_cast<uint8_t>(1 + name.size() + 1 + 3));
+  want.push_back(static_cast<uint8_t>(name.size()));
+  want.insert(want.end(), name.begin(), name.end());
+  for (uint8_t b : {3, 0x01, 0x2a, 0x01}) want.push_back(b);
+  want.insert(want.end(), m.begin() + 20, m.end());
+  BOOST_TEST((*hinted == want));
+  // A module that already had such a section gets only ours.
+  auto again = wj::hot::with_compilation_hints(*hinted, {0, 2}, &err);
+  BOOST_REQUIRE(again);
+  BOOST_TEST(again->size() == hinted->size());
+  BOOST_TEST(!wj::hot::with_compilation_hints(m, {3}, &err));     // out of range
+  BOOST_TEST(!wj::hot::with_compilation_hints(m, {2, 1}, &err));  // out of order
+  std::vector<uint8_t> cut(m.begin(), m.end() - 3);
+  BOOST_TEST(!wj::hot::with_compilation_hints(cut, {0}, &err));
+  // Serialized data of another shape yields nothing rather than a guess.
+  std::vector<uint8_t> junk(64, 4);
+  BOOST_TEST(wj::hot::turbofan_functions(junk.data(), junk.size(), 3).empty());
+  BOOST_TEST(wj::hot::turbofan_functions(nullptr, 0, 3).empty());
 }

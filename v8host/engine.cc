@@ -24,6 +24,7 @@
 #include <mutex>
 #include <thread>
 
+#include "v8host/hot_code.h"
 #include "v8host/module_info.h"
 #include "v8host/platform.h"
 #include "v8host/probe.h"
@@ -44,6 +45,28 @@ void (*g_on_fatal)(bool) = nullptr;
 std::atomic<int> g_phase{0};
 static_assert(std::atomic<int>::is_always_lock_free);
 void set_phase(RunPhase p) { g_phase.store(static_cast<int>(p)); }
+// The flags this process runs with (a hot-code compile sets others while it compiles).
+std::vector<std::string> g_flags;
+
+void set_flags(const std::vector<std::string>& flags) {
+  for (const auto& f : flags) v8::V8::SetFlagsFromString(f.c_str(), f.size());
+}
+
+// A hot-code compile: V8 10.2 reads compilation hints only without dynamic tiering and
+// lazy compilation (module-compiler.cc, GetRequestedExecutionTiers, GetCompileStrategy).
+// Lazy validation too: the lazy functions are not compiled here, and the module is one a job
+// already compiled (and so validated, before any guest code ran) under the same sha256.
+const std::vector<std::string> kHintCompileFlags = {"--no-wasm-dynamic-tiering", "--no-wasm-lazy-compilation",
+                                                    "--experimental-wasm-compilation-hints",
+                                                    "--wasm-lazy-validation"};
+// ...and back to the job's flags before serializing: the code's header carries the flag
+// hash (FlagList::Hash, recomputed after every SetFlagsFromString), and the jobs that read
+// it run with these (no experimental flag: no guest module ever reaches the hints decoder).
+void restore_job_flags() {
+  set_flags({"--wasm-dynamic-tiering", "--no-wasm-lazy-compilation", "--no-experimental-wasm-compilation-hints",
+             "--no-wasm-lazy-validation"});
+  set_flags(g_flags);
+}
 
 // What WebAssembly.compileStreaming hands to V8: the wire bytes and the cached code. V8
 // only deserializes compiled code through its streaming API (WasmStreaming).
@@ -299,12 +322,76 @@ class Runner {
         .Check();
     auto t = std::chrono::steady_clock::now();
     set_phase(RunPhase::kRun);
-    call(exports->Get(ctx_, str(iso_, cfg_.entry)).ToLocalChecked().As<v8::Function>());
+    {
+      hot_module_ = entry_module;
+      HotReporter periodic(iso_, cfg_.on_hot_functions ? this : nullptr);
+      call(exports->Get(ctx_, str(iso_, cfg_.entry)).ToLocalChecked().As<v8::Function>());
+    }
     out_.run_ms += ms_since(t);
+    if (cfg_.on_hot_functions) report_hot(entry_module);
     return out_;
   }
 
   uint64_t peak_memory() { return wasi_.peak_memory_size(); }
+
+  // While the entry function runs, asks the isolate (RequestInterrupt: the callback runs on
+  // the guest's thread at a loop back-edge or call) to report what V8 optimized so far, at
+  // 2, 6 and 14 s of run time: a long job (or one killed later) still leaves its hot set.
+  class HotReporter {
+   public:
+    static constexpr int kReports = 3;  // + the one at the end: wire::kMaxHotFrames
+    HotReporter(v8::Isolate* iso, Runner* runner) : iso_(iso), runner_(runner) {
+      if (!runner_) return;
+      thread_ = std::thread([this] {
+        std::unique_lock<std::mutex> lock(mu_);
+        auto wait = std::chrono::seconds(2);
+        for (int i = 0; i < kReports && !stop_; ++i, wait *= 2) {
+          if (cv_.wait_for(lock, wait, [this] { return stop_; })) return;
+          iso_->RequestInterrupt([](v8::Isolate*, void* data) {
+            auto* r = static_cast<Runner*>(data);
+            v8::HandleScope hs(r->iso_);
+            r->report_hot(r->hot_module_);
+          }, runner_);
+        }
+      });
+    }
+    ~HotReporter() {
+      if (!thread_.joinable()) return;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_ = true;
+      }
+      cv_.notify_one();
+      thread_.join();
+    }
+    HotReporter(const HotReporter&) = delete;
+    HotReporter& operator=(const HotReporter&) = delete;
+
+   private:
+    v8::Isolate* iso_;
+    Runner* runner_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stop_ = false;
+    std::thread thread_;
+  };
+  v8::Local<v8::WasmModuleObject> hot_module_;
+
+  // The functions V8 optimized in this run, read from its own serialization of the module
+  // (V8 10.2 has no other way to ask); nothing when it has none (Serialize is then empty).
+  void report_hot(v8::Local<v8::WasmModuleObject> module) {
+    auto declared = hot::declared_function_count(cfg_.module.data(), cfg_.module.size());
+    if (!declared || *declared == 0) return;
+    v8::OwnedBuffer buf = module->GetCompiledModule().Serialize();
+    if (!buf.buffer || buf.size == 0) return;
+    std::vector<uint32_t> fns = hot::turbofan_functions(buf.buffer.get(), buf.size, *declared);
+    buf = {};
+    if (!fns.empty() && fns != last_hot_) {
+      cfg_.on_hot_functions(fns);
+      last_hot_ = std::move(fns);
+    }
+  }
+  std::vector<uint32_t> last_hot_;
 
  private:
   // The heap is about to run out: stop the guest, and give V8 room to unwind cleanly.
@@ -334,6 +421,15 @@ class Runner {
     if (cfg_.cached_code && compile_from_cache(bytes, module)) {
       compiled = true;
       out_.code_cache = g_stream.compiled_afresh ? "miss" : "hit";
+    } else if (cfg_.compile_only && !cfg_.hot_functions.empty()) {
+      std::string err;
+      auto hinted = hot::with_compilation_hints(bytes, cfg_.hot_functions, &err);
+      if (!hinted) return fail(OutcomeKind::kInvalidModule, "hot-code compile: " + err);
+      set_flags(kHintCompileFlags);
+      compiled = v8::WasmModuleObject::Compile(iso_, v8::MemorySpan<const uint8_t>(hinted->data(), hinted->size()))
+                     .ToLocal(module);
+      restore_job_flags();
+      if (compiled && cfg_.on_compiled) out_.code_cache = "miss";
     } else {
       compiled = v8::WasmModuleObject::Compile(iso_, v8::MemorySpan<const uint8_t>(bytes.data(), bytes.size()))
                      .ToLocal(module);
@@ -665,6 +761,7 @@ RunOutcome run_module(const RunConfig& cfg) {
     flags.push_back("--wasm-max-mem-pages=" + std::to_string(std::min<uint64_t>(pages, 65536)));
   }
   init_v8_once(flags);
+  g_flags = flags;
   RunOutcome out;
   std::unique_ptr<v8::ArrayBuffer::Allocator> allocator;
   v8::Isolate* iso = nullptr;

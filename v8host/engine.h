@@ -65,6 +65,14 @@ struct RunConfig {
   // Compile the entry module, offer its code (on_compiled) and stop: no library, no
   // instantiation, no guest code (a background compile for the code cache).
   bool compile_only = false;
+  // With compile_only: compile the entry module with these declared functions (ascending)
+  // eagerly on TurboFan and every other one lazy (a compilation-hints section, see
+  // v8host/hot_code.h), then serialize it under the flags in v8_flags, which a job that
+  // deserializes it runs with. The code is for the unmodified module.
+  std::vector<uint32_t> hot_functions;
+  // Receives, after the entry function ended (returned, exited, trapped or stopped at a
+  // limit), the declared-function indices V8 had optimized with TurboFan in this run.
+  std::function<void(const std::vector<uint32_t>&)> on_hot_functions;
   // If set, receives the outcome before the isolate is torn down (a job process reports
   // and exits in it; run_module then never returns).
   std::function<void(const RunOutcome&)> on_outcome;
