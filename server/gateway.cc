@@ -8,6 +8,7 @@
 
 #include "policies/jobspec.h"
 #include "server/queue_job.h"
+#include "server/uv_work.h"
 #include "storage/archive.h"
 #include "supervisor/executor.h"
 
@@ -41,23 +42,6 @@ void send_json(const std::shared_ptr<HttpExchange>& ex, int status, const ojson&
 void send_error(const std::shared_ptr<HttpExchange>& ex, int status, const std::string& code,
                 const std::string& msg) {
   send_json(ex, status, ojson{{"error", {{"code", code}, {"message", msg}}}});
-}
-
-// Runs `work` on libuv's thread pool, then `after` on the loop thread.
-void blocking(uv_loop_t* loop, std::function<void()> work, std::function<void()> after) {
-  struct Req {
-    uv_work_t w;
-    std::function<void()> work, after;
-  };
-  auto* r = new Req{{}, std::move(work), std::move(after)};
-  r->w.data = r;
-  uv_queue_work(
-      loop, &r->w, [](uv_work_t* w) { static_cast<Req*>(w->data)->work(); },
-      [](uv_work_t* w, int) {
-        auto* rq = static_cast<Req*>(w->data);
-        rq->after();
-        delete rq;
-      });
 }
 
 // The stored result of `id` (a result blob fetched; outputs unpacked under output_root).

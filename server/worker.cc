@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "server/queue_job.h"
+#include "server/uv_work.h"
 #include "storage/archive.h"
 
 namespace wj {
@@ -19,23 +20,6 @@ namespace {
 
 constexpr size_t kMaxMessageBytes = 16u << 20;
 constexpr const char* kConsumer = "wasmjail";
-
-// Runs `work` on libuv's thread pool, then `after` on the loop thread.
-void blocking(uv_loop_t* loop, std::function<void()> work, std::function<void()> after) {
-  struct Req {
-    uv_work_t w;
-    std::function<void()> work, after;
-  };
-  auto* r = new Req{{}, std::move(work), std::move(after)};
-  r->w.data = r;
-  uv_queue_work(
-      loop, &r->w, [](uv_work_t* w) { static_cast<Req*>(w->data)->work(); },
-      [](uv_work_t* w, int) {
-        auto* rq = static_cast<Req*>(w->data);
-        rq->after();
-        delete rq;
-      });
-}
 
 std::string dump(const ojson& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
