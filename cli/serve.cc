@@ -47,6 +47,42 @@ int fail(const std::string& msg) {
   return kExitUsage;
 }
 
+// The HTTP limits of serve's config (both modes).
+HttpLimits http_limits(const ServerConfig& cfg) {
+  HttpLimits hl;
+  hl.max_body_bytes = cfg.max_request_bytes;
+  hl.header_timeout_ms = cfg.header_timeout_ms;
+  hl.idle_timeout_ms = cfg.idle_timeout_ms;
+  hl.max_connections = cfg.max_connections;
+  hl.max_buffered_bytes = cfg.max_buffered_bytes;
+  return hl;
+}
+
+// Opens the config's listeners (a unix socket's folder is created first); false, with the
+// error on stderr, at the first that fails. `mode` is logged when given.
+bool listen_configured(HttpServer& http, const ServerConfig& cfg, const std::vector<ApiToken>& tokens,
+                       ServerLog& log, const char* mode) {
+  for (const auto& l : cfg.listen) {
+    std::optional<std::string> err;
+    if (l.kind == Listener::kUnix) {
+      std::error_code ec;
+      fs::path parent = fs::path(l.path).parent_path();
+      if (!parent.empty()) fs::create_directories(parent, ec);
+      err = http.listen_unix(l.path, cfg.socket_mode);
+    } else {
+      err = http.listen_tcp(l.host, l.port, tokens);
+    }
+    if (err) {
+      std::fprintf(stderr, "wasmjail serve: %s\n", err->c_str());
+      return false;
+    }
+    std::vector<std::pair<std::string, std::string>> fields = {{"address", l.str()}};
+    if (mode) fields.emplace_back("mode", mode);
+    log.event("listening", fields);
+  }
+  return true;
+}
+
 // serve with `queue: {nats: [...]}`: the same API, jobs on the NATS JetStream queue.
 int serve_gateway(const ServerConfig& cfg, std::map<std::string, std::shared_ptr<const Policy>> policies,
                   const std::vector<ApiToken>& tokens) {
@@ -67,30 +103,8 @@ int serve_gateway(const ServerConfig& cfg, std::map<std::string, std::shared_ptr
   int exit_code = 0;
   {
     Gateway gw(loop, *queue, cfg, std::move(policies));
-    HttpLimits hl;
-    hl.max_body_bytes = cfg.max_request_bytes;
-    hl.header_timeout_ms = cfg.header_timeout_ms;
-    hl.idle_timeout_ms = cfg.idle_timeout_ms;
-    hl.max_connections = cfg.max_connections;
-    hl.max_buffered_bytes = cfg.max_buffered_bytes;
-    HttpServer http(loop, hl, [&gw](const std::shared_ptr<HttpExchange>& ex) { gw.handle(ex); });
-    for (const auto& l : cfg.listen) {
-      std::optional<std::string> err;
-      if (l.kind == Listener::kUnix) {
-        std::error_code ec;
-        fs::path parent = fs::path(l.path).parent_path();
-        if (!parent.empty()) fs::create_directories(parent, ec);
-        err = http.listen_unix(l.path, cfg.socket_mode);
-      } else {
-        err = http.listen_tcp(l.host, l.port, tokens);
-      }
-      if (err) {
-        std::fprintf(stderr, "wasmjail serve: %s\n", err->c_str());
-        exit_code = 1;
-        break;
-      }
-      log.event("listening", {{"address", l.str()}, {"mode", "gateway"}});
-    }
+    HttpServer http(loop, http_limits(cfg), [&gw](const std::shared_ptr<HttpExchange>& ex) { gw.handle(ex); });
+    if (!listen_configured(http, cfg, tokens, log, "gateway")) exit_code = 1;
     uv_signal_t sigterm, sigint;
     struct Ctx {
       Gateway* gw;
@@ -303,30 +317,8 @@ int serve(int argc, char** argv) {
     std::unique_ptr<CallbackSender> callbacks = CallbackSender::create(loop, executor, cfg.callbacks, log, &cb_error);
     if (!cb_error.empty()) return fail(cb_error);
     api.set_callbacks(callbacks.get());
-    HttpLimits hl;
-    hl.max_body_bytes = cfg.max_request_bytes;
-    hl.header_timeout_ms = cfg.header_timeout_ms;
-    hl.idle_timeout_ms = cfg.idle_timeout_ms;
-    hl.max_connections = cfg.max_connections;
-    hl.max_buffered_bytes = cfg.max_buffered_bytes;
-    HttpServer http(loop, hl, [&api](const std::shared_ptr<HttpExchange>& ex) { api.handle(ex); });
-    for (const auto& l : cfg.listen) {
-      std::optional<std::string> err;
-      if (l.kind == Listener::kUnix) {
-        std::error_code ec;
-        fs::path parent = fs::path(l.path).parent_path();
-        if (!parent.empty()) fs::create_directories(parent, ec);
-        err = http.listen_unix(l.path, cfg.socket_mode);
-      } else {
-        err = http.listen_tcp(l.host, l.port, tokens);
-      }
-      if (err) {
-        std::fprintf(stderr, "wasmjail serve: %s\n", err->c_str());
-        exit_code = 1;
-        break;
-      }
-      log.event("listening", {{"address", l.str()}});
-    }
+    HttpServer http(loop, http_limits(cfg), [&api](const std::shared_ptr<HttpExchange>& ex) { api.handle(ex); });
+    if (!listen_configured(http, cfg, tokens, log, nullptr)) exit_code = 1;
     for (const auto& l : inherited.value()) {
       if (exit_code != 0) break;
       if (auto err = http.listen_fd(l.fd, l.tcp, l.tcp ? tokens : std::vector<ApiToken>{})) {
