@@ -179,6 +179,7 @@ int exec(int argc, char** argv) {
     cfg.background_compile = CodeCache::background_compile_enabled();
     cfg.background_compile_max_bytes = CodeCache::kOneShotBackgroundMax;
     cfg.background_ends_with_job = true;
+    cfg.detach_hot_compile = !CodeCache::background_compile_waits();  // as for run
     if (CodeCache probe(cfg.cache_dir, 0); !probe.error().empty()) {
       std::fprintf(stderr, "wasmjail: warning: code cache not used: %s\n", probe.error().c_str());
       cfg.cache_dir.clear();

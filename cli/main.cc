@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/cli.h"
+#include "supervisor/detached_compile.h"
 #include "supervisor/zygote.h"
 
 namespace {
@@ -29,16 +30,21 @@ constexpr const char* kUsage =
 int main(int argc, char** argv) {
   // A clean fork server started by a serve (Zygote::start_clean) runs here and never returns.
   wj::Zygote::run_helper_if_requested();
+  // A detached hot-code compile started by a one-shot run or exec (detached_compile.h).
+  wj::run_hot_compile_helper_if_requested();
   if (argc < 2) {
     std::fputs(kUsage, stderr);
     return wj::cli::kExitUsage;
   }
   std::string cmd = argv[1];
   // The performance switches (README, "Performance") take on or off; anything else is a typo.
+  // WASMJAIL_BACKGROUND_COMPILE also takes "wait" (CodeCache::background_compile_waits).
   for (const char* name : {"WASMJAIL_ZYGOTE", "WASMJAIL_BACKGROUND_COMPILE"}) {
     const char* v = std::getenv(name);
-    if (v && *v && std::strcmp(v, "on") != 0 && std::strcmp(v, "off") != 0) {
-      std::fprintf(stderr, "wasmjail: %s must be \"on\" or \"off\", got \"%s\"\n", name, v);
+    const bool bg = std::strcmp(name, "WASMJAIL_BACKGROUND_COMPILE") == 0;
+    if (v && *v && std::strcmp(v, "on") != 0 && std::strcmp(v, "off") != 0 && !(bg && std::strcmp(v, "wait") == 0)) {
+      std::fprintf(stderr, "wasmjail: %s must be \"on\"%s or \"off\", got \"%s\"\n", name,
+                   bg ? ", \"wait\"" : "", v);
       return wj::cli::kExitUsage;
     }
   }

@@ -198,6 +198,9 @@ int run(int argc, char** argv) {
   opts.background_compile = CodeCache::background_compile_enabled();
   opts.background_compile_max_bytes = CodeCache::kOneShotBackgroundMax;
   opts.background_ends_with_job = true;
+  // The hot-code compile a job's end starts runs after we exit, detached, unless
+  // WASMJAIL_BACKGROUND_COMPILE=wait (then we wait for it here).
+  opts.detach_hot_compile = !CodeCache::background_compile_waits();
   opts.policy = std::make_shared<const Policy>(std::move(policy.value()));
   opts.on_output = [](Stream s, const char* data, size_t n) {
     write_fd(s == Stream::kStdout ? 1 : 2, data, n);

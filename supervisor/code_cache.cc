@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -135,11 +136,40 @@ CodeCache::CodeCache(std::string dir, uint64_t max_bytes) : max_bytes_(max_bytes
 }
 
 size_t CodeCache::background_compile_min() {
-  const char* v = getenv("WASMJAIL_BACKGROUND_COMPILE");  // on|off, checked by main()
+  const char* v = getenv("WASMJAIL_BACKGROUND_COMPILE");  // on|off|wait, checked by main()
   return v && std::string(v) == "off" ? 0 : 256u << 10;
 }
 
 bool CodeCache::background_compile_enabled() { return background_compile_min() != 0; }
+
+bool CodeCache::background_compile_waits() {
+  const char* v = getenv("WASMJAIL_BACKGROUND_COMPILE");
+  return v && std::string(v) == "wait";
+}
+
+UniqueFd CodeCache::try_lock(const std::string& name, std::string* why) const {
+  if (!enabled()) {
+    *why = "no cache folder";
+    return {};
+  }
+  // O_NOFOLLOW: a symlink planted under this name fails (ELOOP); O_NONBLOCK: a FIFO cannot
+  // block the open. No O_TRUNC: the file is only ever locked, never written.
+  UniqueFd fd(openat(state_->dir.get(), name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
+  if (!fd) {
+    *why = "cannot open lock " + name + ": " + std::strerror(errno);
+    return {};
+  }
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+    *why = "lock " + name + " is not a regular file of this user";
+    return {};
+  }
+  if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    *why = "lock " + name + " is held";
+    return {};
+  }
+  return fd;
+}
 
 std::string CodeCache::default_dir() {
   if (const char* d = getenv("WASMJAIL_CACHE_DIR"); d && *d) return std::string(d) == "off" ? "" : d;

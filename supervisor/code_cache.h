@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "storage/host_fs.h"
+
 namespace wj {
 
 class CodeCache {
@@ -41,6 +43,11 @@ class CodeCache {
   void put(const std::string& key, const std::string& payload, const std::vector<uint32_t>& optimized = {}) const;
   // Deletes the entry for `key` (a job crashed while running its code).
   void remove(const std::string& key) const;
+  // Takes lock file `name` (one component, created 0600 beneath the folder's fd; a symlink,
+  // a non-regular file or one another user owns is refused, nothing is followed) with a
+  // non-blocking exclusive flock. An empty UniqueFd when it is taken elsewhere or refused
+  // (*why says which). The lock lasts while any copy of the fd is open (a child it is passed to).
+  UniqueFd try_lock(const std::string& name, std::string* why) const;
 
   // The default folder: $WASMJAIL_CACHE_DIR ("off" disables), else $XDG_CACHE_HOME/wasmjail,
   // else $HOME/.cache/wasmjail.
@@ -51,6 +58,10 @@ class CodeCache {
   // Whether a cold module's TurboFan code may be compiled beside its job (the `tiered` tier's
   // way of filling the cache): yes unless WASMJAIL_BACKGROUND_COMPILE=off.
   static bool background_compile_enabled();
+  // WASMJAIL_BACKGROUND_COMPILE=wait: a one-shot `run` or `exec` compiles a job's hot code in
+  // its own process and waits for it before exiting (tests, a benchmark's cache-filling run);
+  // by default (on) that compile is handed to a detached process (supervisor/detached_compile.h).
+  static bool background_compile_waits();
   // The largest module `run` and `exec` compile beside their one job (8 MiB: a compile that
   // finishes within a typical job of such a module, with a bounded peak RSS).
   static constexpr size_t kOneShotBackgroundMax = 8u << 20;

@@ -275,6 +275,7 @@ void Executor::start_prepared(const std::shared_ptr<JobRecord>& job, bool thread
   opts.background_compile = cfg_.background_compile;
   opts.background_compile_max_bytes = cfg_.background_compile_max_bytes;
   opts.background_ends_with_job = cfg_.background_ends_with_job;
+  opts.detach_hot_compile = cfg_.detach_hot_compile;
   for (int i = 0; i < 3; ++i) opts.stdio_is_tty[i] = job->submission.stdio_is_tty[i];
   const Limits lim = effective_limits(job->submission.spec.limits, job->submission.policy->limits);
   const uint64_t caps[3] = {0, lim.stdout_bytes.value_or(opts.stdout_cap), lim.stderr_bytes.value_or(opts.stderr_cap)};

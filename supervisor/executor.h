@@ -52,6 +52,8 @@ struct ExecutorConfig {
   bool background_compile = false;
   size_t background_compile_max_bytes = SIZE_MAX;
   bool background_ends_with_job = false;
+  // RunOptions::detach_hot_compile for every job (one-shot exec).
+  bool detach_hot_compile = false;
   // Life-cycle events for logs: "queued", "started", "finished".
   std::function<void(const struct JobRecord&, const char* event)> on_event;
 };

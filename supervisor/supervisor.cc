@@ -24,6 +24,7 @@
 #include "sandbox/lockdown.h"
 #include "supervisor/child.h"
 #include "supervisor/code_cache.h"
+#include "supervisor/detached_compile.h"
 #include "supervisor/warm_pool.h"
 #include "v8host/hot_code.h"
 #include "supervisor/zygote.h"
@@ -147,6 +148,7 @@ struct Running {
   bool report_hot = false;
   uint32_t declared_functions = 0;
   std::vector<uint32_t> hot_set;
+  std::vector<uint32_t> hot_have;  // what the hot-code entry this job started on has optimized
   std::shared_ptr<const std::vector<uint8_t>> hot_module;
   std::function<void(std::vector<uint32_t>, std::shared_ptr<const std::vector<uint8_t>>)> on_hot;
   std::optional<RunOutcome> outcome;
@@ -267,8 +269,9 @@ struct Running {
               protocol_error = report_hot ? "malformed hot-function record" : "hot-function record not asked for";
               break;
             }
-            // Acted on at once (a report during a long job, or the last one at its end).
-            if (on_hot && hot_module && *hot != hot_set) on_hot(*hot, hot_module);
+            // Acted on at once (a report during a long job, or the last one at its end),
+            // unless the compile is detached: then once, after the job (detach_hot).
+            if (on_hot && hot_module && !opts.detach_hot_compile && *hot != hot_set) on_hot(*hot, hot_module);
             hot_set = std::move(*hot);
           } else if (f.type == wire::FrameType::kViolation) {
             violation = wire::decode_violation(f.payload);
@@ -474,6 +477,14 @@ struct Running {
     cb(std::move(r));  // this Running stays until the reap (the caller's slot too)
   }
 
+  // The job is over: its last hot set goes to a detached compile (RunOptions::
+  // detach_hot_compile) unless the entry it started on has all of it already.
+  void detach_hot() {
+    if (!opts.detach_hot_compile || !on_hot || !hot_module || hot_set.empty()) return;
+    if (std::includes(hot_have.begin(), hot_have.end(), hot_set.begin(), hot_set.end())) return;
+    on_hot(std::move(hot_set), std::move(hot_module));
+  }
+
   void classify() {
     if (finished) return;
     finished = true;
@@ -488,6 +499,7 @@ struct Running {
     }
     if (classify_into_result(wait_status, false)) return;  // started again
     end_sibling();
+    detach_hot();
     control->running_ = nullptr;
     auto cb = std::move(done);
     Result r = std::move(result);
@@ -734,6 +746,26 @@ void Supervisor::compile_hot(const Job& job, std::shared_ptr<const std::vector<u
                              const RunOptions& opts, const std::string& hot_key, const std::string& full_key,
                              std::vector<uint32_t> hot) {
   CodeCache cache(opts.cache_dir, opts.cache_max_bytes);
+  if (opts.detach_hot_compile) {
+    // The rest (merging with the entry, the compile) happens in the detached process; a
+    // compile that cannot start there is skipped (the next run tries again).
+    if (!cache.enabled() || cache.has(full_key)) return;
+    HotCompileRequest req;
+    req.module_path = job.module_path;
+    req.entry_point = job.entry_point;
+    req.argv0 = job.argv.empty() ? job.module_path : job.argv[0];
+    req.policy = opts.policy;
+    req.v8_flags = opts.v8_flags;
+    req.cache_dir = opts.cache_dir;
+    req.cache_max_bytes = opts.cache_max_bytes;
+    req.module_bytes_max = opts.module_bytes_max;
+    req.hot_key = hot_key;
+    req.full_key = full_key;
+    req.hot = std::move(hot);
+    std::string why;
+    if (req.policy) detach_hot_compile(req, *module, &why);
+    return;
+  }
   if (cache.has(full_key) || compiling_->count(hot_key) ||
       compile_failed_->count(hot_key) || compiling_->size() >= kMaxBackgroundCompiles)
     return;
@@ -748,7 +780,11 @@ void Supervisor::compile_hot(const Job& job, std::shared_ptr<const std::vector<u
   if (hot.size() > hot::kMaxHotFunctions) hot.resize(hot::kMaxHotFunctions);
   Job cj;
   cj.module_path = job.module_path;
-  cj.module_bytes = *module;
+  // Held by nobody else (the detached process): moved, so that the compile-only child
+  // inherits one copy of the module, not two.
+  if (module.use_count() == 1) cj.module_bytes = std::move(*std::const_pointer_cast<std::vector<uint8_t>>(module));
+  else cj.module_bytes = *module;
+  module.reset();
   cj.entry_point = job.entry_point;
   cj.argv = {job.argv.empty() ? job.module_path : job.argv[0]};
   RunOptions co = opts;
@@ -926,6 +962,7 @@ void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(
         r->cached_code = std::move(*hot);
         r->cached_optimized = static_cast<uint32_t>(optimized.size());
         r->cached_from = hot_key;
+        r->hot_have = std::move(optimized);
       }
       // This job reports what it optimizes; a compile-only child may then improve the entry.
       auto declared = hot::declared_function_count(module.data(), module.size());
@@ -942,6 +979,7 @@ void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(
         ho.cache_dir = r->opts.cache_dir;
         ho.cache_max_bytes = r->opts.cache_max_bytes;
         ho.module_bytes_max = r->opts.module_bytes_max;
+        ho.detach_hot_compile = r->opts.detach_hot_compile;
         r->on_hot = [this, hj, ho, hot_key, full_key](std::vector<uint32_t> hot,
                                                        std::shared_ptr<const std::vector<uint8_t>> m) {
           if (m) compile_hot(hj, std::move(m), ho, hot_key, full_key, std::move(hot));

@@ -72,6 +72,10 @@ struct RunOptions {
   // One-shot frontends (run, exec): the second child is killed when the job ends, so it
   // never delays the exit; a job that runs longer than the compile leaves the code behind.
   bool background_ends_with_job = false;
+  // One-shot frontends (run, exec) by default: a hot-code compile (compile_hot) is not run in
+  // this process while the job runs; once the job ended, its final hot set goes to a detached
+  // process (supervisor/detached_compile.h) and the caller does not wait for it.
+  bool detach_hot_compile = false;
   // Internal: this job is that second child (compile the entry module, run nothing).
   bool compile_only = false;
   // Internal, with compile_only: a hot-code compile. These declared functions (ascending)
@@ -136,13 +140,17 @@ class Supervisor {
   void shutdown_warm_pool();
   size_t warm_idle() const;
 
- private:
-  // Starts the compile-only sibling of a cold, large job (see background_compile_min_bytes).
   // A tiered job ended having optimized `hot`: when that adds functions to the module's
   // hot-code entry (and no full TurboFan entry exists), a compile-only child compiles the
-  // union on TurboFan for the cache (see RunOptions::hot_functions).
+  // union on TurboFan for the cache (see RunOptions::hot_functions). With
+  // opts.detach_hot_compile that is left to a detached process (detached_compile.h), which
+  // calls this again without it. When `module` is the only reference, its bytes are moved
+  // into the compile rather than copied.
   void compile_hot(const Job& job, std::shared_ptr<const std::vector<uint8_t>> module, const RunOptions& opts,
                    const std::string& hot_key, const std::string& full_key, std::vector<uint32_t> hot);
+
+ private:
+  // Starts the compile-only sibling of a cold, large job (see background_compile_min_bytes).
   std::shared_ptr<JobControl> compile_in_background(const Job& job, const std::vector<uint8_t>& module,
                                                     const RunOptions& opts, const std::string& key);
   // Background compiles run beside the jobs, outside any concurrency limit: at most this
