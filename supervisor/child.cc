@@ -1,6 +1,7 @@
 #include "supervisor/child.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "sandbox/lockdown.h"
 #include "supervisor/wire.h"
 #include "v8host/engine.h"
+#include "v8host/hot_code.h"
 
 namespace wj {
 namespace {
@@ -239,7 +241,18 @@ void child_main_body(const ChildSetup& s) {
   cfg.on_fatal = on_v8_fatal;
   cfg.cached_code = s.cached_code;
   cfg.compile_only = s.compile_only;
-  if (s.compile_only && s.hot_functions) cfg.hot_functions = *s.hot_functions;
+  if (s.compile_only && s.hot_functions) {
+    cfg.hot_functions = *s.hot_functions;
+    // The hinted module replaces the original here (nothing of a compile-only job reads the
+    // original again), and the original's pages go back to the kernel before V8 copies the
+    // module: the compile's peak holds two copies, not three. On failure the engine reports it.
+    std::string err;
+    if (auto hinted = hot::with_compilation_hints(cfg.module, cfg.hot_functions, &err)) {
+      cfg.module = std::move(*hinted);
+      cfg.module_has_hints = true;
+      malloc_trim(0);
+    }
+  }
   if (s.report_hot)
     cfg.on_hot_functions = [](const std::vector<uint32_t>& fns) { write_all(kChildRecord, wire::encode_hot_functions(fns)); };
   if (s.offer_code)

@@ -312,7 +312,9 @@ void Executor::start_prepared(const std::shared_ptr<JobRecord>& job, bool thread
     maybe_drained();
   };
   if (cfg_.on_event) cfg_.on_event(*job, "started");
-  auto control = supervisor_.start(job->prepared.job, std::move(opts), [this, weak](Result r) {
+  // Moved: the module bytes live once in this process (the job process is cloned from it, or
+  // gets them from it), not also in the record until the job ends.
+  auto control = supervisor_.start(std::move(job->prepared.job), std::move(opts), [this, weak](Result r) {
     if (auto j = weak.lock()) finish(j, std::move(r));
   });
   if (job->state != JobState::kDone) job->control = std::move(control);  // it may have failed at once

@@ -636,7 +636,7 @@ struct Running {
       auto ctl = control;
       ctl->running_ = nullptr;
       delete this;
-      s->start_with(j, std::move(again), std::move(cb), ctl);
+      s->start_with(std::move(j), std::move(again), std::move(cb), ctl);
       return true;
     }
     result.timing.total = ms_between(t_start, Clock::now());
@@ -727,7 +727,7 @@ std::shared_ptr<JobControl> Supervisor::compile_in_background(const Job& job, co
   std::weak_ptr<std::set<std::string>> failed = compile_failed_;
   auto stored = std::make_shared<CodeCache>(opts.cache_dir, opts.cache_max_bytes);
   (*compiling_)[key] = nullptr;  // in flight from here (start may finish synchronously)
-  auto compile = start(cj, std::move(co), [inflight, failed, key, stored](Result res) {
+  auto compile = start(std::move(cj), std::move(co), [inflight, failed, key, stored](Result res) {
     if (auto m = inflight.lock()) m->erase(key);
     // A compile that failed (over the policy's time or memory, say) or whose code the cache
     // did not keep (too large, folder not writable) is not started again for this module:
@@ -793,7 +793,7 @@ void Supervisor::compile_hot(const Job& job, std::shared_ptr<const std::vector<u
   std::weak_ptr<Compiling> inflight = compiling_;
   std::weak_ptr<std::set<std::string>> failed = compile_failed_;
   (*compiling_)[hot_key] = nullptr;
-  auto c = start(cj, std::move(co), [inflight, failed, hot_key](Result res) {
+  auto c = start(std::move(cj), std::move(co), [inflight, failed, hot_key](Result res) {
     if (auto m = inflight.lock()) m->erase(hot_key);
     if (auto f = failed.lock(); f && res.status != Status::kOk && res.status != Status::kCancelled) {
       if (f->size() >= 1024) f->clear();
@@ -803,13 +803,13 @@ void Supervisor::compile_hot(const Job& job, std::shared_ptr<const std::vector<u
   if (auto it = compiling_->find(hot_key); it != compiling_->end()) it->second = c;
 }
 
-std::shared_ptr<JobControl> Supervisor::start(const Job& job, RunOptions opts, std::function<void(Result)> done) {
+std::shared_ptr<JobControl> Supervisor::start(Job job, RunOptions opts, std::function<void(Result)> done) {
   auto control = std::make_shared<JobControl>();
-  start_with(job, std::move(opts), std::move(done), control);
+  start_with(std::move(job), std::move(opts), std::move(done), control);
   return control;
 }
 
-void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(Result)> done,
+void Supervisor::start_with(Job job_in, RunOptions opts, std::function<void(Result)> done,
                             const std::shared_ptr<JobControl>& control) {
   // A fork server that failed may have left a job process that exited without running
   // anything (it waits for a go-ahead that never came): reap it, on this and later starts
@@ -830,7 +830,8 @@ void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(
   r->sup = this;
   r->retry_opts = opts;
   r->loop = loop_;
-  r->job = job;
+  r->job = std::move(job_in);
+  const Job& job = r->job;
   r->opts = std::move(opts);
   r->done = std::move(done);
   r->t_start = Clock::now();

@@ -122,10 +122,12 @@ class Supervisor {
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
-  // Starts `job`; `done` runs on the loop exactly once, with the final Result.
-  std::shared_ptr<JobControl> start(const Job& job, RunOptions opts, std::function<void(Result)> done);
+  // Starts `job`; `done` runs on the loop exactly once, with the final Result. A job moved in
+  // gives up its module_bytes without a copy (a copy counts in the child's memory: it is cloned
+  // from this process).
+  std::shared_ptr<JobControl> start(Job job, RunOptions opts, std::function<void(Result)> done);
   // start() with an existing control (the retry of a job keeps its caller's handle).
-  void start_with(const Job& job, RunOptions opts, std::function<void(Result)> done,
+  void start_with(Job job, RunOptions opts, std::function<void(Result)> done,
                   const std::shared_ptr<JobControl>& control);
   // Kills the background compiles in flight (a server shutting down); their code is lost.
   void cancel_background();

@@ -58,13 +58,13 @@ void set_flags(const std::vector<std::string>& flags) {
 // already compiled (and so validated, before any guest code ran) under the same sha256.
 const std::vector<std::string> kHintCompileFlags = {"--no-wasm-dynamic-tiering", "--no-wasm-lazy-compilation",
                                                     "--experimental-wasm-compilation-hints",
-                                                    "--wasm-lazy-validation"};
+                                                    "--wasm-lazy-validation", "--wasm-num-compilation-tasks=1"};
 // ...and back to the job's flags before serializing: the code's header carries the flag
 // hash (FlagList::Hash, recomputed after every SetFlagsFromString), and the jobs that read
 // it run with these (no experimental flag: no guest module ever reaches the hints decoder).
 void restore_job_flags() {
   set_flags({"--wasm-dynamic-tiering", "--no-wasm-lazy-compilation", "--no-experimental-wasm-compilation-hints",
-             "--no-wasm-lazy-validation"});
+             "--no-wasm-lazy-validation", "--wasm-num-compilation-tasks=128"});
   set_flags(g_flags);
 }
 
@@ -423,10 +423,14 @@ class Runner {
       out_.code_cache = g_stream.compiled_afresh ? "miss" : "hit";
     } else if (cfg_.compile_only && !cfg_.hot_functions.empty()) {
       std::string err;
-      auto hinted = hot::with_compilation_hints(bytes, cfg_.hot_functions, &err);
-      if (!hinted) return fail(OutcomeKind::kInvalidModule, "hot-code compile: " + err);
+      std::optional<std::vector<uint8_t>> hinted;
+      if (!cfg_.module_has_hints) {
+        hinted = hot::with_compilation_hints(bytes, cfg_.hot_functions, &err);
+        if (!hinted) return fail(OutcomeKind::kInvalidModule, "hot-code compile: " + err);
+      }
+      const std::vector<uint8_t>& wire = hinted ? *hinted : bytes;
       set_flags(kHintCompileFlags);
-      compiled = v8::WasmModuleObject::Compile(iso_, v8::MemorySpan<const uint8_t>(hinted->data(), hinted->size()))
+      compiled = v8::WasmModuleObject::Compile(iso_, v8::MemorySpan<const uint8_t>(wire.data(), wire.size()))
                      .ToLocal(module);
       restore_job_flags();
       if (compiled && cfg_.on_compiled) out_.code_cache = "miss";

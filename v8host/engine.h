@@ -70,6 +70,9 @@ struct RunConfig {
   // v8host/hot_code.h), then serialize it under the flags in v8_flags, which a job that
   // deserializes it runs with. The code is for the unmodified module.
   std::vector<uint32_t> hot_functions;
+  // `module` already carries that compilation-hints section (the caller built it and freed
+  // the original, so that the compile holds two copies of the module, ours and V8's, not three).
+  bool module_has_hints = false;
   // Receives, after the entry function ended (returned, exited, trapped or stopped at a
   // limit), the declared-function indices V8 had optimized with TurboFan in this run.
   std::function<void(const std::vector<uint32_t>&)> on_hot_functions;
