@@ -27,9 +27,11 @@ json exec_with_cache(const std::string& cache, const std::string& guest) {
   return json::parse(r.out);
 }
 
+// The code entries (a detached hot-code compile's lock files are not entries).
 std::vector<fs::path> entries(const std::string& cache) {
   std::vector<fs::path> out;
-  for (const auto& e : fs::directory_iterator(cache)) out.push_back(e.path());
+  for (const auto& e : fs::directory_iterator(cache))
+    if (e.path().extension() == ".code") out.push_back(e.path());
   return out;
 }
 

@@ -28,7 +28,9 @@ json exec_module(const TempDir& d, const std::string& module, const std::string&
                                             (limits.empty() ? "" : "limits: " + limits + "\n"));
   std::vector<std::string> argv = {binary(), "exec", d.path + "/job.yaml"};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  auto r = wjt::run(argv, {"WASMJAIL_CACHE_DIR=" + cache}, 300);
+  // `wait`: a hot-code compile started at the job's end is done when exec exits (by default
+  // it runs detached, after exec exited: tests/detached_compile_test.cc).
+  auto r = wjt::run(argv, {"WASMJAIL_CACHE_DIR=" + cache, "WASMJAIL_BACKGROUND_COMPILE=wait"}, 300);
   json j = json::parse(r.out, nullptr, false);
   BOOST_REQUIRE_MESSAGE(!j.is_discarded(), "stdout is not JSON: " + r.out + r.err);
   return j;

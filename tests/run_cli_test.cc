@@ -214,7 +214,7 @@ BOOST_AUTO_TEST_CASE(many_preopened_directories) {
 BOOST_AUTO_TEST_CASE(background_compile_switch_is_validated) {
   auto r = wjt::run({wjt::binary(), "run", wjt::guest("hello"), "z"}, {"WASMJAIL_BACKGROUND_COMPILE=1"});
   BOOST_TEST(r.exit_code == 2);
-  BOOST_TEST(r.err == "wasmjail: WASMJAIL_BACKGROUND_COMPILE must be \"on\" or \"off\", got \"1\"\n");
+  BOOST_TEST(r.err == "wasmjail: WASMJAIL_BACKGROUND_COMPILE must be \"on\", \"wait\" or \"off\", got \"1\"\n");
 }
 
 BOOST_AUTO_TEST_CASE(version_names_wasmjail_v8_and_the_libraries) {
