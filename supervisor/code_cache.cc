@@ -179,9 +179,17 @@ std::string CodeCache::default_dir() {
 }
 
 std::string CodeCache::key_for(const std::vector<uint8_t>& module, const std::vector<std::string>& v8_flags) {
+  return key_for_digest(module_digest(module), v8_flags);
+}
+
+std::string CodeCache::module_digest(const std::vector<uint8_t>& module) {
+  return sha256_hex(module.data(), module.size());
+}
+
+std::string CodeCache::key_for_digest(const std::string& digest, const std::vector<std::string>& v8_flags) {
   std::vector<std::string> flags = v8_flags;
   std::sort(flags.begin(), flags.end());
-  std::string key = "sha256:" + sha256_hex(module.data(), module.size()) +
+  std::string key = "sha256:" + digest +
                     " v8:" + std::to_string(V8_MAJOR_VERSION) + "." + std::to_string(V8_MINOR_VERSION) + "." +
                     std::to_string(V8_BUILD_NUMBER) + "." + std::to_string(V8_PATCH_LEVEL) + " flags:";
   for (const auto& f : flags) key += f + " ";
