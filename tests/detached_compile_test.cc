@@ -169,6 +169,23 @@ BOOST_AUTO_TEST_CASE(run_exits_before_the_hot_compile_which_then_stores_the_entr
   reaper.reap_all(120);  // that job optimized nothing new: nothing to compile, or a compile to reap
 }
 
+// exec does the same: its result JSON comes without waiting for the compile.
+BOOST_AUTO_TEST_CASE(exec_exits_before_the_hot_compile_too) {
+  TempDir d, cache;
+  std::string module = padded(d, guest("hot_main"), 9u << 20);
+  wjt::write_file(d.path + "/job.yaml", "entry_module: {source_path: '" + module + "'}\nparameters: [\"300000000\"]\n");
+  Subreaper reaper;
+  auto e = wjt::run({binary(), "exec", d.path + "/job.yaml"}, {"WASMJAIL_CACHE_DIR=" + cache.path}, 300);
+  json j = json::parse(e.out, nullptr, false);
+  BOOST_REQUIRE_MESSAGE(!j.is_discarded(), e.out + e.err);
+  BOOST_TEST(j["status"] == "ok");
+  BOOST_TEST(entries(cache.path) == 0);
+  std::vector<int> ended = reaper.reap_all(120);
+  BOOST_TEST(ended.size() == 1u);
+  BOOST_TEST((ended.size() == 1 && ended[0] == 0));
+  BOOST_TEST(wait_for_entry(cache.path, 5));
+}
+
 BOOST_AUTO_TEST_CASE(wait_compiles_before_run_exits_and_leaves_no_process) {
   TempDir d, cache;
   std::string module = padded(d, guest("hot_main"), 9u << 20);
