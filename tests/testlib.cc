@@ -226,6 +226,9 @@ struct TestTmpRoot {
     // Nor in the user's home: the code cache is this process's own (a test that wants
     // another one sets WASMJAIL_CACHE_DIR for the processes it starts).
     if (!getenv("WASMJAIL_CACHE_DIR")) setenv("WASMJAIL_CACHE_DIR", (path + "/code-cache").c_str(), 1);
+    // A hot-code compile is done when the command exits: none outlives the test into a folder
+    // being removed (tests/detached_compile_test.cc asks for the detached default with "on").
+    if (!getenv("WASMJAIL_BACKGROUND_COMPILE")) setenv("WASMJAIL_BACKGROUND_COMPILE", "wait", 1);
   }
   ~TestTmpRoot() {
     if (getpid() != owner) return;  // a forked child leaving: the folder is its parent's
