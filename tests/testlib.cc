@@ -55,6 +55,11 @@ ProcResult run_with_stdin(const std::vector<std::string>& argv_in, int stdin_fd,
   for (char** e = environ; *e; ++e)
     if (!named(*e)) env.emplace_back(*e);
   env.insert(env.end(), extra_env.begin(), extra_env.end());
+  // A hot-code compile is done when the command exits: none outlives the test into a folder
+  // being removed (tests/detached_compile_test.cc asks for the detached default with "on").
+  bool named_bg = false;
+  for (const auto& e : env) named_bg |= e.rfind("WASMJAIL_BACKGROUND_COMPILE=", 0) == 0;
+  if (!named_bg) env.emplace_back("WASMJAIL_BACKGROUND_COMPILE=wait");
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) throw std::runtime_error("pipe");
   auto cargv = cvec(argv);
@@ -226,9 +231,6 @@ struct TestTmpRoot {
     // Nor in the user's home: the code cache is this process's own (a test that wants
     // another one sets WASMJAIL_CACHE_DIR for the processes it starts).
     if (!getenv("WASMJAIL_CACHE_DIR")) setenv("WASMJAIL_CACHE_DIR", (path + "/code-cache").c_str(), 1);
-    // A hot-code compile is done when the command exits: none outlives the test into a folder
-    // being removed (tests/detached_compile_test.cc asks for the detached default with "on").
-    if (!getenv("WASMJAIL_BACKGROUND_COMPILE")) setenv("WASMJAIL_BACKGROUND_COMPILE", "wait", 1);
   }
   ~TestTmpRoot() {
     if (getpid() != owner) return;  // a forked child leaving: the folder is its parent's

@@ -18,7 +18,8 @@ std::string binary();                       // path of build/wasmjail
 std::string guest(const std::string& name);  // path of build/guests/NAME.wasm
 
 // Runs argv[0] with argv, the given extra environment on top of this process's, and
-// stdin from /dev/null; waits for it (killing it after `timeout_s`).
+// stdin from /dev/null; waits for it (killing it after `timeout_s`). Unless either names
+// it, WASMJAIL_BACKGROUND_COMPILE=wait: a `run` or `exec` leaves no compile running.
 ProcResult run(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {},
                int timeout_s = 60);
 
