@@ -743,6 +743,27 @@ void Supervisor::compile_hot(const Job& job, std::shared_ptr<const std::vector<u
     std::vector<uint32_t> merged;
     std::set_union(have->begin(), have->end(), hot.begin(), hot.end(), std::back_inserter(merged));
     if (merged.size() == have->size()) return;  // nothing new
+    // Bounded: what the entry has, then new functions, smallest first, while the bodies to
+    // compile stay within hot::kHotTotalBudget (runs that each ran different code would
+    // otherwise grow the compile without end).
+    if (auto sizes = hot::function_body_sizes(module->data(), module->size())) {
+      uint64_t total = 0;
+      for (uint32_t i : *have) total += i < sizes->size() ? (*sizes)[i] : 0;
+      std::vector<uint32_t> added;
+      std::set_difference(hot.begin(), hot.end(), have->begin(), have->end(), std::back_inserter(added));
+      std::stable_sort(added.begin(), added.end(), [&](uint32_t a, uint32_t b) {
+        return (a < sizes->size() ? (*sizes)[a] : 0) < (b < sizes->size() ? (*sizes)[b] : 0);
+      });
+      merged = *have;
+      for (uint32_t i : added) {
+        const uint64_t sz = i < sizes->size() ? (*sizes)[i] : 0;
+        if (total + sz > hot::kHotTotalBudget) break;
+        total += sz;
+        merged.push_back(i);
+      }
+      std::sort(merged.begin(), merged.end());
+      if (merged.size() == have->size()) return;  // nothing new fits
+    }
     hot = std::move(merged);
   }
   if (hot.size() > hot::kMaxHotFunctions) hot.resize(hot::kMaxHotFunctions);
@@ -895,20 +916,26 @@ void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(
   // and fills it; the `tiered` tier reads it (a hit runs on that code) and has it filled
   // by a sibling on a miss.
   const auto& fl = r->opts.v8_flags;
+  // The module's sha256, once for every cache key of this job (a 30 MB module takes ~15 ms).
+  std::string module_sha;
+  auto key_for = [&](const std::vector<std::string>& flags) {
+    if (module_sha.empty()) module_sha = sha256_hex(module.data(), module.size());
+    return CodeCache::key_for_digest(module_sha, flags);
+  };
   const bool tf_tier = has_flag(fl, "--no-liftoff");
   const bool tiered_tier = has_flag(fl, "--liftoff") && has_flag(fl, "--wasm-dynamic-tiering");
   if (!r->opts.cache_dir.empty() && r->opts.compile_only && !r->opts.hot_functions.empty() &&
       CodeCache(r->opts.cache_dir, 0).enabled()) {
     // A hot-code compile: its code is for tiered jobs, under their flags' key.
     r->cache = std::make_unique<CodeCache>(r->opts.cache_dir, r->opts.cache_max_bytes);
-    r->cache_key = CodeCache::key_for(module, fl);
+    r->cache_key = key_for(fl);
     r->cache_optimized = r->opts.hot_functions;
     r->frames.allow_code_frame(true);
   } else if (!r->opts.cache_dir.empty() && !r->opts.cache_retry && (tf_tier || tiered_tier) &&
              CodeCache(r->opts.cache_dir, 0).enabled()) {
     std::vector<std::string> tf = turbofan_flags(fl);
     r->cache = std::make_unique<CodeCache>(r->opts.cache_dir, r->opts.cache_max_bytes);
-    r->cache_key = CodeCache::key_for(module, tf);
+    r->cache_key = key_for(tf);
     const bool may_compile_beside = !r->opts.compile_only && !compile_failed_->count(r->cache_key) &&
                                     module.size() <= r->opts.background_compile_max_bytes &&
                                     (compiling_->count(r->cache_key) || compiling_->size() < kMaxBackgroundCompiles);
@@ -920,7 +947,7 @@ void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(
     } else if (tiered_tier) {
       // The functions earlier tiered jobs optimized, compiled on TurboFan by a compile-only
       // child (compile_hot): the job starts on them, the rest lazy on Liftoff.
-      const std::string hot_key = CodeCache::key_for(module, fl);
+      const std::string hot_key = key_for(fl);
       std::vector<uint32_t> optimized;
       if (auto hot = r->cache->get(hot_key, &optimized)) {
         r->cached_code = std::move(*hot);
