@@ -28,10 +28,15 @@
 #include "v8host/hot_code.h"
 #include "supervisor/zygote.h"
 #include "supervisor/policy_sandbox.h"
+#include "policies/config_util.h"
 #include "storage/storage.h"
 #include "supervisor/wire.h"
 
 namespace wj {
+
+// What a job process needs besides its module's bytes before V8 can report running out of
+// memory (see start_with).
+constexpr uint64_t kV8StartBytes = 24ull << 20;
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -871,6 +876,20 @@ void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(
     r->job.module_bytes.reset();
   } else if (auto err = read_file_capped(job.module_path, r->opts.module_bytes_max, &module, "module size limit")) {
     { r->fail_now(Status::kInvalidJob, *err); return; }
+  }
+  // Below this, V8 cannot even start with the module (it aborts before any of its memory
+  // handlers exist, or the lock-down cannot allocate): measured here, a job process dies
+  // of that up to ~16 MiB above the module's size and reports V8's out-of-memory from ~20.
+  if (r->limits.memory) {
+    const uint64_t need = module.size() + kV8StartBytes;
+    if (*r->limits.memory < need) {
+      r->fail_now(Status::kMemoryLimit,
+                  "the memory limit (" + cfg::format_bytes(*r->limits.memory) +
+                      ") is too small to start this job: V8 and its " + std::to_string(module.size()) +
+                      "-byte module need at least " + cfg::format_bytes((need + (1 << 20) - 1) & ~uint64_t((1 << 20) - 1)) +
+                      " (the module's size plus " + cfg::format_bytes(kV8StartBytes) + ")");
+      return;
+    }
   }
   if (stdin_fd.fd < 0 && job.stdin_data) {
     if (r->limits.stdin_bytes && job.stdin_data->size() > *r->limits.stdin_bytes) {

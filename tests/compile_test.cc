@@ -120,6 +120,25 @@ BOOST_AUTO_TEST_CASE(running_out_of_memory_while_compiling_is_memory_limit) {
              r.err);
 }
 
+// A memory limit V8 cannot start in (with the module's bytes) ends memory_limit up front,
+// with what it would take, never a crash of V8 before its handlers exist.
+BOOST_AUTO_TEST_CASE(a_memory_limit_too_small_to_start_is_memory_limit_not_a_crash) {
+  TempDir d;
+  std::string module = padded(d, guest("hello"), 9u << 20);
+  for (const char* limit : {"memory=16MiB", "memory=24MiB", "memory=32MiB"}) {
+    auto r = wjt::run({binary(), "run", "--limit", limit, module}, {"WASMJAIL_CACHE_DIR=off"}, 120);
+    BOOST_TEST(r.exit_code == 125, limit);
+    BOOST_TEST(r.err.find("wasmjail: memory_limit: the memory limit (") == 0, r.err);
+    BOOST_TEST(r.err.find("need at least 34MiB (the module's size plus 24MiB)") != std::string::npos, r.err);
+  }
+  // Just above it the job runs, or ends memory_limit from V8's own handler: never crashed.
+  for (const char* limit : {"memory=40MiB", "memory=48MiB"}) {
+    auto r = wjt::run({binary(), "run", "--limit", limit, module}, {"WASMJAIL_CACHE_DIR=off"}, 120);
+    BOOST_TEST((r.exit_code == 0 || r.exit_code == 125), limit << ": " << r.err);
+    BOOST_TEST(r.err.find("crashed") == std::string::npos, r.err);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_75_mb_module_runs_cold_under_the_default_limits) {
   TempDir d;
   std::string module = big_module(d, 50000, 110, 500);
