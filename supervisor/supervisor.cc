@@ -743,34 +743,14 @@ void Supervisor::compile_hot(const Job& job, std::shared_ptr<const std::vector<u
       compile_failed_->count(hot_key) || compiling_->size() >= kMaxBackgroundCompiles)
     return;
   // The better entry: the one with more optimized functions. A report adds to what the entry
-  // has (V8's optimized set only grows within a run; runs differ), never replaces it.
-  if (auto have = cache.optimized_of(hot_key)) {
-    std::vector<uint32_t> merged;
-    std::set_union(have->begin(), have->end(), hot.begin(), hot.end(), std::back_inserter(merged));
-    if (merged.size() == have->size()) return;  // nothing new
-    // Bounded: what the entry has, then new functions, smallest first, while the bodies to
-    // compile stay within hot::kHotTotalBudget (runs that each ran different code would
-    // otherwise grow the compile without end).
-    if (auto sizes = hot::function_body_sizes(module->data(), module->size())) {
-      uint64_t total = 0;
-      for (uint32_t i : *have) total += i < sizes->size() ? (*sizes)[i] : 0;
-      std::vector<uint32_t> added;
-      std::set_difference(hot.begin(), hot.end(), have->begin(), have->end(), std::back_inserter(added));
-      std::stable_sort(added.begin(), added.end(), [&](uint32_t a, uint32_t b) {
-        return (a < sizes->size() ? (*sizes)[a] : 0) < (b < sizes->size() ? (*sizes)[b] : 0);
-      });
-      merged = *have;
-      for (uint32_t i : added) {
-        const uint64_t sz = i < sizes->size() ? (*sizes)[i] : 0;
-        if (total + sz > hot::kHotTotalBudget) break;
-        total += sz;
-        merged.push_back(i);
-      }
-      std::sort(merged.begin(), merged.end());
-      if (merged.size() == have->size()) return;  // nothing new fits
-    }
-    hot = std::move(merged);
-  }
+  // has (V8's optimized set only grows within a run; runs differ), never replaces it, and
+  // what the child compiles stays within hot::kHotTotalBudget bytes of function bodies
+  // (a job's report is not trusted to be small).
+  std::vector<uint32_t> have = cache.optimized_of(hot_key).value_or(std::vector<uint32_t>{});
+  auto sizes = hot::function_body_sizes(module->data(), module->size());
+  if (!sizes) return;
+  hot = hot::merge_within_budget(have, hot, *sizes, hot::kHotTotalBudget);
+  if (hot.size() == have.size()) return;  // nothing new (or nothing new fits)
   if (hot.size() > hot::kMaxHotFunctions) hot.resize(hot::kMaxHotFunctions);
   Job cj;
   cj.module_path = job.module_path;

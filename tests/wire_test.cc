@@ -230,6 +230,12 @@ BOOST_AUTO_TEST_CASE(the_hot_set_is_what_ran_within_a_budget) {
   BOOST_TEST((wj::hot::select_hot(*fns, &sizes, 30) == std::vector<uint32_t>{2, 3}));
   BOOST_TEST((wj::hot::select_hot(*fns, &sizes, 29) == std::vector<uint32_t>{2}));
   BOOST_TEST((wj::hot::select_hot(*fns, nullptr, 1000) == std::vector<uint32_t>{2}));
+  // The supervisor's bound: the entry's functions stay, new ones join smallest first.
+  const std::vector<uint32_t> body = {10, 20, 30, 40, 50};
+  BOOST_TEST((wj::hot::merge_within_budget({4}, {0, 1, 2, 3}, body, 110) == std::vector<uint32_t>{0, 1, 2, 4}));
+  BOOST_TEST((wj::hot::merge_within_budget({4}, {3, 4}, body, 80) == std::vector<uint32_t>{4}));  // 40 does not fit
+  BOOST_TEST((wj::hot::merge_within_budget({}, {9, 1, 1, 0}, body, 1000) == std::vector<uint32_t>{0, 1}));
+  BOOST_TEST((wj::hot::merge_within_budget({3}, {}, body, 0) == std::vector<uint32_t>{3}));
   // Body sizes from the code section: (module (func) (func) (func)), bodies of 2 bytes.
   const std::vector<uint8_t> m = {0, 'a', 's', 'm', 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 3, 4, 3, 0, 0, 0,
                                   10, 10, 3, 2, 0, 0x0b, 2, 0, 0x0b, 2, 0, 0x0b};

@@ -172,6 +172,28 @@ std::vector<uint32_t> select_hot(const RunFunctions& fns, const std::vector<uint
   return out;
 }
 
+std::vector<uint32_t> merge_within_budget(const std::vector<uint32_t>& have, const std::vector<uint32_t>& reported,
+                                          const std::vector<uint32_t>& body_sizes, uint64_t budget) {
+  std::vector<uint32_t> out;
+  uint64_t total = 0;
+  for (uint32_t i : have)
+    if (i < body_sizes.size()) out.push_back(i), total += body_sizes[i];
+  std::vector<uint32_t> added;
+  for (uint32_t i : reported)
+    if (i < body_sizes.size() && !std::binary_search(have.begin(), have.end(), i)) added.push_back(i);
+  std::sort(added.begin(), added.end());
+  added.erase(std::unique(added.begin(), added.end()), added.end());
+  std::stable_sort(added.begin(), added.end(), [&](uint32_t a, uint32_t b) { return body_sizes[a] < body_sizes[b]; });
+  for (uint32_t i : added) {
+    if (out.size() >= kMaxHotFunctions || total + body_sizes[i] > budget) break;
+    total += body_sizes[i];
+    out.push_back(i);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 std::optional<std::vector<uint8_t>> with_compilation_hints(const std::vector<uint8_t>& module,
                                                           const std::vector<uint32_t>& hot, std::string* error) {
   auto secs = sections(module.data(), module.size());

@@ -47,6 +47,13 @@ std::optional<std::vector<uint32_t>> function_body_sizes(const uint8_t* module, 
 std::vector<uint32_t> select_hot(const RunFunctions& fns, const std::vector<uint32_t>* body_sizes,
                                  uint64_t liftoff_budget);
 
+// The set a compile-only child compiles: `have` (what the entry has, kept), then the other
+// functions of `reported`, smallest body first, while all their bodies add up to at most
+// `budget` bytes. Ascending. The supervisor's bound on what a (hostile) job's report can
+// make it compile; indices without a size (out of range) are dropped.
+std::vector<uint32_t> merge_within_budget(const std::vector<uint32_t>& have, const std::vector<uint32_t>& reported,
+                                          const std::vector<uint32_t>& body_sizes, uint64_t budget);
+
 // The bytes of wasm function bodies a compile-only child compiles on TurboFan for the hot
 // set of a job: what the functions a job ran on Liftoff may add up to. TurboFan compiles
 // about 1.2 MB of bodies per CPU second here (CPython's start-up set: 2,296 functions,
