@@ -91,7 +91,9 @@ int sealed_memfd(const void* data, size_t size, const char* name) {
   return fcntl(m.get(), F_DUPFD_CLOEXEC, 10);
 }
 
-int above_helper_fds(UniqueFd fd) { return fd ? fcntl(fd.get(), F_DUPFD_CLOEXEC, 10) : -1; }
+int above_helper_fds(UniqueFd fd) {
+  return fd ? fcntl(fd.get(), F_DUPFD_CLOEXEC, 10) : -1;
+}
 
 int helper_main() {
   // Nothing of the parent's but our fds (posix_spawn closed the close-on-exec ones).
@@ -156,7 +158,8 @@ bool detach_hot_compile(const HotCompileRequest& req, const std::vector<uint8_t>
   if (!key_lock) return false;
   UniqueFd slot_lock;
   for (int i = 0; i < kMaxDetachedCompiles && !slot_lock; ++i)
-    slot_lock = UniqueFd(above_helper_fds(cache.try_lock("compile-slot-" + std::to_string(i) + ".lock", why)));
+    slot_lock =
+        UniqueFd(above_helper_fds(cache.try_lock("compile-slot-" + std::to_string(i) + ".lock", why)));
   if (!slot_lock) return false;
   Writer w;
   w.str(req.module_path);

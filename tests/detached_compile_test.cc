@@ -13,12 +13,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -131,7 +131,8 @@ std::vector<std::string> tmp_names() {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator("/tmp", ec)) {
     std::string n = e.path().filename().string();
-    if (n.find("wasmjail") != std::string::npos && n.find("wasmjail-test") == std::string::npos) out.push_back(n);
+    if (n.find("wasmjail") != std::string::npos && n.find("wasmjail-test") == std::string::npos)
+      out.push_back(n);
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -160,7 +161,8 @@ BOOST_AUTO_TEST_CASE(run_exits_before_the_hot_compile_which_then_stores_the_entr
   BOOST_TEST(tmp_names() == tmp_before, "the detached compile left something in /tmp");
   // The next run starts on that code.
   TempDir d2;
-  wjt::write_file(d2.path + "/job.yaml", "entry_module: {source_path: '" + module + "'}\nparameters: [\"1000\"]\n");
+  wjt::write_file(d2.path + "/job.yaml",
+                  "entry_module: {source_path: '" + module + "'}\nparameters: [\"1000\"]\n");
   auto e = wjt::run({binary(), "exec", d2.path + "/job.yaml"}, {"WASMJAIL_CACHE_DIR=" + cache.path}, 300);
   json j = json::parse(e.out, nullptr, false);
   BOOST_REQUIRE(!j.is_discarded());
@@ -173,7 +175,8 @@ BOOST_AUTO_TEST_CASE(run_exits_before_the_hot_compile_which_then_stores_the_entr
 BOOST_AUTO_TEST_CASE(exec_exits_before_the_hot_compile_too) {
   TempDir d, cache;
   std::string module = padded(d, guest("hot_main"), 9u << 20);
-  wjt::write_file(d.path + "/job.yaml", "entry_module: {source_path: '" + module + "'}\nparameters: [\"300000000\"]\n");
+  wjt::write_file(d.path + "/job.yaml",
+                  "entry_module: {source_path: '" + module + "'}\nparameters: [\"300000000\"]\n");
   Subreaper reaper;
   auto e = wjt::run({binary(), "exec", d.path + "/job.yaml"},
                     {"WASMJAIL_CACHE_DIR=" + cache.path, "WASMJAIL_BACKGROUND_COMPILE=on"}, 300);
@@ -193,7 +196,7 @@ BOOST_AUTO_TEST_CASE(wait_compiles_before_run_exits_and_leaves_no_process) {
   Subreaper reaper;
   auto r = run_hot(module, cache.path, "wait");
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  BOOST_TEST(entries(cache.path) == 1);  // there at exit
+  BOOST_TEST(entries(cache.path) == 1);    // there at exit
   BOOST_TEST(reaper.reap_all(5).empty());  // nothing left running
   // No lock files either: the compile ran in run's own process.
   int others = 0;
@@ -252,8 +255,8 @@ BOOST_AUTO_TEST_CASE(no_compile_starts_when_every_slot_is_taken) {
   BOOST_REQUIRE(first.exit_code == 0);
   std::vector<int> held;
   for (int i = 0; i < 2; ++i) {
-    int fd = open((cache.path + "/compile-slot-" + std::to_string(i) + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC,
-                  0600);
+    int fd = open((cache.path + "/compile-slot-" + std::to_string(i) + ".lock").c_str(),
+                  O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     BOOST_REQUIRE(fd >= 0);
     BOOST_REQUIRE(flock(fd, LOCK_EX | LOCK_NB) == 0);
     held.push_back(fd);
@@ -279,8 +282,10 @@ BOOST_AUTO_TEST_CASE(planted_lock_files_are_not_followed) {
   for (int i = 0; i < 256; ++i) {
     char name[32];
     std::snprintf(name, sizeof name, "/compile-%02x.lock", i);
-    if (i % 2) BOOST_REQUIRE(symlink(victim.c_str(), (cache.path + name).c_str()) == 0);
-    else BOOST_REQUIRE(mkfifo((cache.path + name).c_str(), 0600) == 0);
+    if (i % 2)
+      BOOST_REQUIRE(symlink(victim.c_str(), (cache.path + name).c_str()) == 0);
+    else
+      BOOST_REQUIRE(mkfifo((cache.path + name).c_str(), 0600) == 0);
   }
   Subreaper reaper;
   auto r = run_hot(module, cache.path);
