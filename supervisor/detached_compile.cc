@@ -5,6 +5,7 @@
 #include <spawn.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
@@ -125,6 +126,9 @@ int helper_main() {
   auto module = std::make_shared<std::vector<uint8_t>>();
   if (read_fd_capped(kModuleFd, "module", req.module_bytes_max, module.get(), "module size limit")) return 2;
   close(kModuleFd);
+  // The bytes the job ran, or nothing: hot_key is "sha256:<hex of the module> ...".
+  const std::string want = req.hot_key.substr(0, req.hot_key.find(' '));
+  if (want != "sha256:" + sha256_hex(module->data(), module->size())) return 3;
   Job job;
   job.module_path = req.module_path;
   job.entry_point = req.entry_point;
@@ -176,7 +180,14 @@ bool detach_hot_compile(const HotCompileRequest& req, const std::vector<uint8_t>
   w.u32(static_cast<uint32_t>(req.hot.size()));
   for (uint32_t f : req.hot) w.u32(f);
   UniqueFd request(sealed_memfd(w.out.data(), w.out.size(), "wasmjail-hot-request"));
-  UniqueFd mod(sealed_memfd(module.data(), module.size(), "wasmjail-hot-module"));
+  UniqueFd mod;
+  if (!req.module_file.empty()) {
+    // O_NONBLOCK: a FIFO swapped in cannot block us; anything but a regular file: the memfd.
+    UniqueFd f(open(req.module_file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    struct stat st {};
+    if (f && fstat(f.get(), &st) == 0 && S_ISREG(st.st_mode)) mod = UniqueFd(above_helper_fds(std::move(f)));
+  }
+  if (!mod) mod = UniqueFd(sealed_memfd(module.data(), module.size(), "wasmjail-hot-module"));
   if (!request || !mod) {
     *why = std::string("memfd: ") + std::strerror(errno);
     return false;

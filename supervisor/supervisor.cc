@@ -771,6 +771,7 @@ void Supervisor::compile_hot(const Job& job, std::shared_ptr<const std::vector<u
     req.hot_key = hot_key;
     req.full_key = full_key;
     req.hot = std::move(hot);
+    req.module_file = opts.detach_module_file;
     std::string why;
     if (req.policy) detach_hot_compile(req, *module, &why);
     return;
@@ -892,6 +893,7 @@ void Supervisor::start_with(Job job_in, RunOptions opts, std::function<void(Resu
   // The module bytes live once here, not also in r->job: every copy in this process counts
   // against a directly cloned child's RLIMIT_DATA (its `memory` limit).
   std::vector<uint8_t> module;
+  const bool module_from_file = !r->job.module_bytes;
   if (r->job.module_bytes) {
     module = std::move(*r->job.module_bytes);
     r->job.module_bytes.reset();
@@ -1011,6 +1013,7 @@ void Supervisor::start_with(Job job_in, RunOptions opts, std::function<void(Resu
         ho.cache_max_bytes = r->opts.cache_max_bytes;
         ho.module_bytes_max = r->opts.module_bytes_max;
         ho.detach_hot_compile = r->opts.detach_hot_compile;
+        if (module_from_file) ho.detach_module_file = job.module_path;
         r->on_hot = [this, hj, ho, hot_key, full_key](std::vector<uint32_t> hot,
                                                        std::shared_ptr<const std::vector<uint8_t>> m) {
           if (m) compile_hot(hj, std::move(m), ho, hot_key, full_key, std::move(hot));

@@ -76,6 +76,9 @@ struct RunOptions {
   // this process while the job runs; once the job ended, its final hot set goes to a detached
   // process (supervisor/detached_compile.h) and the caller does not wait for it.
   bool detach_hot_compile = false;
+  // Internal, with detach_hot_compile: the file the job's module was read from (see
+  // HotCompileRequest::module_file).
+  std::string detach_module_file;
   // Internal: this job is that second child (compile the entry module, run nothing).
   bool compile_only = false;
   // Internal, with compile_only: a hot-code compile. These declared functions (ascending)
