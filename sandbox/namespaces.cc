@@ -72,7 +72,7 @@ std::optional<std::string> enter_shared_net_namespace() {
   // Our own ids onto themselves, as each job's map (write_id_maps): the jobs' maps, made
   // inside this namespace, then still resolve to the same host ids.
   if (auto e = write_id_maps(uid, gid)) {
-    // Half-made: no job can map its ids in here; the caller must not clone from this process.
+    // Half-made: a job cloned from here cannot map its ids and ends setup_error (fail closed).
     g_shared_net = -1;
     g_shared_net_error = "shared network namespace: " + *e;
     return g_shared_net_error;
