@@ -1,6 +1,7 @@
 // Subcommands of the wasmjail binary. Each returns the process exit code.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,14 @@ int doctor(int argc, char** argv);  // wasmjail doctor
 // source tree's configs/policies when the binary runs from its build folder.
 std::vector<std::string> policy_dirs(const std::vector<std::string>& operator_dirs);
 std::string shipped_policy_dir();
+
+// A job file's text for exec and submit: JOB_FILE, or standard input for "-", at most 16 MiB
+// (an oversized file is refused, not loaded). `name` is what errors call it ("<stdin>" or the
+// path), `base_dir` what its relative source paths are relative to. The error otherwise.
+struct JobText {
+  std::string text, name, base_dir;
+};
+std::optional<JobText> read_job_text(const std::string& job_file, std::string* error);
 
 // Exit codes shared by subcommands.
 constexpr int kExitUsage = 2;      // bad command line, unreadable or invalid module

@@ -35,7 +35,6 @@ constexpr const char* kUsage =
     "--policy). The job runs under --policy (default: the shipped \"default\"); a job's own\n"
     "`limits:` may only ask for less than the policy allows.\n";
 
-constexpr size_t kMaxJobFileBytes = 16u << 20;
 
 // Outputs the job asked to have published (set once the job ran): reported, never done.
 std::vector<std::pair<std::string, std::string>> not_published;
@@ -140,26 +139,10 @@ int exec(int argc, char** argv) {
   auto policy = load_policy(policy_ref, policy_dirs(policy_dir_args));
   if (!policy) return finish(invalid("policy: " + policy.error().str()), nullptr, format, "", kExitUsage);
 
-  // Read the job (bounded: an oversized file is refused, not loaded).
-  std::string text, name = job_file, base_dir;
-  if (job_file == "-") {
-    name = "<stdin>";
-    base_dir = fs::current_path().string();
-    char buf[65536];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) {
-      text.append(buf, n);
-      if (text.size() > kMaxJobFileBytes)
-        return finish(invalid("<stdin>: job is larger than 16MiB"), nullptr, format, output_dir, 1);
-    }
-  } else {
-    std::vector<uint8_t> bytes;
-    if (auto err = read_file_capped(job_file, kMaxJobFileBytes, &bytes, "job file size limit"))
-      return finish(invalid(*err), nullptr, format, output_dir, 1);
-    text.assign(bytes.begin(), bytes.end());
-    base_dir = fs::absolute(fs::path(job_file)).parent_path().string();
-  }
-  auto spec = parse_job_spec(text, name, base_dir);
+  std::string read_error;
+  auto job_text = read_job_text(job_file, &read_error);
+  if (!job_text) return finish(invalid(read_error), nullptr, format, output_dir, 1);
+  auto spec = parse_job_spec(job_text->text, job_text->name, job_text->base_dir);
   if (!spec) return finish(invalid(spec.error().str()), nullptr, format, output_dir, 1);
 
   auto pol = std::make_shared<const Policy>(std::move(policy.value()));

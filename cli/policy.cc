@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "policies/policy.h"
+#include "storage/storage.h"
 #include "cli/cli.h"
 
 #ifndef WJ_SOURCE_POLICY_DIR
@@ -55,6 +56,33 @@ std::string shipped_policy_dir() {
   auto dir = exe.parent_path() / ".." / "configs" / "policies";
   if (std::filesystem::is_directory(dir, ec)) return std::filesystem::weakly_canonical(dir, ec).string();
   return "";
+}
+
+std::optional<JobText> read_job_text(const std::string& job_file, std::string* error) {
+  constexpr size_t kMaxJobFileBytes = 16u << 20;
+  JobText job{"", job_file, ""};
+  if (job_file == "-") {
+    job.name = "<stdin>";
+    job.base_dir = std::filesystem::current_path().string();
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) {
+      job.text.append(buf, n);
+      if (job.text.size() > kMaxJobFileBytes) {
+        *error = "<stdin>: job is larger than 16MiB";
+        return std::nullopt;
+      }
+    }
+    return job;
+  }
+  std::vector<uint8_t> bytes;
+  if (auto err = read_file_capped(job_file, kMaxJobFileBytes, &bytes, "job file size limit")) {
+    *error = *err;
+    return std::nullopt;
+  }
+  job.text.assign(bytes.begin(), bytes.end());
+  job.base_dir = std::filesystem::absolute(std::filesystem::path(job_file)).parent_path().string();
+  return job;
 }
 
 std::vector<std::string> policy_dirs(const std::vector<std::string>& operator_dirs) {

@@ -41,7 +41,6 @@ constexpr const char* kUsage =
     "job: it ends `cancelled` unless a result was stored first. --config reads the queue:\n"
     "section of a worker config (credentials, TLS, stream and bucket names).\n";
 
-constexpr size_t kMaxJobFileBytes = 16u << 20;
 
 int usage_error(const std::string& msg) {
   std::fprintf(stderr, "wasmjail submit: %s\n", msg.c_str());
@@ -141,24 +140,10 @@ int submit(int argc, char** argv) {
   // Parse and validate the job before touching the network.
   JobSpec spec;
   if (cancel_id.empty()) {
-    std::string text, name = job_file, base_dir;
-    if (job_file == "-") {
-      name = "<stdin>";
-      base_dir = fs::current_path().string();
-      char buf[65536];
-      size_t n;
-      while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) {
-        text.append(buf, n);
-        if (text.size() > kMaxJobFileBytes) return failure("<stdin>: job is larger than 16MiB");
-      }
-    } else {
-      std::vector<uint8_t> bytes;
-      if (auto err = read_file_capped(job_file, kMaxJobFileBytes, &bytes, "job file size limit"))
-        return failure(*err);
-      text.assign(bytes.begin(), bytes.end());
-      base_dir = fs::absolute(fs::path(job_file)).parent_path().string();
-    }
-    auto s = parse_job_spec(text, name, base_dir);
+    std::string read_error;
+    auto job_text = read_job_text(job_file, &read_error);
+    if (!job_text) return failure(read_error);
+    auto s = parse_job_spec(job_text->text, job_text->name, job_text->base_dir);
     if (!s) return failure(s.error().str());
     spec = std::move(s.value());
   }

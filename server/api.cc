@@ -241,17 +241,12 @@ void Api::handle(const std::shared_ptr<HttpExchange>& ex) {
     case Route::kCancelJob: return cancel_job(ex, r.job_id);
     case Route::kJobLogs: return stream_logs(ex, r.job_id);
     case Route::kWaitJob: {
-      double timeout = 30000;
-      if (auto t = rq.query.find("timeout_ms"); t != rq.query.end()) {
-        char* end = nullptr;
-        double v = std::strtod(t->second.c_str(), &end);
-        if (t->second.empty() || *end || !std::isfinite(v) || v < 0 || v > cfg_.max_wait_ms)
-          return send_error(ex, 400, "bad_request",
-                            "timeout_ms must be a number of milliseconds from 0 to " +
-                                std::to_string(static_cast<long>(cfg_.max_wait_ms)));
-        timeout = v;
-      }
-      return wait_job(ex, r.job_id, timeout);
+      auto timeout = wait_timeout_ms(rq.query, cfg_.max_wait_ms);
+      if (!timeout)
+        return send_error(ex, 400, "bad_request",
+                          "timeout_ms must be a number of milliseconds from 0 to " +
+                              std::to_string(static_cast<long>(cfg_.max_wait_ms)));
+      return wait_job(ex, r.job_id, *timeout);
     }
   }
 }

@@ -8,6 +8,7 @@
 
 #include "policies/jobspec.h"
 #include "server/queue_job.h"
+#include "server/route.h"
 #include "server/uv_work.h"
 #include "storage/archive.h"
 #include "supervisor/executor.h"
@@ -262,17 +263,12 @@ void Gateway::handle(const std::shared_ptr<HttpExchange>& ex) {
         send_error(ex, 405, "method_not_allowed", m + " is not allowed on " + p);
     } else if (sub == "/wait") {
       if (!only("GET")) return;
-      double timeout = 30000;
-      if (auto t = rq.query.find("timeout_ms"); t != rq.query.end()) {
-        char* end = nullptr;
-        double v = std::strtod(t->second.c_str(), &end);
-        if (t->second.empty() || *end || !std::isfinite(v) || v < 0 || v > cfg_.max_wait_ms)
-          return send_error(ex, 400, "bad_request",
-                            "timeout_ms must be a number of milliseconds from 0 to " +
-                                std::to_string(static_cast<long>(cfg_.max_wait_ms)));
-        timeout = v;
-      }
-      get_job(ex, id, timeout);
+      auto timeout = wait_timeout_ms(rq.query, cfg_.max_wait_ms);
+      if (!timeout)
+        return send_error(ex, 400, "bad_request",
+                          "timeout_ms must be a number of milliseconds from 0 to " +
+                              std::to_string(static_cast<long>(cfg_.max_wait_ms)));
+      get_job(ex, id, *timeout);
     } else if (sub == "/logs") {
       if (only("GET")) stream_logs(ex, id);
     } else {

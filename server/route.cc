@@ -1,5 +1,8 @@
 #include "server/route.h"
 
+#include <cmath>
+#include <cstdlib>
+
 namespace wj {
 namespace {
 
@@ -70,6 +73,16 @@ Route route_request(const std::string& m, const std::string& p) {
     return endpoint(e, id);
   }
   return error(404, "not_found", "no such endpoint: " + p);
+}
+
+std::optional<double> wait_timeout_ms(const std::map<std::string, std::string>& query, double max_ms) {
+  auto t = query.find("timeout_ms");
+  if (t == query.end()) return 30000;
+  char* end = nullptr;
+  double v = std::strtod(t->second.c_str(), &end);
+  const char c = t->second.empty() ? 0 : t->second[0];
+  if (!((c >= '0' && c <= '9') || c == '.') || *end || !std::isfinite(v) || v < 0 || v > max_ms) return std::nullopt;
+  return v;
 }
 
 }  // namespace wj

@@ -2,6 +2,8 @@
 // no side effects, so that the whole request path (parser and routing) can be fuzzed.
 #pragma once
 
+#include <map>
+#include <optional>
 #include <string>
 
 namespace wj {
@@ -29,5 +31,10 @@ struct Route {
 // A job endpoint with a wrong method is 405 only for a well-formed id (the caller still
 // checks that the job exists and is the client's before answering for it).
 Route route_request(const std::string& method, const std::string& path);
+
+// The `timeout_ms` of GET /v1/jobs/{id}/wait from the query: 30,000 when absent; nullopt
+// (a 400: "timeout_ms must be a number of milliseconds from 0 to MAX") when it is not a
+// finite number from 0 to `max_ms`.
+std::optional<double> wait_timeout_ms(const std::map<std::string, std::string>& query, double max_ms);
 
 }  // namespace wj

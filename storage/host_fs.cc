@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -225,19 +226,33 @@ std::optional<std::string> read_fd_capped(int fd, const std::string& shown, uint
   if (static_cast<uint64_t>(st.st_size) > cap)
     return shown + " is " + std::to_string(st.st_size) + " bytes, over the " + limit + " of " +
            std::to_string(cap) + " bytes";
+  // Read straight into the buffer (no bounce copy), sized from fstat plus room to notice
+  // growth. A large buffer is asked to be backed by huge pages: a 30 MB module then costs
+  // ~15 page faults instead of ~7,500 (best effort; the kernel may decline).
   out->clear();
-  out->reserve(static_cast<size_t>(st.st_size));
-  char buf[1 << 16];
+  const size_t want = static_cast<size_t>(st.st_size);
+  std::vector<uint8_t> buf;
+  buf.reserve(want + 1);
+  constexpr size_t kHuge = 2u << 20;
+  if (want >= 2 * kHuge) {
+    auto a = (reinterpret_cast<uintptr_t>(buf.data()) + kHuge - 1) & ~(kHuge - 1);
+    auto b = (reinterpret_cast<uintptr_t>(buf.data()) + want) & ~(kHuge - 1);
+    if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_HUGEPAGE);
+  }
+  size_t have = 0;
   for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
+    if (have == buf.size()) buf.resize(have < want + 1 ? want + 1 : have + (1 << 16));
+    ssize_t n = read(fd, buf.data() + have, buf.size() - have);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return "cannot read " + shown + ": " + strerr(errno);
     if (n == 0) break;
-    if (out->size() + static_cast<size_t>(n) > cap)
+    have += static_cast<size_t>(n);
+    if (have > cap)
       return shown + " grew over the " + std::string(limit) + " of " + std::to_string(cap) +
              " bytes while being read";
-    out->insert(out->end(), buf, buf + n);
   }
+  buf.resize(have);
+  *out = std::move(buf);
   return std::nullopt;
 }
 

@@ -149,9 +149,13 @@ std::string CodeCache::default_dir() {
 }
 
 std::string CodeCache::key_for(const std::vector<uint8_t>& module, const std::vector<std::string>& v8_flags) {
+  return key_for_digest(sha256_hex(module.data(), module.size()), v8_flags);
+}
+
+std::string CodeCache::key_for_digest(const std::string& module_sha256, const std::vector<std::string>& v8_flags) {
   std::vector<std::string> flags = v8_flags;
   std::sort(flags.begin(), flags.end());
-  std::string key = "sha256:" + sha256_hex(module.data(), module.size()) +
+  std::string key = "sha256:" + module_sha256 +
                     " v8:" + std::to_string(V8_MAJOR_VERSION) + "." + std::to_string(V8_MINOR_VERSION) + "." +
                     std::to_string(V8_BUILD_NUMBER) + "." + std::to_string(V8_PATCH_LEVEL) + " flags:";
   for (const auto& f : flags) key += f + " ";
@@ -214,7 +218,8 @@ std::optional<std::vector<uint8_t>> CodeCache::get(const std::string& key, std::
   if (want.size() != kMacBytes || CRYPTO_memcmp(want.data(), bytes.data() + mac_at, kMacBytes) != 0) return bad();
   if (optimized) *optimized = std::move(opt);
   utimensat(state_->dir.get(), name.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);  // recently used: evicted last
-  return std::vector<uint8_t>(bytes.begin() + static_cast<std::ptrdiff_t>(at), bytes.end());
+  bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(at));  // in place: no second buffer
+  return bytes;
 }
 
 void CodeCache::put(const std::string& key, const std::string& payload, const std::vector<uint32_t>& optimized) const {

@@ -29,6 +29,8 @@ class CodeCache {
   const std::string& error() const { return error_; }
 
   static std::string key_for(const std::vector<uint8_t>& module, const std::vector<std::string>& v8_flags);
+  // The same key from the module's sha256 (hex), computed once for several keys of a job.
+  static std::string key_for_digest(const std::string& module_sha256, const std::vector<std::string>& v8_flags);
   // `optimized` (if given) receives the entry's recorded optimized functions: the declared-
   // function indices a hot-code entry holds TurboFan code for (empty for a full compile).
   std::optional<std::vector<uint8_t>> get(const std::string& key, std::vector<uint32_t>* optimized = nullptr) const;

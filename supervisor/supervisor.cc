@@ -28,10 +28,15 @@
 #include "v8host/hot_code.h"
 #include "supervisor/zygote.h"
 #include "supervisor/policy_sandbox.h"
+#include "policies/config_util.h"
 #include "storage/storage.h"
 #include "supervisor/wire.h"
 
 namespace wj {
+
+// What a job process needs besides its module's bytes before V8 can report running out of
+// memory (see start_with).
+constexpr uint64_t kV8StartBytes = 24ull << 20;
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -738,13 +743,14 @@ void Supervisor::compile_hot(const Job& job, std::shared_ptr<const std::vector<u
       compile_failed_->count(hot_key) || compiling_->size() >= kMaxBackgroundCompiles)
     return;
   // The better entry: the one with more optimized functions. A report adds to what the entry
-  // has (V8's optimized set only grows within a run; runs differ), never replaces it.
-  if (auto have = cache.optimized_of(hot_key)) {
-    std::vector<uint32_t> merged;
-    std::set_union(have->begin(), have->end(), hot.begin(), hot.end(), std::back_inserter(merged));
-    if (merged.size() == have->size()) return;  // nothing new
-    hot = std::move(merged);
-  }
+  // has (V8's optimized set only grows within a run; runs differ), never replaces it, and
+  // what the child compiles stays within hot::kHotTotalBudget bytes of function bodies
+  // (a job's report is not trusted to be small).
+  std::vector<uint32_t> have = cache.optimized_of(hot_key).value_or(std::vector<uint32_t>{});
+  auto sizes = hot::function_body_sizes(module->data(), module->size());
+  if (!sizes) return;
+  hot = hot::merge_within_budget(have, hot, *sizes, hot::kHotTotalBudget);
+  if (hot.size() == have.size()) return;  // nothing new (or nothing new fits)
   if (hot.size() > hot::kMaxHotFunctions) hot.resize(hot::kMaxHotFunctions);
   Job cj;
   cj.module_path = job.module_path;
@@ -851,6 +857,20 @@ void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(
   } else if (auto err = read_file_capped(job.module_path, r->opts.module_bytes_max, &module, "module size limit")) {
     { r->fail_now(Status::kInvalidJob, *err); return; }
   }
+  // Below this, V8 cannot even start with the module (it aborts before any of its memory
+  // handlers exist, or the lock-down cannot allocate): measured here, a job process dies
+  // of that up to ~16 MiB above the module's size and reports V8's out-of-memory from ~20.
+  if (r->limits.memory) {
+    const uint64_t need = module.size() + kV8StartBytes;
+    if (*r->limits.memory < need) {
+      r->fail_now(Status::kMemoryLimit,
+                  "the memory limit (" + cfg::format_bytes(*r->limits.memory) +
+                      ") is too small to start this job: V8 and its " + std::to_string(module.size()) +
+                      "-byte module need at least " + cfg::format_bytes((need + (1 << 20) - 1) & ~uint64_t((1 << 20) - 1)) +
+                      " (the module's size plus " + cfg::format_bytes(kV8StartBytes) + ")");
+      return;
+    }
+  }
   if (stdin_fd.fd < 0 && job.stdin_data) {
     if (r->limits.stdin_bytes && job.stdin_data->size() > *r->limits.stdin_bytes) {
       r->fail_now(Status::kInvalidJob, "stdin: " + std::to_string(job.stdin_data->size()) +
@@ -895,20 +915,26 @@ void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(
   // and fills it; the `tiered` tier reads it (a hit runs on that code) and has it filled
   // by a sibling on a miss.
   const auto& fl = r->opts.v8_flags;
+  // The module's sha256, once for every cache key of this job (a 30 MB module takes ~15 ms).
+  std::string module_sha;
+  auto key_for = [&](const std::vector<std::string>& flags) {
+    if (module_sha.empty()) module_sha = sha256_hex(module.data(), module.size());
+    return CodeCache::key_for_digest(module_sha, flags);
+  };
   const bool tf_tier = has_flag(fl, "--no-liftoff");
   const bool tiered_tier = has_flag(fl, "--liftoff") && has_flag(fl, "--wasm-dynamic-tiering");
   if (!r->opts.cache_dir.empty() && r->opts.compile_only && !r->opts.hot_functions.empty() &&
       CodeCache(r->opts.cache_dir, 0).enabled()) {
     // A hot-code compile: its code is for tiered jobs, under their flags' key.
     r->cache = std::make_unique<CodeCache>(r->opts.cache_dir, r->opts.cache_max_bytes);
-    r->cache_key = CodeCache::key_for(module, fl);
+    r->cache_key = key_for(fl);
     r->cache_optimized = r->opts.hot_functions;
     r->frames.allow_code_frame(true);
   } else if (!r->opts.cache_dir.empty() && !r->opts.cache_retry && (tf_tier || tiered_tier) &&
              CodeCache(r->opts.cache_dir, 0).enabled()) {
     std::vector<std::string> tf = turbofan_flags(fl);
     r->cache = std::make_unique<CodeCache>(r->opts.cache_dir, r->opts.cache_max_bytes);
-    r->cache_key = CodeCache::key_for(module, tf);
+    r->cache_key = key_for(tf);
     const bool may_compile_beside = !r->opts.compile_only && !compile_failed_->count(r->cache_key) &&
                                     module.size() <= r->opts.background_compile_max_bytes &&
                                     (compiling_->count(r->cache_key) || compiling_->size() < kMaxBackgroundCompiles);
@@ -920,7 +946,7 @@ void Supervisor::start_with(const Job& job, RunOptions opts, std::function<void(
     } else if (tiered_tier) {
       // The functions earlier tiered jobs optimized, compiled on TurboFan by a compile-only
       // child (compile_hot): the job starts on them, the rest lazy on Liftoff.
-      const std::string hot_key = CodeCache::key_for(module, fl);
+      const std::string hot_key = key_for(fl);
       std::vector<uint32_t> optimized;
       if (auto hot = r->cache->get(hot_key, &optimized)) {
         r->cached_code = std::move(*hot);

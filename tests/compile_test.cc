@@ -3,6 +3,8 @@
 // shipped limits, and the timings of each phase.
 #include <boost/test/unit_test.hpp>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -118,6 +120,25 @@ BOOST_AUTO_TEST_CASE(running_out_of_memory_while_compiling_is_memory_limit) {
              r.err);
 }
 
+// A memory limit V8 cannot start in (with the module's bytes) ends memory_limit up front,
+// with what it would take, never a crash of V8 before its handlers exist.
+BOOST_AUTO_TEST_CASE(a_memory_limit_too_small_to_start_is_memory_limit_not_a_crash) {
+  TempDir d;
+  std::string module = padded(d, guest("hello"), 9u << 20);
+  for (const char* limit : {"memory=16MiB", "memory=24MiB", "memory=32MiB"}) {
+    auto r = wjt::run({binary(), "run", "--limit", limit, module}, {"WASMJAIL_CACHE_DIR=off"}, 120);
+    BOOST_TEST(r.exit_code == 125, limit);
+    BOOST_TEST(r.err.find("wasmjail: memory_limit: the memory limit (") == 0, r.err);
+    BOOST_TEST(r.err.find("need at least 34MiB (the module's size plus 24MiB)") != std::string::npos, r.err);
+  }
+  // Just above it the job runs, or ends memory_limit from V8's own handler: never crashed.
+  for (const char* limit : {"memory=40MiB", "memory=48MiB"}) {
+    auto r = wjt::run({binary(), "run", "--limit", limit, module}, {"WASMJAIL_CACHE_DIR=off"}, 120);
+    BOOST_TEST((r.exit_code == 0 || r.exit_code == 125), limit << ": " << r.err);
+    BOOST_TEST(r.err.find("crashed") == std::string::npos, r.err);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_75_mb_module_runs_cold_under_the_default_limits) {
   TempDir d;
   std::string module = big_module(d, 50000, 110, 500);
@@ -200,4 +221,36 @@ BOOST_AUTO_TEST_CASE(a_main_stopped_at_the_wall_time_limit_still_leaves_its_hot_
   BOOST_TEST(second["status"] == "ok");
   BOOST_TEST(second["code_cache"] == "hit");
   BOOST_TEST(second["code_cache_optimized"].get<int>() >= 1);
+}
+
+// The hot set is what a job ran, not only what V8 optimized: besides hot_a (optimized), the
+// functions the job ran on Liftoff (main, libc's start-up and printf) are on TurboFan in the
+// next run. (V8 10.2 serializes nothing from a run that optimized no function at all, so a
+// run must optimize something to report.) A run that adds nothing leaves the entry alone.
+BOOST_AUTO_TEST_CASE(functions_a_job_ran_on_liftoff_are_on_turbofan_in_the_next_run) {
+  TempDir d, cache;
+  std::string module = padded(d, guest("hot_pick"), 9u << 20);
+  json first = exec_module(d, module, "\"a\", \"300000000\"", cache.path);
+  BOOST_TEST(first["status"] == "ok", first.dump());
+  BOOST_TEST(!first.contains("code_cache"));
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(cache.path))
+    if (e.path().extension() == ".code") entries.push_back(e.path());
+  BOOST_REQUIRE_EQUAL(entries.size(), 1u);
+  json second = exec_module(d, module, "\"a\", \"1000\"", cache.path);
+  BOOST_TEST(second["code_cache"] == "hit");
+  // hot_a alone was optimized; main, hot_a and libc's functions for start-up and printf ran.
+  BOOST_TEST(second["code_cache_optimized"].get<int>() >= 5);
+  // An entry is replaced by a rename (a new inode); a hit only touches its times.
+  auto inode = [](const fs::path& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 ? st.st_ino : 0;
+  };
+  const auto written = inode(entries[0]);
+  BOOST_TEST(written != 0u);
+  json third = exec_module(d, module, "\"a\", \"1000\"", cache.path);
+  BOOST_TEST(third["code_cache"] == "hit");
+  BOOST_TEST(third["code_cache_optimized"] == second["code_cache_optimized"]);
+  BOOST_TEST(third["stdout"] == second["stdout"]);
+  BOOST_TEST(inode(entries[0]) == written);
 }

@@ -195,6 +195,16 @@ struct Harness {
 
 }  // namespace
 
+BOOST_AUTO_TEST_CASE(the_wait_timeout_is_a_finite_number_of_milliseconds_within_the_maximum) {
+  using Q = std::map<std::string, std::string>;
+  BOOST_TEST(wj::wait_timeout_ms(Q{}, 60000).value() == 30000);
+  BOOST_TEST(wj::wait_timeout_ms(Q{{"timeout_ms", "0"}}, 60000).value() == 0);
+  BOOST_TEST(wj::wait_timeout_ms(Q{{"timeout_ms", "1500.5"}}, 60000).value() == 1500.5);
+  BOOST_TEST(wj::wait_timeout_ms(Q{{"timeout_ms", "60000"}}, 60000).value() == 60000);
+  for (const char* bad : {"", "-1", "60001", "nan", "inf", "1e400", "12ms", " 5", "0x10z"})
+    BOOST_TEST(!wj::wait_timeout_ms(Q{{"timeout_ms", bad}}, 60000), bad);
+}
+
 BOOST_AUTO_TEST_CASE(a_unix_client_is_its_uid_and_a_tcp_style_client_its_token) {
   Harness h;
   std::string r = h.exchange(h.connect(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");

@@ -209,3 +209,39 @@ BOOST_AUTO_TEST_CASE(compilation_hints_name_every_declared_function) {
   BOOST_TEST(wj::hot::turbofan_functions(junk.data(), junk.size(), 3).empty());
   BOOST_TEST(wj::hot::turbofan_functions(nullptr, 0, 3).empty());
 }
+
+BOOST_AUTO_TEST_CASE(the_hot_set_is_what_ran_within_a_budget) {
+  // V8 10.2's serialization: 16-byte header, total code size, a marker per function.
+  std::vector<uint8_t> ser(16 + 8, 0);
+  for (uint8_t marker : {3, 2, 4, 3}) {
+    ser.push_back(marker);
+    if (marker == 4) ser.insert(ser.end(), 11 * 4 + 4 + 1, 0);  // code header, empty code
+  }
+  auto fns = wj::hot::run_functions(ser.data(), ser.size(), 4);
+  BOOST_REQUIRE(fns);
+  BOOST_TEST((fns->turbofan == std::vector<uint32_t>{2}));
+  BOOST_TEST((fns->liftoff == std::vector<uint32_t>{0, 3}));
+  BOOST_TEST((wj::hot::turbofan_functions(ser.data(), ser.size(), 4) == std::vector<uint32_t>{2}));
+  BOOST_TEST(!wj::hot::run_functions(ser.data(), ser.size(), 5));      // fewer markers than functions
+  BOOST_TEST(!wj::hot::run_functions(ser.data(), ser.size() - 1, 4));  // cut inside the code header
+  // Optimized ones always; then what ran on Liftoff, smallest body first, within the budget.
+  const std::vector<uint32_t> sizes = {50, 7, 9, 30};
+  BOOST_TEST((wj::hot::select_hot(*fns, &sizes, 1000) == std::vector<uint32_t>{0, 2, 3}));
+  BOOST_TEST((wj::hot::select_hot(*fns, &sizes, 30) == std::vector<uint32_t>{2, 3}));
+  BOOST_TEST((wj::hot::select_hot(*fns, &sizes, 29) == std::vector<uint32_t>{2}));
+  BOOST_TEST((wj::hot::select_hot(*fns, nullptr, 1000) == std::vector<uint32_t>{2}));
+  // The supervisor's bound: the entry's functions stay, new ones join smallest first.
+  const std::vector<uint32_t> body = {10, 20, 30, 40, 50};
+  BOOST_TEST((wj::hot::merge_within_budget({4}, {0, 1, 2, 3}, body, 110) == std::vector<uint32_t>{0, 1, 2, 4}));
+  BOOST_TEST((wj::hot::merge_within_budget({4}, {3, 4}, body, 80) == std::vector<uint32_t>{4}));  // 40 does not fit
+  BOOST_TEST((wj::hot::merge_within_budget({}, {9, 1, 1, 0}, body, 1000) == std::vector<uint32_t>{0, 1}));
+  BOOST_TEST((wj::hot::merge_within_budget({3}, {}, body, 0) == std::vector<uint32_t>{3}));
+  // Body sizes from the code section: (module (func) (func) (func)), bodies of 2 bytes.
+  const std::vector<uint8_t> m = {0, 'a', 's', 'm', 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 3, 4, 3, 0, 0, 0,
+                                  10, 10, 3, 2, 0, 0x0b, 2, 0, 0x0b, 2, 0, 0x0b};
+  auto bodies = wj::hot::function_body_sizes(m.data(), m.size());
+  BOOST_REQUIRE(bodies);
+  BOOST_TEST((*bodies == std::vector<uint32_t>{2, 2, 2}));
+  std::vector<uint8_t> cut(m.begin(), m.end() - 1);
+  BOOST_TEST(!wj::hot::function_body_sizes(cut.data(), cut.size()));
+}

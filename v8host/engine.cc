@@ -33,6 +33,10 @@
 namespace wj {
 namespace {
 
+// The one V8 statistics counter given storage (counter_lookup): wasm functions compiled
+// lazily since the isolate's creation (V8 increments it atomically, from any thread).
+int g_lazily_compiled = 0;
+
 std::unique_ptr<DeferredPlatform> g_platform;
 bool g_preinitialized = false;
 constexpr const char* kWasiModule = "wasi_snapshot_preview1";
@@ -302,6 +306,9 @@ class Runner {
       out_.kind = OutcomeKind::kReturned;
       return out_;
     }
+    // Started from cached code: every function it has is on TurboFan, the rest not compiled
+    // at all, so a function this run adds must first be compiled lazily (V8 counts those).
+    if (out_.code_cache == "hit") lazy_at_start_ = lazily_compiled();
     for (const LibraryModule& lib : cfg_.libraries) {
       std::vector<std::string> names = {lib.name};
       names.insert(names.end(), lib.aliases.begin(), lib.aliases.end());
@@ -377,21 +384,32 @@ class Runner {
   };
   v8::Local<v8::WasmModuleObject> hot_module_;
 
-  // The functions V8 optimized in this run, read from its own serialization of the module
-  // (V8 10.2 has no other way to ask); nothing when it has none (Serialize is then empty).
+  // The functions V8 optimized in this run, and those it ran on Liftoff within a budget of
+  // body bytes (hot::select_hot), read from its own serialization of the module (V8 10.2 has
+  // no other way to ask); nothing when it has none (Serialize is then empty).
   void report_hot(v8::Local<v8::WasmModuleObject> module) {
+    // Nothing compiled since the cached code was loaded: the run has nothing to add to the
+    // entry, and the serialization (tens of ms for a large module) is skipped.
+    if (lazy_at_start_ >= 0 && lazily_compiled() == lazy_at_start_) return;
     auto declared = hot::declared_function_count(cfg_.module.data(), cfg_.module.size());
     if (!declared || *declared == 0) return;
     v8::OwnedBuffer buf = module->GetCompiledModule().Serialize();
     if (!buf.buffer || buf.size == 0) return;
-    std::vector<uint32_t> fns = hot::turbofan_functions(buf.buffer.get(), buf.size, *declared);
+    auto run = hot::run_functions(buf.buffer.get(), buf.size, *declared);
     buf = {};
+    if (!run) return;
+    if (!body_sizes_ && !run->liftoff.empty()) body_sizes_ = hot::function_body_sizes(cfg_.module.data(), cfg_.module.size());
+    std::vector<uint32_t> fns =
+        hot::select_hot(*run, body_sizes_ ? &*body_sizes_ : nullptr, hot::kHotLiftoffBudget);
     if (!fns.empty() && fns != last_hot_) {
       cfg_.on_hot_functions(fns);
       last_hot_ = std::move(fns);
     }
   }
   std::vector<uint32_t> last_hot_;
+  int lazy_at_start_ = -1;  // functions V8 had compiled lazily when a cache hit was loaded
+  static int lazily_compiled() { return __atomic_load_n(&g_lazily_compiled, __ATOMIC_RELAXED); }
+  std::optional<std::vector<uint32_t>> body_sizes_;
 
  private:
   // The heap is about to run out: stop the guest, and give V8 room to unwind cleanly.
@@ -722,9 +740,18 @@ struct WarmIsolate {
 };
 WarmIsolate* g_warm = nullptr;
 
+// V8's statistics counters (off unless the embedder gives them storage): only the ones
+// that say whether this process compiled wasm code since a point in time.
+// The lookup V8 calls once per counter; every other counter stays off (no cost).
+int* counter_lookup(const char* name) {
+  if (std::strcmp(name, "c:V8.WasmLazilyCompiledFunctions") == 0) return &g_lazily_compiled;
+  return nullptr;
+}
+
 v8::Isolate* new_isolate(uint64_t heap_limit_bytes, v8::ArrayBuffer::Allocator* allocator) {
   v8::Isolate::CreateParams params;
   params.array_buffer_allocator = allocator;
+  params.counter_lookup_callback = counter_lookup;
   if (heap_limit_bytes) params.constraints.ConfigureDefaultsFromHeapSize(0, heap_limit_bytes);
   v8::Isolate* iso = v8::Isolate::New(params);
   // Must be set before the context exists: it makes WebAssembly.compileStreaming (the only

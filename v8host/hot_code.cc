@@ -1,5 +1,6 @@
 #include "v8host/hot_code.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace wj::hot {
@@ -81,6 +82,11 @@ std::optional<uint32_t> declared_function_count(const uint8_t* module, size_t si
 }
 
 std::vector<uint32_t> turbofan_functions(const uint8_t* data, size_t size, uint32_t declared) {
+  auto fns = run_functions(data, size, declared);
+  return fns ? std::move(fns->turbofan) : std::vector<uint32_t>{};
+}
+
+std::optional<RunFunctions> run_functions(const uint8_t* data, size_t size, uint32_t declared) {
   // V8 10.2 src/wasm/wasm-serialization.cc: WriteHeader (magic, version hash, CPU features,
   // flag hash: 4 x uint32), NativeModuleSerializer::WriteHeader (size_t total code size),
   // then WriteCode per declared function: kLazyFunction = 2 or kLiftoffFunction = 3 alone;
@@ -89,8 +95,9 @@ std::vector<uint32_t> turbofan_functions(const uint8_t* data, size_t size, uint3
   // ExecutionTier (int8), and the four byte vectors.
   constexpr size_t kHeader = 16 + sizeof(uint64_t);
   constexpr size_t kCodeHeader = 11 * 4 + 4 + 1;
-  std::vector<uint32_t> out;
-  if (size < kHeader) return {};
+  RunFunctions fns;
+  std::vector<uint32_t>& out = fns.turbofan;
+  if (size < kHeader) return std::nullopt;
   uint64_t total_code = 0;
   std::memcpy(&total_code, data + 16, sizeof total_code);
   size_t at = kHeader;
@@ -98,8 +105,12 @@ std::vector<uint32_t> turbofan_functions(const uint8_t* data, size_t size, uint3
   for (uint32_t i = 0; i < declared; ++i) {
     if (at >= size) return {};
     const uint8_t marker = data[at++];
-    if (marker == 2 || marker == 3) continue;
-    if (marker != 4 || size - at < kCodeHeader) return {};
+    if (marker == 2) continue;
+    if (marker == 3) {
+      if (fns.liftoff.size() < kMaxHotFunctions) fns.liftoff.push_back(i);
+      continue;
+    }
+    if (marker != 4 || size - at < kCodeHeader) return std::nullopt;
     int32_t sizes[4];
     std::memcpy(sizes, data + at + 7 * 4, sizeof sizes);
     at += kCodeHeader;
@@ -113,7 +124,73 @@ std::vector<uint32_t> turbofan_functions(const uint8_t* data, size_t size, uint3
     seen_code += static_cast<uint64_t>(sizes[0]);
     if (out.size() < kMaxHotFunctions) out.push_back(i);
   }
-  if (at != size || seen_code != total_code) return {};
+  if (at != size || seen_code != total_code) return std::nullopt;
+  return fns;
+}
+
+std::optional<std::vector<uint32_t>> function_body_sizes(const uint8_t* module, size_t size) {
+  auto secs = sections(module, size);
+  auto declared = declared_function_count(module, size);
+  if (!secs || !declared) return std::nullopt;
+  std::vector<uint32_t> out;
+  for (const Section& s : *secs) {
+    if (s.id != kSectionCode) continue;
+    size_t at = s.payload;
+    uint32_t n = 0;
+    if (!read_leb(module, s.end, &at, &n) || n != *declared) return std::nullopt;
+    out.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      uint32_t len = 0;
+      if (!read_leb(module, s.end, &at, &len) || len > s.end - at) return std::nullopt;
+      out.push_back(len);
+      at += len;
+    }
+    return out;
+  }
+  if (*declared != 0) return std::nullopt;
+  return out;
+}
+
+std::vector<uint32_t> select_hot(const RunFunctions& fns, const std::vector<uint32_t>* body_sizes,
+                                 uint64_t liftoff_budget) {
+  std::vector<uint32_t> out(fns.turbofan.begin(), fns.turbofan.end());
+  if (body_sizes) {
+    std::vector<uint32_t> ran;
+    for (uint32_t i : fns.liftoff)
+      if (i < body_sizes->size()) ran.push_back(i);
+    std::stable_sort(ran.begin(), ran.end(), [&](uint32_t a, uint32_t b) { return (*body_sizes)[a] < (*body_sizes)[b]; });
+    uint64_t spent = 0;
+    for (uint32_t i : ran) {
+      if (out.size() >= kMaxHotFunctions || spent + (*body_sizes)[i] > liftoff_budget) break;
+      spent += (*body_sizes)[i];
+      out.push_back(i);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  if (out.size() > kMaxHotFunctions) out.resize(kMaxHotFunctions);
+  return out;
+}
+
+std::vector<uint32_t> merge_within_budget(const std::vector<uint32_t>& have, const std::vector<uint32_t>& reported,
+                                          const std::vector<uint32_t>& body_sizes, uint64_t budget) {
+  std::vector<uint32_t> out;
+  uint64_t total = 0;
+  for (uint32_t i : have)
+    if (i < body_sizes.size()) out.push_back(i), total += body_sizes[i];
+  std::vector<uint32_t> added;
+  for (uint32_t i : reported)
+    if (i < body_sizes.size() && !std::binary_search(have.begin(), have.end(), i)) added.push_back(i);
+  std::sort(added.begin(), added.end());
+  added.erase(std::unique(added.begin(), added.end()), added.end());
+  std::stable_sort(added.begin(), added.end(), [&](uint32_t a, uint32_t b) { return body_sizes[a] < body_sizes[b]; });
+  for (uint32_t i : added) {
+    if (out.size() >= kMaxHotFunctions || total + body_sizes[i] > budget) break;
+    total += body_sizes[i];
+    out.push_back(i);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 

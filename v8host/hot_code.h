@@ -28,6 +28,41 @@ std::optional<uint32_t> declared_function_count(const uint8_t* module, size_t si
 // the data does not parse exactly (another V8 layout: nothing is reported).
 std::vector<uint32_t> turbofan_functions(const uint8_t* serialized, size_t size, uint32_t declared);
 
+// Like turbofan_functions, but split: `turbofan` as above, `liftoff` the declared functions
+// that have Liftoff code (kLiftoffFunction = 3: with lazy compilation, those the run called
+// and V8 did not optimize). nullopt when the data does not parse exactly.
+struct RunFunctions {
+  std::vector<uint32_t> turbofan, liftoff;
+};
+std::optional<RunFunctions> run_functions(const uint8_t* serialized, size_t size, uint32_t declared);
+
+// The body size in bytes of each declared function, from the code section (index = declared
+// index); nullopt when the sections cannot be read or the counts disagree.
+std::optional<std::vector<uint32_t>> function_body_sizes(const uint8_t* module, size_t size);
+
+// The hot set a job reports: every function V8 optimized, then the functions it ran on
+// Liftoff, smallest body first, while their bodies add up to at most `liftoff_budget` bytes
+// (a bound on what the compile-only child spends on TurboFan). Ascending, at most
+// kMaxHotFunctions. With no body sizes (nullptr), only the optimized ones.
+std::vector<uint32_t> select_hot(const RunFunctions& fns, const std::vector<uint32_t>* body_sizes,
+                                 uint64_t liftoff_budget);
+
+// The set a compile-only child compiles: `have` (what the entry has, kept), then the other
+// functions of `reported`, smallest body first, while all their bodies add up to at most
+// `budget` bytes. Ascending. The supervisor's bound on what a (hostile) job's report can
+// make it compile; indices without a size (out of range) are dropped.
+std::vector<uint32_t> merge_within_budget(const std::vector<uint32_t>& have, const std::vector<uint32_t>& reported,
+                                          const std::vector<uint32_t>& body_sizes, uint64_t budget);
+
+// The bytes of wasm function bodies a compile-only child compiles on TurboFan for the hot
+// set of a job: what the functions a job ran on Liftoff may add up to. TurboFan compiles
+// about 1.2 MB of bodies per CPU second here (CPython's start-up set: 2,296 functions,
+// 1.5 MB, 1.2 s), so about 2 s.
+constexpr uint64_t kHotLiftoffBudget = 2u << 20;
+// What an entry's functions may add up to, in bytes of wasm bodies, as runs add to it
+// (about 7 s of TurboFan; functions already in the entry stay, new ones are held back).
+constexpr uint64_t kHotTotalBudget = 8u << 20;
+
 // The module with a "compilationHints" section (V8's --experimental-wasm-compilation-hints)
 // just before its code section: `hot` (ascending declared indices) eager on TurboFan, every
 // other function lazy. Any compilationHints section the module had is dropped. nullopt when
