@@ -68,7 +68,8 @@ std::string shared_net_line() {
     } else {
       const uid_t uid = geteuid();  // in the new user namespace the child is nobody until mapped
       const gid_t gid = getegid();
-      long job = syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS | SIGCHLD,
+      long job = syscall(SYS_clone,
+                         CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS | SIGCHLD,
                          nullptr, nullptr, nullptr, nullptr);
       if (job == 0) {
         _exit(sandbox::write_id_maps(uid, gid) ? 1 : 0);
@@ -79,7 +80,8 @@ std::string shared_net_line() {
         while ((w = waitpid(static_cast<pid_t>(job), &st, 0)) < 0 && errno == EINTR) {
         }
       if (job < 0)
-        out = std::string("no (clone inside it: ") + std::strerror(errno) + "): shared_empty jobs get their own";
+        out = std::string("no (clone inside it: ") + std::strerror(errno) +
+              "): shared_empty jobs get their own";
       else if (w != job || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
         out = "no (a job's uid/gid maps inside it): shared_empty jobs get their own";
     }

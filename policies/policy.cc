@@ -740,14 +740,16 @@ void check_contradictions(const Resolved& R) {
   if (p.isolation.net_kind() == NetNamespaceKind::kSharedEmpty) {
     const Location& at = R.origins.at("isolation.net_namespace_kind");
     if (p.isolation.get(Mechanism::kNetNamespace) == Isolation::kOff)
-      fail_at(at, "isolation.net_namespace_kind: shared_empty needs isolation.net_namespace required or "
-                  "best_effort, not off (off leaves the job in the server's own network namespace)");
+      fail_at(at,
+              "isolation.net_namespace_kind: shared_empty needs isolation.net_namespace required or "
+              "best_effort, not off (off leaves the job in the server's own network namespace)");
     for (const char* sys : {"socket", "socketpair", "io_uring_setup"}) {
       bool allowed = std::any_of(p.seccomp.allow.begin(), p.seccomp.allow.end(),
                                  [&](const SyscallRule& r) { return r.name == sys; });
       if (allowed || !seccomp_names::is_dangerous(sys))
-        fail_at(at, std::string("isolation.net_namespace_kind: shared_empty is safe only while seccomp denies ") +
-                        sys + ", which this policy would allow");
+        fail_at(at,
+                std::string("isolation.net_namespace_kind: shared_empty is safe only while seccomp denies ") +
+                    sys + ", which this policy would allow");
     }
   }
   if (p.fetch.url_download.value_or(false) && (!p.fetch.allowed_hosts || p.fetch.allowed_hosts->empty()))

@@ -201,7 +201,8 @@ void enter_shared_net_if_asked(const sandbox::SandboxSpec& sb) {
   static bool said = false;
   if (auto e = sandbox::enter_shared_net_namespace(); e && !said) {
     said = true;
-    std::fprintf(stderr, "wasmjail-zygote: no shared network namespace (%s); shared_empty jobs get their own\n",
+    std::fprintf(stderr,
+                 "wasmjail-zygote: no shared network namespace (%s); shared_empty jobs get their own\n",
                  e->c_str());
   }
 }

@@ -357,7 +357,8 @@ BOOST_AUTO_TEST_CASE(live_child_from_the_fork_server_is_locked_down) {
 BOOST_AUTO_TEST_CASE(a_directly_cloned_job_has_its_own_network_namespace) {
   LiveJob job;
   BOOST_TEST(fs::read_symlink(job.proc("ns/net")) != fs::read_symlink("/proc/self/ns/net"));
-  BOOST_TEST(fs::read_symlink(job.proc("ns/net")) != fs::read_symlink("/proc/" + std::to_string(job.wasmjail) + "/ns/net"));
+  BOOST_TEST(fs::read_symlink(job.proc("ns/net")) !=
+             fs::read_symlink("/proc/" + std::to_string(job.wasmjail) + "/ns/net"));
 }
 
 BOOST_AUTO_TEST_CASE(killing_the_supervisor_leaves_no_child) {

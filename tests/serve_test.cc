@@ -466,7 +466,8 @@ BOOST_AUTO_TEST_CASE(jobs_run_in_processes_prepared_before_they_arrived) {
 // loopback; per_job (the default) gives each job its own.
 BOOST_AUTO_TEST_CASE(shared_empty_jobs_share_one_empty_network_namespace_per_job_jobs_do_not) {
   std::string pdir = wjt::temp_dir();
-  wjt::write_file(pdir + "/shared.yaml", "extends: default\nname: shared\nisolation:\n  net_namespace_kind: shared_empty\n");
+  wjt::write_file(pdir + "/shared.yaml",
+                  "extends: default\nname: shared\nisolation:\n  net_namespace_kind: shared_empty\n");
   Server s("concurrency: 2\npolicy_dirs: [" + pdir + "]\nallowed_policies: [default, shared]\n");
   const std::string own_net = fs::read_symlink("/proc/self/ns/net");
   auto net_of = [](pid_t p) { return fs::read_symlink("/proc/" + std::to_string(p) + "/ns/net").string(); };
@@ -476,23 +477,28 @@ BOOST_AUTO_TEST_CASE(shared_empty_jobs_share_one_empty_network_namespace_per_job
     std::vector<std::string> names;
     std::string line;
     for (int i = 0; std::getline(in, line); ++i)
-      if (i >= 2) names.push_back(line.substr(line.find_first_not_of(' '), line.find(':') - line.find_first_not_of(' ')));
+      if (i >= 2)
+        names.push_back(
+            line.substr(line.find_first_not_of(' '), line.find(':') - line.find_first_not_of(' ')));
     return names;
   };
   // Two spinning jobs of `policy` at once: their processes' network namespaces.
   auto two_running = [&](const std::string& policy) {
     std::vector<std::string> ids;
-    for (int i = 0; i < 2; ++i) ids.push_back(s.req("POST", "/v1/jobs?policy=" + policy, job("loop")).j()["id"]);
+    for (int i = 0; i < 2; ++i)
+      ids.push_back(s.req("POST", "/v1/jobs?policy=" + policy, job("loop")).j()["id"]);
     std::vector<pid_t> kids;
     BOOST_REQUIRE(wait_for([&] {
       kids = s.children();
-      return kids.size() == 2u && status_field(kids[0], "Seccomp") == "2" && status_field(kids[1], "Seccomp") == "2";
+      return kids.size() == 2u && status_field(kids[0], "Seccomp") == "2" &&
+             status_field(kids[1], "Seccomp") == "2";
     }));
     std::vector<std::string> nets = {net_of(kids[0]), net_of(kids[1])};
     for (pid_t k : kids) BOOST_TEST((interfaces(k) == std::vector<std::string>{"lo"}), "job " << k);
     for (const auto& id : ids) s.req("DELETE", "/v1/jobs/" + id);
     for (const auto& id : ids)
-      BOOST_TEST(s.req("GET", "/v1/jobs/" + id + "/wait?timeout_ms=10000").j()["result"]["status"] == "cancelled");
+      BOOST_TEST(s.req("GET", "/v1/jobs/" + id + "/wait?timeout_ms=10000").j()["result"]["status"] ==
+                 "cancelled");
     BOOST_REQUIRE(wait_for([&] { return s.children().empty(); }));
     return nets;
   };

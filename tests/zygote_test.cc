@@ -176,15 +176,16 @@ BOOST_AUTO_TEST_CASE(shared_empty_needs_seccomp_to_deny_sockets) {
   BOOST_TEST(!wj::sandbox::check_shared_net(sb).has_value());  // per_job: nothing to check
   sb.net_ns_kind = wj::sandbox::NetNsKind::kSharedEmpty;
   BOOST_TEST(!wj::sandbox::check_shared_net(sb).has_value());  // the dangerous set holds them
-  sb.seccomp.errno_rules = {{"socket", 1}};                     // failing quietly still denies
+  sb.seccomp.errno_rules = {{"socket", 1}};                    // failing quietly still denies
   BOOST_TEST(!wj::sandbox::check_shared_net(sb).has_value());
   wj::sandbox::SandboxSpec allows = sb;
   allows.seccomp.errno_rules.clear();
   allows.seccomp.allow.push_back({"socketpair", {}});
   auto e = wj::sandbox::check_shared_net(allows);
   BOOST_REQUIRE(e.has_value());
-  BOOST_TEST(*e == "isolation.net_namespace_kind: shared_empty is safe only while seccomp denies socketpair, "
-                   "which this policy's filter would allow");
+  BOOST_TEST(*e ==
+             "isolation.net_namespace_kind: shared_empty is safe only while seccomp denies socketpair, "
+             "which this policy's filter would allow");
   wj::sandbox::SandboxSpec no_filter = sb;
   no_filter.seccomp.mode = wj::sandbox::Mode::kBestEffort;
   e = wj::sandbox::check_shared_net(no_filter);
