@@ -18,6 +18,7 @@
 #include "cli/cli.h"
 #include "policies/policy.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/lockdown.h"
 #include "supervisor/policy_sandbox.h"
 #include "supervisor/supervisor.h"
 #include "v8host/engine.h"
@@ -52,6 +53,53 @@ std::string try_clone(unsigned long flags) {
   return "yes";
 }
 
+// Whether a fork server could make the shared empty network namespace of
+// isolation.net_namespace_kind: shared_empty and still create job processes in it (a
+// child does what the fork server would, then clones as for a job, without CLONE_NEWNET).
+std::string shared_net_line() {
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return std::string("no (pipe: ") + std::strerror(errno) + ")";
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(pipefd[0]);
+    std::string out = "yes";
+    if (auto e = sandbox::enter_shared_net_namespace()) {
+      out = "no (" + *e + "): shared_empty jobs get their own";
+    } else {
+      const uid_t uid = geteuid();  // in the new user namespace the child is nobody until mapped
+      const gid_t gid = getegid();
+      long job = syscall(SYS_clone,
+                         CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS | SIGCHLD,
+                         nullptr, nullptr, nullptr, nullptr);
+      if (job == 0) {
+        _exit(sandbox::write_id_maps(uid, gid) ? 1 : 0);
+      }
+      int st = 0;
+      pid_t w = -1;
+      if (job > 0)
+        while ((w = waitpid(static_cast<pid_t>(job), &st, 0)) < 0 && errno == EINTR) {
+        }
+      if (job < 0)
+        out = std::string("no (clone inside it: ") + std::strerror(errno) +
+              "): shared_empty jobs get their own";
+      else if (w != job || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        out = "no (a job's uid/gid maps inside it): shared_empty jobs get their own";
+    }
+    (void)!write(pipefd[1], out.data(), out.size());
+    _exit(0);
+  }
+  close(pipefd[1]);
+  std::string out;
+  char buf[256];
+  ssize_t n;
+  while ((n = read(pipefd[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(pipefd[0]);
+  if (pid > 0)
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  return out.empty() ? "no (the probe failed)" : out;
+}
+
 std::string landlock_line() {
   long abi = syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
   if (abi < 1) return std::string("no (") + std::strerror(errno) + ")";
@@ -82,7 +130,22 @@ std::string cgroup_line() {
   if (host.version == sandbox::CgroupVersion::kV2)
     s += host.clone_into_cgroup ? "; CLONE_INTO_CGROUP: yes"
                                 : "; CLONE_INTO_CGROUP: no (pid written before the go-ahead)";
-  return s + "; per-job cgroups: yes";
+  s += "; per-job cgroups: yes";
+  // Moving a process into a cgroup write-locks the kernel's cgroup_threadgroup_rwsem, which
+  // waits for an RCU grace period (5-20 ms measured on an idle v1 host) unless the
+  // hierarchy favours dynamic changes (README, "Performance").
+  std::ifstream mounts("/proc/mounts");
+  std::ifstream cmdline("/proc/cmdline");
+  std::string line, cmd((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+  bool favor = cmd.find("cgroup_favordynmods=1") != std::string::npos ||
+               cmd.find("cgroup_favordynmods=true") != std::string::npos ||
+               cmd.find("cgroup_favordynmods=y") != std::string::npos;
+  while (!favor && std::getline(mounts, line))
+    favor = (line.find(" cgroup ") != std::string::npos || line.find(" cgroup2 ") != std::string::npos) &&
+            line.find("favordynmods") != std::string::npos;
+  return s + (favor ? "; joining one: no grace period (favordynmods)"
+                    : "; joining one waits for an RCU grace period when none is under way (kernel "
+                      "command line cgroup_favordynmods=true avoids it)");
 }
 
 }  // namespace
@@ -105,6 +168,7 @@ int doctor(int argc, char** argv) {
       {"user namespace", try_clone(CLONE_NEWUSER)},
       {"pid, net, ipc, uts, mount namespaces",
        try_clone(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS)},
+      {"shared empty net namespace", shared_net_line()},
       {"landlock", landlock_line()},
       {"seccomp user notification", seccomp_notify_line()},
       {"cgroup", cgroup_line()},

@@ -337,7 +337,21 @@ const std::vector<std::string_view> kTopKeys = {"name",    "description", "exten
 void parse_isolation(const YAML::Node& n, const Doc& doc, Layer* L) {
   std::vector<std::string_view> keys;
   for (size_t i = 0; i < kMechanismCount; ++i) keys.push_back(to_string(static_cast<Mechanism>(i)));
+  keys.push_back("net_namespace_kind");
   cfg::check_map(n, doc, "isolation", keys);
+  if (YAML::Node v = n["net_namespace_kind"]; v.IsDefined()) {
+    std::string s = cfg::as_string(v, doc, "isolation.net_namespace_kind");
+    std::optional<NetNamespaceKind> kind;
+    for (NetNamespaceKind k : {NetNamespaceKind::kPerJob, NetNamespaceKind::kSharedEmpty})
+      if (s == to_string(k)) kind = k;
+    if (!kind) {
+      auto c = cfg::closest(s, {"per_job", "shared_empty"});
+      doc.fail(v, "isolation.net_namespace_kind must be per_job or shared_empty, not \"" + s + "\"" +
+                      (c ? " (did you mean \"" + *c + "\"?)" : ""));
+    }
+    L->p.isolation.net_namespace_kind = kind;
+    L->origins["isolation.net_namespace_kind"] = doc.at(v);
+  }
   for (size_t i = 0; i < kMechanismCount; ++i) {
     YAML::Node v = n[std::string(keys[i])];
     if (!v.IsDefined()) continue;
@@ -629,6 +643,10 @@ void overlay(Resolved* R, const Layer& L, const std::string& parent_name) {
     p.isolation.level[i] = L.p.isolation.level[i];
     R->origins[key] = L.origins.at(key);
   }
+  if (L.p.isolation.net_namespace_kind) {
+    p.isolation.net_namespace_kind = L.p.isolation.net_namespace_kind;
+    R->origins["isolation.net_namespace_kind"] = L.origins.at("isolation.net_namespace_kind");
+  }
   SeccompSettings& s = p.seccomp;
   if (L.p.seccomp.default_action) s.default_action = L.p.seccomp.default_action;
   for (const auto& r : L.p.seccomp.allow) {
@@ -716,6 +734,23 @@ void check_contradictions(const Resolved& R) {
     fail_at(R.origins.at(key),
             "isolation.filesystem is required (also when left out) but mount_namespace and landlock are both off: "
             "nothing could confine the filesystem; turn one on, or set filesystem: best_effort");
+  }
+  // A shared network namespace is safe only while no job can create a socket in it (an
+  // abstract unix socket is the one thing jobs in one namespace could reach each other by).
+  if (p.isolation.net_kind() == NetNamespaceKind::kSharedEmpty) {
+    const Location& at = R.origins.at("isolation.net_namespace_kind");
+    if (p.isolation.get(Mechanism::kNetNamespace) == Isolation::kOff)
+      fail_at(at,
+              "isolation.net_namespace_kind: shared_empty needs isolation.net_namespace required or "
+              "best_effort, not off (off leaves the job in the server's own network namespace)");
+    for (const char* sys : {"socket", "socketpair", "io_uring_setup"}) {
+      bool allowed = std::any_of(p.seccomp.allow.begin(), p.seccomp.allow.end(),
+                                 [&](const SyscallRule& r) { return r.name == sys; });
+      if (allowed || !seccomp_names::is_dangerous(sys))
+        fail_at(at,
+                std::string("isolation.net_namespace_kind: shared_empty is safe only while seccomp denies ") +
+                    sys + ", which this policy would allow");
+    }
   }
   if (p.fetch.url_download.value_or(false) && (!p.fetch.allowed_hosts || p.fetch.allowed_hosts->empty()))
     fail_at(R.origins.at("fetch.url_download"),
@@ -841,6 +876,10 @@ std::string_view to_string(Mechanism m) {
                                            "mount_namespace", "ipc_namespace", "uts_namespace",
                                            "landlock",        "cgroup",        "filesystem"};
   return k[static_cast<size_t>(m)];
+}
+
+std::string_view to_string(NetNamespaceKind k) {
+  return k == NetNamespaceKind::kSharedEmpty ? "shared_empty" : "per_job";
 }
 
 std::string_view to_string(Isolation i) {
@@ -991,6 +1030,7 @@ std::string to_yaml(const Policy& p) {
     auto m = static_cast<Mechanism>(i);
     e << YAML::Key << std::string(to_string(m)) << YAML::Value << std::string(to_string(p.isolation.get(m)));
   }
+  e << YAML::Key << "net_namespace_kind" << YAML::Value << std::string(to_string(p.isolation.net_kind()));
   e << YAML::EndMap;
   e << YAML::Key << "seccomp" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "default_action" << YAML::Value << p.seccomp.action().str();

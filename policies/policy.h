@@ -53,9 +53,17 @@ constexpr size_t kMechanismCount = 9;
 std::string_view to_string(Mechanism m);  // "user_namespace"
 std::string_view to_string(Isolation i);  // "best_effort"
 
+// isolation.net_namespace_kind: a new network namespace per job process (per_job), or one
+// empty namespace shared by the job processes of a fork server (shared_empty; safe because
+// seccomp denies creating sockets). See README, "Policies" and "Performance".
+enum class NetNamespaceKind { kPerJob, kSharedEmpty };
+std::string_view to_string(NetNamespaceKind k);  // "per_job", "shared_empty"
+
 struct IsolationSettings {
   std::array<std::optional<Isolation>, kMechanismCount> level;  // unset: required
+  std::optional<NetNamespaceKind> net_namespace_kind;           // unset: per_job
   Isolation get(Mechanism m) const;
+  NetNamespaceKind net_kind() const { return net_namespace_kind.value_or(NetNamespaceKind::kPerJob); }
 };
 
 struct SeccompAction {

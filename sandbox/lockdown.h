@@ -35,6 +35,7 @@ struct CloneResult {
   uid_t outer_uid = 0;    // the supervisor's ids, for the child's uid_map/gid_map
   gid_t outer_gid = 0;
   bool in_cgroup = false;  // created in the job's cgroup (clone3 CLONE_INTO_CGROUP)
+  bool shared_net = false;  // in the caller's shared empty network namespace (net_ns_kind)
   // Parent side: the job process waits for one byte on this socket before running anything
   // (-1: it does not wait). Whoever holds it joins the cgroup first, then sends the byte
   // (MSG_NOSIGNAL); closing it unsent makes the job process exit.
@@ -62,6 +63,22 @@ CloneResult clone_job_process(const SandboxSpec& spec, unsigned long extra_flags
                               int cgroup_fd = -1);
 // The child's side of the go-ahead: waits for the byte; exits quietly at EOF.
 void wait_for_go_ahead(int fd);
+
+// For the fork server (single-threaded), at its first shared_empty job: moves this process
+// into a new user namespace (mapping only its own uid/gid onto themselves) and a new,
+// empty network namespace (a down loopback) owned by it, once. From then on
+// clone_job_process gives a shared_empty job this namespace instead of a new one; a job
+// cannot join it any other way (setns needs CAP_SYS_ADMIN over the namespace's owner, which
+// only a process inside that user namespace has). nullopt on success (also when already
+// done); an error (and no change of namespace) otherwise, and then jobs get their own.
+std::optional<std::string> enter_shared_net_namespace();
+// Whether this process is in the namespace enter_shared_net_namespace made.
+bool in_shared_net_namespace();
+// seccomp.cc: nullopt when `spec` does not ask for shared_empty, or when its seccomp filter
+// denies every call that creates a socket (socket, socketpair, io_uring_setup: required
+// seccomp, each in the dangerous set, the policy's kill list or an errno rule, none allowed).
+// Otherwise why shared_empty is unsafe, naming the policy field (the job must not run).
+std::optional<std::string> check_shared_net(const SandboxSpec& spec);
 
 // --- child side -----------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 // namespace only applies to children created in it, hence clone rather than unshare.
 //   user:  the child's "root" holds no privilege outside it (uid mapped to the supervisor's)
 //   pid:   the child sees no other process and can signal none
-//   net:   only a down loopback: no network at all
+//   net:   only a down loopback: no network at all (per job, or one shared empty namespace
+//          the fork server made: enter_shared_net_namespace)
 //   ipc:   no SysV IPC or POSIX message queues shared with the host
 //   uts:   its own hostname
 //   mount: its own mount table, pivoted into an empty root (mounts.cc)
@@ -46,7 +47,39 @@ bool write_file(const char* path, const std::string& data, int* err) {
   return n == static_cast<ssize_t>(data.size());
 }
 
+// enter_shared_net_namespace's outcome in this process: 0 not tried, 1 in it, -1 failed.
+int g_shared_net = 0;
+std::string g_shared_net_error;
+
 }  // namespace
+
+bool in_shared_net_namespace() {
+  return g_shared_net == 1;
+}
+
+std::optional<std::string> enter_shared_net_namespace() {
+  if (g_shared_net == 1) return std::nullopt;
+  if (g_shared_net == -1) return g_shared_net_error;
+  const uid_t uid = geteuid();
+  const gid_t gid = getegid();
+  // One call: the kernel creates the user namespace first and makes it the owner of the new
+  // network namespace. Fails (changing nothing) in a multi-threaded process.
+  if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) {
+    g_shared_net = -1;
+    g_shared_net_error = errno_message("unshare(CLONE_NEWUSER|CLONE_NEWNET)", errno);
+    return g_shared_net_error;
+  }
+  // Our own ids onto themselves, as each job's map (write_id_maps): the jobs' maps, made
+  // inside this namespace, then still resolve to the same host ids.
+  if (auto e = write_id_maps(uid, gid)) {
+    // Half-made: a job cloned from here cannot map its ids and ends setup_error (fail closed).
+    g_shared_net = -1;
+    g_shared_net_error = "shared network namespace: " + *e;
+    return g_shared_net_error;
+  }
+  g_shared_net = 1;
+  return std::nullopt;
+}
 
 void wait_for_go_ahead(int fd) {
   char c = 0;
@@ -62,10 +95,16 @@ CloneResult clone_job_process(const SandboxSpec& spec, unsigned long extra_flags
   CloneResult r;
   r.outer_uid = geteuid();
   r.outer_gid = getegid();
+  if (auto e = check_shared_net(spec)) return r.error = *e, r;
+  // A shared_empty job of a process that made the shared namespace stays in it; anywhere
+  // else (a direct clone) it gets its own, as per_job: never the caller's namespace.
+  const bool shared_net = spec.net_ns_kind == NetNsKind::kSharedEmpty && spec.net_ns != Mode::kOff &&
+                          !(spec.simulate_unavailable & bit(Mechanism::kNetNs)) && in_shared_net_namespace();
   unsigned long flags = 0;
   for (const NsFlag& ns : kNamespaces) {
     Mode m = mode_of(spec, ns.mech);
     if (m == Mode::kOff) continue;
+    if (ns.flag == CLONE_NEWNET && shared_net) continue;
     if (spec.simulate_unavailable & bit(ns.mech)) {
       if (m == Mode::kRequired)
         return r.error = std::string(mechanism_name(ns.mech)) + " is required but unavailable (simulated)", r;
@@ -89,6 +128,7 @@ CloneResult clone_job_process(const SandboxSpec& spec, unsigned long extra_flags
       r.pid = static_cast<pid_t>(pid);
       for (const NsFlag& ns : kNamespaces)
         if (flags & ns.flag) r.applied |= bit(ns.mech);
+      if (shared_net) r.applied |= bit(Mechanism::kNetNs), r.shared_net = true;
       if (pid == 0) {
         r.parent_pidfd = self_pidfd;
       } else if (self_pidfd >= 0) {

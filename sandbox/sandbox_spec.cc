@@ -39,6 +39,10 @@ Mode mode_of(const SandboxSpec& s, Mechanism m) {
   return Mode::kRequired;
 }
 
+const char* net_ns_kind_name(NetNsKind k) {
+  return k == NetNsKind::kSharedEmpty ? "shared_empty" : "per_job";
+}
+
 std::optional<std::string> apply_test_unavailable(const char* value, SandboxSpec* spec) {
   if (!value || !*value) return std::nullopt;
   std::string_view rest(value);

@@ -93,10 +93,20 @@ struct PreopenMount {
   bool read_only = true;
 };
 
+// Which network namespace a job process gets (when net_ns is not off).
+//   per_job:      a new one for every job process (clone with CLONE_NEWNET).
+//   shared_empty: one namespace, empty but for a down loopback, created once by the fork
+//                 server and shared by the job processes it creates (no per-job netns to
+//                 build at clone or tear down at exit). Safe only while seccomp denies
+//                 creating sockets (check_shared_net); a process that is not in such a
+//                 namespace (a direct clone) gives the job its own, as per_job.
+enum class NetNsKind : uint8_t { kPerJob = 0, kSharedEmpty = 1 };
+
 struct SandboxSpec {
   Mode user_ns = Mode::kBestEffort;
   Mode pid_ns = Mode::kBestEffort;
   Mode net_ns = Mode::kBestEffort;
+  NetNsKind net_ns_kind = NetNsKind::kPerJob;
   Mode ipc_ns = Mode::kBestEffort;
   Mode uts_ns = Mode::kBestEffort;
   Mode mount_ns = Mode::kBestEffort;
@@ -119,6 +129,7 @@ struct SandboxSpec {
 };
 
 Mode mode_of(const SandboxSpec& s, Mechanism m);
+const char* net_ns_kind_name(NetNsKind k);  // "per_job", "shared_empty"
 
 // Parses WASMJAIL_TEST_UNAVAILABLE ("landlock,net_ns"); unknown names are errors.
 std::optional<std::string> apply_test_unavailable(const char* value, SandboxSpec* spec);

@@ -24,6 +24,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -405,6 +406,29 @@ std::optional<std::string> install_seccomp(const SeccompSpec& spec, int* listene
   }
   seccomp_release(ctx);
   return err;
+}
+
+std::optional<std::string> check_shared_net(const SandboxSpec& spec) {
+  if (spec.net_ns_kind != NetNsKind::kSharedEmpty) return std::nullopt;
+  const std::string field = "isolation.net_namespace_kind: shared_empty";
+  if (spec.seccomp.mode != Mode::kRequired)
+    return field + " needs a required seccomp filter (it is what keeps jobs from creating sockets in the " +
+           "namespace they share)";
+  auto in = [](const auto& list, const std::string& name, auto key) {
+    return std::any_of(std::begin(list), std::end(list), [&](const auto& x) { return key(x) == name; });
+  };
+  // Every call that makes a socket fd out of nothing: abstract unix sockets, the one thing
+  // jobs in one network namespace could reach each other through, need one of them.
+  for (const char* name : {"socket", "socketpair", "io_uring_setup"}) {
+    const std::string n = name;
+    const bool denied = in(kDangerous, n, [](const char* x) { return std::string(x); }) ||
+                        in(spec.seccomp.kill, n, [](const std::string& x) { return x; }) ||
+                        in(spec.seccomp.errno_rules, n, [](const ErrnoRule& r) { return r.name; });
+    const bool allowed = in(spec.seccomp.allow, n, [](const SyscallRule& r) { return r.name; });
+    if (allowed || !denied)
+      return field + " is safe only while seccomp denies " + n + ", which this policy's filter would allow";
+  }
+  return std::nullopt;
 }
 
 void seccomp_handshake() {

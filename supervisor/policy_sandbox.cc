@@ -40,6 +40,8 @@ sandbox::SandboxSpec sandbox_spec_for(const Policy& p, const Limits& lim) {
   s.user_ns = mode_of(iso.get(Mechanism::kUserNamespace));
   s.pid_ns = mode_of(iso.get(Mechanism::kPidNamespace));
   s.net_ns = mode_of(iso.get(Mechanism::kNetNamespace));
+  s.net_ns_kind = iso.net_kind() == NetNamespaceKind::kSharedEmpty ? sandbox::NetNsKind::kSharedEmpty
+                                                                   : sandbox::NetNsKind::kPerJob;
   s.ipc_ns = mode_of(iso.get(Mechanism::kIpcNamespace));
   s.uts_ns = mode_of(iso.get(Mechanism::kUtsNamespace));
   s.mount_ns = mode_of(iso.get(Mechanism::kMountNamespace));

@@ -187,6 +187,26 @@ sandbox::Mode mode_from(uint8_t v, bool* ok) {
   return static_cast<sandbox::Mode>(v);
 }
 
+sandbox::NetNsKind net_kind_from(uint8_t v, bool* ok) {
+  if (v > static_cast<uint8_t>(sandbox::NetNsKind::kSharedEmpty)) *ok = false;
+  return static_cast<sandbox::NetNsKind>(v);
+}
+
+// A shared_empty job needs this process in the shared empty network namespace, made at the
+// first such job (the fork server is single-threaded). If it cannot be made, the job gets
+// its own namespace (clone_job_process), which is stronger; said once on stderr.
+void enter_shared_net_if_asked(const sandbox::SandboxSpec& sb) {
+  if (sb.net_ns_kind != sandbox::NetNsKind::kSharedEmpty || sb.net_ns == sandbox::Mode::kOff) return;
+  if (sandbox::in_shared_net_namespace()) return;
+  static bool said = false;
+  if (auto e = sandbox::enter_shared_net_namespace(); e && !said) {
+    said = true;
+    std::fprintf(stderr,
+                 "wasmjail-zygote: no shared network namespace (%s); shared_empty jobs get their own\n",
+                 e->c_str());
+  }
+}
+
 // ---- the request and the reply on the socket --------------------------------------------
 
 // SCM_RIGHTS carries at most 253 fds; a spawn request has the spec memfd, the job memfd,
@@ -503,6 +523,7 @@ constexpr int kWarmNice = 10;
       continue;
     }
     const sandbox::SeccompProgram* prog = precompiled_filter(spec.sandbox);
+    enter_shared_net_if_asked(spec.sandbox);
     sandbox::CloneResult clone = sandbox::clone_job_process(spec.sandbox, CLONE_PARENT, supervisor);
     if (clone.pid == 0) {
       prctl(PR_SET_NAME, "wasmjail-job");  // not the fork server, from its first instant
@@ -576,6 +597,7 @@ std::string encode_child_setup(const ChildSetup& s) {
   for (sandbox::Mode m : {sb.user_ns, sb.pid_ns, sb.net_ns, sb.ipc_ns, sb.uts_ns, sb.mount_ns, sb.landlock, sb.filesystem,
                           sb.capabilities, sb.seccomp.mode})
     w.u8(static_cast<uint8_t>(m));
+  w.u8(static_cast<uint8_t>(sb.net_ns_kind));
   put_seccomp(w, sb.seccomp);
   const auto& rl = sb.rlimits;
   for (const auto* o : {&rl.nofile, &rl.fsize, &rl.nproc, &rl.data, &rl.stack, &rl.cpu_seconds}) w.opt(*o);
@@ -638,6 +660,7 @@ std::optional<std::string> decode_child_setup(std::string_view data, DecodedSetu
   for (sandbox::Mode* m : {&sb.user_ns, &sb.pid_ns, &sb.net_ns, &sb.ipc_ns, &sb.uts_ns, &sb.mount_ns,
                            &sb.landlock, &sb.filesystem, &sb.capabilities, &sb.seccomp.mode})
     *m = mode_from(r.u8(), &modes_ok);
+  sb.net_ns_kind = net_kind_from(r.u8(), &modes_ok);
   get_seccomp(r, &sb.seccomp, &modes_ok);
   auto& rl = sb.rlimits;
   for (auto* o : {&rl.nofile, &rl.fsize, &rl.nproc, &rl.data, &rl.stack, &rl.cpu_seconds}) *o = r.opt();
@@ -675,6 +698,7 @@ std::string encode_warm_spec(const WarmSpec& ws) {
   for (sandbox::Mode m : {sb.user_ns, sb.pid_ns, sb.net_ns, sb.ipc_ns, sb.uts_ns, sb.mount_ns, sb.landlock,
                           sb.capabilities, sb.seccomp.mode})
     w.u8(static_cast<uint8_t>(m));
+  w.u8(static_cast<uint8_t>(sb.net_ns_kind));
   put_seccomp(w, sb.seccomp);
   w.u32(sb.simulate_unavailable);
   w.u64(static_cast<uint64_t>(ws.supervisor_pid));
@@ -692,6 +716,7 @@ std::optional<std::string> decode_warm_spec(std::string_view data, WarmSpec* out
   for (sandbox::Mode* m : {&sb.user_ns, &sb.pid_ns, &sb.net_ns, &sb.ipc_ns, &sb.uts_ns, &sb.mount_ns,
                            &sb.landlock, &sb.capabilities, &sb.seccomp.mode})
     *m = mode_from(r.u8(), &ok);
+  sb.net_ns_kind = net_kind_from(r.u8(), &ok);
   get_seccomp(r, &sb.seccomp, &ok);
   sb.simulate_unavailable = r.u32();
   out->supervisor_pid = static_cast<pid_t>(r.u64());

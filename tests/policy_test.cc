@@ -217,6 +217,30 @@ BOOST_AUTO_TEST_CASE(isolation_values) {
   BOOST_TEST(p.isolation.get(Mechanism::kLandlock) == Isolation::kRequired);  // unset: fail closed
 }
 
+BOOST_AUTO_TEST_CASE(net_namespace_kind_values_and_rules) {
+  BOOST_TEST((must_parse("name: x\n").isolation.net_kind() == NetNamespaceKind::kPerJob));  // unset: per_job
+  auto p = must_parse("isolation:\n  net_namespace_kind: shared_empty\n");
+  BOOST_TEST((p.isolation.net_kind() == NetNamespaceKind::kSharedEmpty));
+  BOOST_TEST(to_yaml(p).find("  net_namespace_kind: shared_empty\n") != std::string::npos);
+  // policy show's text parses back to the same kind.
+  BOOST_TEST((must_parse(to_yaml(p)).isolation.net_kind() == NetNamespaceKind::kSharedEmpty));
+  BOOST_TEST(to_yaml(must_parse("name: x\n")).find("  net_namespace_kind: per_job\n") != std::string::npos);
+  BOOST_TEST(
+      check("isolation:\n  net_namespace_kind: shared_emtpy\n") ==
+      "p.yaml:2:23: isolation.net_namespace_kind must be per_job or shared_empty, not \"shared_emtpy\" "
+      "(did you mean \"shared_empty\"?)");
+  BOOST_TEST(
+      check("isolation:\n  net_namespace_kind: [shared_empty]\n").find("isolation.net_namespace_kind") !=
+      std::string::npos);
+  BOOST_TEST(
+      check("isolation:\n  net_namespace: off\n  net_namespace_kind: shared_empty\n") ==
+      "p.yaml:3:23: isolation.net_namespace_kind: shared_empty needs isolation.net_namespace required or "
+      "best_effort, not off (off leaves the job in the server's own network namespace)");
+  // The socket family can never be allowed, with or without it (always killed).
+  BOOST_TEST(check("isolation:\n  net_namespace_kind: shared_empty\nseccomp:\n  allow: [socket]\n")
+                 .find("seccomp.allow: socket is in the sandbox's always-kill set") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(weakening_required_through_extends_names_both_files) {
   BOOST_TEST(check_file(fx("weakens_parent.yaml")) ==
              fx("weakens_parent.yaml") +

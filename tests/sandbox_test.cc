@@ -329,10 +329,36 @@ BOOST_AUTO_TEST_CASE(live_child_is_locked_down) {
   check_locked_down(job);
 }
 
+// Run again as `sandbox_test_shared_net`: the default policy (found first through
+// WASMJAIL_POLICY_PATH) with isolation.net_namespace_kind: shared_empty.
+bool shared_net_mode() {
+  static const bool shared =
+      wjt::run({wjt::binary(), "policy", "show", "default"}).out.find("net_namespace_kind: shared_empty") !=
+      std::string::npos;
+  return shared;
+}
+
 BOOST_AUTO_TEST_CASE(live_child_from_the_fork_server_is_locked_down) {
   LiveJob job(true);  // created by the fork server (serve's default)
-  BOOST_REQUIRE(wjt::zygote_of(job.wasmjail) > 0);
+  pid_t zygote = wjt::zygote_of(job.wasmjail);
+  BOOST_REQUIRE(zygote > 0);
   check_locked_down(job);
+  // shared_empty: the fork server's one empty namespace (only a loopback); per_job: its own.
+  const auto job_net = fs::read_symlink(job.proc("ns/net"));
+  const auto zygote_net = fs::read_symlink("/proc/" + std::to_string(zygote) + "/ns/net");
+  BOOST_TEST((job_net == zygote_net) == shared_net_mode(), job_net << " " << zygote_net);
+  std::string dev = wjt::read_file(job.proc("net/dev"));
+  BOOST_TEST(std::count(dev.begin(), dev.end(), '\n') == 3);  // two header lines and lo
+  BOOST_TEST(dev.find("lo:") != std::string::npos);
+}
+
+// A direct clone (run's default) cannot join the fork server's namespace: a shared_empty job
+// gets its own, like per_job, never the supervisor's.
+BOOST_AUTO_TEST_CASE(a_directly_cloned_job_has_its_own_network_namespace) {
+  LiveJob job;
+  BOOST_TEST(fs::read_symlink(job.proc("ns/net")) != fs::read_symlink("/proc/self/ns/net"));
+  BOOST_TEST(fs::read_symlink(job.proc("ns/net")) !=
+             fs::read_symlink("/proc/" + std::to_string(job.wasmjail) + "/ns/net"));
 }
 
 BOOST_AUTO_TEST_CASE(killing_the_supervisor_leaves_no_child) {

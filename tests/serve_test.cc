@@ -461,6 +461,71 @@ BOOST_AUTO_TEST_CASE(jobs_run_in_processes_prepared_before_they_arrived) {
   BOOST_TEST(wjt::warm_children(none.pid).empty());
 }
 
+// isolation.net_namespace_kind: shared_empty: the job processes of one server, made on demand
+// or ahead of it (warm), are all in one network namespace, not the server's, holding only a
+// loopback; per_job (the default) gives each job its own.
+BOOST_AUTO_TEST_CASE(shared_empty_jobs_share_one_empty_network_namespace_per_job_jobs_do_not) {
+  std::string pdir = wjt::temp_dir();
+  wjt::write_file(pdir + "/shared.yaml",
+                  "extends: default\nname: shared\nisolation:\n  net_namespace_kind: shared_empty\n");
+  Server s("concurrency: 2\npolicy_dirs: [" + pdir + "]\nallowed_policies: [default, shared]\n");
+  const std::string own_net = fs::read_symlink("/proc/self/ns/net");
+  auto net_of = [](pid_t p) { return fs::read_symlink("/proc/" + std::to_string(p) + "/ns/net").string(); };
+  // Interface names in a process's network namespace (/proc/PID/net/dev: two header lines).
+  auto interfaces = [](pid_t p) {
+    std::istringstream in(wjt::read_file("/proc/" + std::to_string(p) + "/net/dev"));
+    std::vector<std::string> names;
+    std::string line;
+    for (int i = 0; std::getline(in, line); ++i)
+      if (i >= 2)
+        names.push_back(
+            line.substr(line.find_first_not_of(' '), line.find(':') - line.find_first_not_of(' ')));
+    return names;
+  };
+  // Two spinning jobs of `policy` at once: their processes' network namespaces.
+  auto two_running = [&](const std::string& policy) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < 2; ++i)
+      ids.push_back(s.req("POST", "/v1/jobs?policy=" + policy, job("loop")).j()["id"]);
+    std::vector<pid_t> kids;
+    BOOST_REQUIRE(wait_for([&] {
+      kids = s.children();
+      return kids.size() == 2u && status_field(kids[0], "Seccomp") == "2" &&
+             status_field(kids[1], "Seccomp") == "2";
+    }));
+    std::vector<std::string> nets = {net_of(kids[0]), net_of(kids[1])};
+    for (pid_t k : kids) BOOST_TEST((interfaces(k) == std::vector<std::string>{"lo"}), "job " << k);
+    for (const auto& id : ids) s.req("DELETE", "/v1/jobs/" + id);
+    for (const auto& id : ids)
+      BOOST_TEST(s.req("GET", "/v1/jobs/" + id + "/wait?timeout_ms=10000").j()["result"]["status"] ==
+                 "cancelled");
+    BOOST_REQUIRE(wait_for([&] { return s.children().empty(); }));
+    return nets;
+  };
+  // First from the fork server on demand, then (the pool filled after the first job) warm.
+  std::vector<std::string> first = two_running("shared");
+  BOOST_TEST(first[0] == first[1]);
+  BOOST_TEST(first[0] != own_net);
+  BOOST_REQUIRE(wait_for([&] { return wjt::warm_children(s.pid).size() >= 2u; }));
+  for (pid_t w : wjt::warm_children(s.pid)) BOOST_TEST(net_of(w) == first[0]);
+  std::vector<std::string> warm = two_running("shared");
+  BOOST_TEST(warm[0] == first[0]);
+  BOOST_TEST(warm[1] == first[0]);
+  // The fork server holds that namespace; the server itself stays in its own.
+  BOOST_TEST(net_of(wjt::zygote_of(s.pid)) == first[0]);
+  BOOST_TEST(net_of(s.pid) == own_net);
+  json r = s.req("POST", "/v1/run?policy=shared", job("hello")).j();
+  BOOST_TEST(r["result"]["status"] == "ok");
+  BOOST_TEST(r["result"]["stdout"] == "Hello from wasmjail!\n");
+
+  std::vector<std::string> own = two_running("default");
+  BOOST_TEST(own[0] != own[1]);
+  for (const auto& n : own) {
+    BOOST_TEST(n != own_net);
+    BOOST_TEST(n != first[0]);
+  }
+}
+
 // A cold module of 256 KiB or more: the job runs at once on Liftoff with dynamic tier-up
 // ("compiling") while a second child, which runs no guest code, compiles its TurboFan code
 // for the cache; once it is there, jobs get it ("hit"). Same output every time.

@@ -23,6 +23,7 @@ struct Sample {
     job.dirs = {{"/host/in", "/in", true}, {"/host/out", "/out", false}};
     sb.user_ns = wj::sandbox::Mode::kRequired;
     sb.net_ns = wj::sandbox::Mode::kOff;
+    sb.net_ns_kind = wj::sandbox::NetNsKind::kSharedEmpty;
     sb.seccomp.default_action = wj::sandbox::SeccompSpec::DefaultAction::kErrno;
     sb.seccomp.default_errno = 38;
     sb.seccomp.allow.push_back({"getcwd", {{1, wj::sandbox::ArgCondition::Op::kMaskedEq, 4, 12}}});
@@ -87,6 +88,7 @@ BOOST_AUTO_TEST_CASE(every_field_round_trips) {
   const wj::sandbox::SandboxSpec& sb = *c.sandbox;
   BOOST_TEST((sb.user_ns == wj::sandbox::Mode::kRequired));
   BOOST_TEST((sb.net_ns == wj::sandbox::Mode::kOff));
+  BOOST_TEST((sb.net_ns_kind == wj::sandbox::NetNsKind::kSharedEmpty));
   BOOST_TEST((sb.pid_ns == wj::sandbox::Mode::kBestEffort));
   BOOST_TEST((sb.seccomp.default_action == wj::sandbox::SeccompSpec::DefaultAction::kErrno));
   BOOST_TEST(sb.seccomp.default_errno == 38);
@@ -146,6 +148,53 @@ BOOST_AUTO_TEST_CASE(huge_counts_and_bad_modes_are_refused_without_allocating) {
   auto err = wj::decode_child_setup(bad, &d2);
   BOOST_REQUIRE(err.has_value());
   BOOST_TEST(*err == "not a job setup");
+}
+
+// The pool key and the policy part the fork server reads carry the network namespace kind.
+BOOST_AUTO_TEST_CASE(the_warm_spec_carries_the_net_namespace_kind) {
+  Sample s;
+  wj::WarmSpec w = wj::warm_spec_of(s.setup);
+  wj::WarmSpec back;
+  auto err = wj::decode_warm_spec(wj::encode_warm_spec(w), &back);
+  BOOST_REQUIRE_MESSAGE(!err, *err);
+  BOOST_TEST((back.sandbox.net_ns_kind == wj::sandbox::NetNsKind::kSharedEmpty));
+  wj::WarmSpec per_job = w;
+  per_job.sandbox.net_ns_kind = wj::sandbox::NetNsKind::kPerJob;
+  BOOST_TEST(wj::encode_warm_spec(per_job) != wj::encode_warm_spec(w));  // two pools, never mixed
+  // An out-of-range kind is refused.
+  std::string bad = wj::encode_warm_spec(w);
+  bad[4 + 9] = 2;  // after the magic and nine modes
+  wj::WarmSpec d;
+  auto e = wj::decode_warm_spec(bad, &d);
+  BOOST_REQUIRE(e.has_value());
+  BOOST_TEST(*e == "a mode out of range");
+}
+
+// shared_empty is refused (the job never runs) unless seccomp denies creating sockets.
+BOOST_AUTO_TEST_CASE(shared_empty_needs_seccomp_to_deny_sockets) {
+  wj::sandbox::SandboxSpec sb;
+  BOOST_TEST(!wj::sandbox::check_shared_net(sb).has_value());  // per_job: nothing to check
+  sb.net_ns_kind = wj::sandbox::NetNsKind::kSharedEmpty;
+  BOOST_TEST(!wj::sandbox::check_shared_net(sb).has_value());  // the dangerous set holds them
+  sb.seccomp.errno_rules = {{"socket", 1}};                    // failing quietly still denies
+  BOOST_TEST(!wj::sandbox::check_shared_net(sb).has_value());
+  wj::sandbox::SandboxSpec allows = sb;
+  allows.seccomp.errno_rules.clear();
+  allows.seccomp.allow.push_back({"socketpair", {}});
+  auto e = wj::sandbox::check_shared_net(allows);
+  BOOST_REQUIRE(e.has_value());
+  BOOST_TEST(*e ==
+             "isolation.net_namespace_kind: shared_empty is safe only while seccomp denies socketpair, "
+             "which this policy's filter would allow");
+  wj::sandbox::SandboxSpec no_filter = sb;
+  no_filter.seccomp.mode = wj::sandbox::Mode::kBestEffort;
+  e = wj::sandbox::check_shared_net(no_filter);
+  BOOST_REQUIRE(e.has_value());
+  BOOST_TEST(e->find("needs a required seccomp filter") != std::string::npos);
+  // And a job process is never created for it.
+  wj::sandbox::CloneResult r = wj::sandbox::clone_job_process(no_filter);
+  BOOST_TEST(r.pid == -1);
+  BOOST_TEST(r.error == *e);
 }
 
 // The fork server compiles each policy's filter once and the job installs it as is: the
