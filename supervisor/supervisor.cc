@@ -153,6 +153,7 @@ struct Running {
   bool report_hot = false;
   uint32_t declared_functions = 0;
   std::vector<uint32_t> hot_set;
+  bool detach_all = false;  // one-shot, small module: after the job, all of it on TurboFan (detach_hot)
   std::vector<uint32_t> hot_have;  // what the hot-code entry this job started on has optimized
   std::shared_ptr<const std::vector<uint8_t>> hot_module;
   std::function<void(std::vector<uint32_t>, std::shared_ptr<const std::vector<uint8_t>>)> on_hot;
@@ -485,6 +486,11 @@ struct Running {
   // The job is over: its last hot set goes to a detached compile (RunOptions::
   // detach_hot_compile) unless the entry it started on has all of it already.
   void detach_hot() {
+    if (detach_all && hot_module && declared_functions > 0) {
+      // A module small enough to compile whole (background_compile_max_bytes): all of it.
+      hot_set.resize(declared_functions);
+      for (uint32_t i = 0; i < declared_functions; ++i) hot_set[i] = i;
+    }
     if (!opts.detach_hot_compile || !on_hot || !hot_module || hot_set.empty()) return;
     if (std::includes(hot_have.begin(), hot_have.end(), hot_set.begin(), hot_set.end())) return;
     // Nor when nothing new fits in the entry's budget (the detached compile would find that
@@ -1021,7 +1027,12 @@ void Supervisor::start_with(Job job_in, RunOptions opts, std::function<void(Resu
       }
       // Cold, tiered: the job runs at once on Liftoff; the TurboFan code comes from a
       // sibling that runs no guest code (at most one per module at a time).
-      if (r->opts.background_compile && may_compile_beside) {
+      if (r->opts.background_compile && may_compile_beside && r->opts.detach_hot_compile && r->report_hot) {
+        // One-shot (run, exec): nothing beside the job, which a short job would cut off
+        // before it stored anything while it took CPU from the job; after the job, a
+        // detached compile of every function (detach_hot).
+        r->detach_all = true;
+      } else if (r->opts.background_compile && may_compile_beside) {
         if (!compiling_->count(r->cache_key)) r->sibling = compile_in_background(job, module, r->opts, r->cache_key);
         r->compiling_in_background = true;
       }

@@ -190,6 +190,36 @@ BOOST_AUTO_TEST_CASE(exec_exits_before_the_hot_compile_too) {
   BOOST_TEST(wait_for_entry(cache.path, 5));
 }
 
+// A small module (up to 8 MiB) whose job is too short to optimize anything: nothing is
+// compiled beside the job (it would be cut off when the job ends), and after it a detached
+// compile puts every function on TurboFan, which the next run starts on.
+BOOST_AUTO_TEST_CASE(a_short_job_of_a_small_module_leaves_its_whole_module_compiled) {
+  TempDir d, cache;
+  const std::string module = guest("hot_pick");
+  BOOST_REQUIRE(fs::file_size(module) < (8u << 20));
+  wjt::write_file(d.path + "/job.yaml", "entry_module: {source_path: '" + module + "'}\nparameters: [\"a\", \"10\"]\n");
+  Subreaper reaper;
+  auto e = wjt::run({binary(), "exec", d.path + "/job.yaml"},
+                    {"WASMJAIL_CACHE_DIR=" + cache.path, "WASMJAIL_BACKGROUND_COMPILE=on"}, 300);
+  json first = json::parse(e.out, nullptr, false);
+  BOOST_REQUIRE_MESSAGE(!first.is_discarded(), e.out + e.err);
+  BOOST_TEST(first["status"] == "ok");
+  BOOST_TEST(!first.contains("code_cache"), first.dump());  // nothing "compiling" beside it
+  std::vector<int> ended = reaper.reap_all(120);
+  BOOST_TEST(ended.size() == 1u);
+  BOOST_TEST((ended.size() == 1 && ended[0] == 0));
+  BOOST_REQUIRE(wait_for_entry(cache.path, 5));
+  auto again = wjt::run({binary(), "exec", d.path + "/job.yaml"},
+                        {"WASMJAIL_CACHE_DIR=" + cache.path, "WASMJAIL_BACKGROUND_COMPILE=on"}, 300);
+  json second = json::parse(again.out, nullptr, false);
+  BOOST_REQUIRE(!second.is_discarded());
+  BOOST_TEST(second["code_cache"] == "hit", second.dump());
+  BOOST_TEST(second["stdout"] == first["stdout"]);
+  // Every declared function: far more than the few a 10-round job could have optimized.
+  BOOST_TEST(second["code_cache_optimized"].get<int>() >= 20);
+  BOOST_TEST(reaper.reap_all(10).empty());  // the entry has it all: nothing more to compile
+}
+
 BOOST_AUTO_TEST_CASE(wait_compiles_before_run_exits_and_leaves_no_process) {
   TempDir d, cache;
   std::string module = padded(d, guest("hot_main"), 9u << 20);
