@@ -276,8 +276,10 @@ struct Running {
               break;
             }
             // Acted on at once (a report during a long job, or the last one at its end),
-            // unless the compile is detached: then once, after the job (detach_hot).
-            if (on_hot && hot_module && !opts.detach_hot_compile && *hot != hot_set) on_hot(*hot, hot_module);
+            // unless the compile is detached or takes every function: then once, after the
+            // job (detach_hot).
+            if (on_hot && hot_module && !opts.detach_hot_compile && !detach_all && *hot != hot_set)
+              on_hot(*hot, hot_module);
             hot_set = std::move(*hot);
           } else if (f.type == wire::FrameType::kViolation) {
             violation = wire::decode_violation(f.payload);
@@ -491,7 +493,8 @@ struct Running {
       hot_set.resize(declared_functions);
       for (uint32_t i = 0; i < declared_functions; ++i) hot_set[i] = i;
     }
-    if (!opts.detach_hot_compile || !on_hot || !hot_module || hot_set.empty()) return;
+    if (!on_hot || !hot_module || hot_set.empty()) return;
+    if (!opts.detach_hot_compile && !detach_all) return;  // waiting: reports were acted on at once
     if (std::includes(hot_have.begin(), hot_have.end(), hot_set.begin(), hot_set.end())) return;
     // Nor when nothing new fits in the entry's budget (the detached compile would find that
     // too, after this command spent a copy of the module and a spawn on it).
@@ -1027,10 +1030,10 @@ void Supervisor::start_with(Job job_in, RunOptions opts, std::function<void(Resu
       }
       // Cold, tiered: the job runs at once on Liftoff; the TurboFan code comes from a
       // sibling that runs no guest code (at most one per module at a time).
-      if (r->opts.background_compile && may_compile_beside && r->opts.detach_hot_compile && r->report_hot) {
+      if (r->opts.background_compile && may_compile_beside && r->opts.background_ends_with_job && r->report_hot) {
         // One-shot (run, exec): nothing beside the job, which a short job would cut off
         // before it stored anything while it took CPU from the job; after the job, a
-        // detached compile of every function (detach_hot).
+        // compile of every function (detach_hot): detached, or waited for with `wait`.
         r->detach_all = true;
       } else if (r->opts.background_compile && may_compile_beside) {
         if (!compiling_->count(r->cache_key)) r->sibling = compile_in_background(job, module, r->opts, r->cache_key);

@@ -250,7 +250,8 @@ BOOST_AUTO_TEST_CASE(a_compile_whose_module_lock_is_held_elsewhere_does_not_star
   TempDir d, cache;
   std::string module = padded(d, guest("hot_main"), 9u << 20);
   // The folder and its key exist once a first command used them.
-  auto first = wjt::run({binary(), "run", guest("hello")}, {"WASMJAIL_CACHE_DIR=" + cache.path});
+  auto first = wjt::run({binary(), "run", guest("hello")},
+                        {"WASMJAIL_CACHE_DIR=" + cache.path, "WASMJAIL_BACKGROUND_COMPILE=off"});
   BOOST_REQUIRE(first.exit_code == 0);
   std::vector<int> held;
   for (int i = 0; i < 256; ++i) {
@@ -281,7 +282,8 @@ BOOST_AUTO_TEST_CASE(a_compile_whose_module_lock_is_held_elsewhere_does_not_star
 BOOST_AUTO_TEST_CASE(no_compile_starts_when_every_slot_is_taken) {
   TempDir d, cache;
   std::string module = padded(d, guest("hot_main"), 9u << 20);
-  auto first = wjt::run({binary(), "run", guest("hello")}, {"WASMJAIL_CACHE_DIR=" + cache.path});
+  auto first = wjt::run({binary(), "run", guest("hello")},
+                        {"WASMJAIL_CACHE_DIR=" + cache.path, "WASMJAIL_BACKGROUND_COMPILE=off"});
   BOOST_REQUIRE(first.exit_code == 0);
   std::vector<int> held;
   for (int i = 0; i < 2; ++i) {
@@ -304,7 +306,8 @@ BOOST_AUTO_TEST_CASE(no_compile_starts_when_every_slot_is_taken) {
 BOOST_AUTO_TEST_CASE(planted_lock_files_are_not_followed) {
   TempDir d, cache, outside;
   std::string module = padded(d, guest("hot_main"), 9u << 20);
-  auto first = wjt::run({binary(), "run", guest("hello")}, {"WASMJAIL_CACHE_DIR=" + cache.path});
+  auto first = wjt::run({binary(), "run", guest("hello")},
+                        {"WASMJAIL_CACHE_DIR=" + cache.path, "WASMJAIL_BACKGROUND_COMPILE=off"});
   BOOST_REQUIRE(first.exit_code == 0);
   const std::string victim = outside.path + "/victim";
   wjt::write_file(victim, "untouched");
