@@ -51,21 +51,7 @@ std::string big_module(const TempDir& d, int funcs, int ops, int calls) {
 // `module` with a custom section of `pad` bytes appended: the same code in a module over
 // the 8 MiB up to which run and exec compile all of it on TurboFan beside the job.
 std::string padded(const TempDir& d, const std::string& module, size_t pad) {
-  std::string bytes = wjt::read_file(module);
-  auto leb = [](uint64_t n) {
-    std::string out;
-    do {
-      uint8_t b = n & 0x7f;
-      n >>= 7;
-      out.push_back(static_cast<char>(n ? b | 0x80 : b));
-    } while (n);
-    return out;
-  };
-  std::string payload = leb(7) + "padding" + std::string(pad, '\0');
-  bytes += '\0' + leb(payload.size()) + payload;
-  std::string out = d.path + "/" + fs::path(module).stem().string() + "_padded.wasm";
-  wjt::write_file(out, bytes);
-  return out;
+  return wjt::padded_module(d.path, module, pad);
 }
 
 }  // namespace

@@ -83,21 +83,7 @@ struct Subreaper {
 // `module` with a custom section of `pad` bytes appended: over the 8 MiB up to which run
 // compiles the whole module on TurboFan beside the job, so that only the hot-code compile runs.
 std::string padded(const TempDir& d, const std::string& module, size_t pad) {
-  std::string bytes = wjt::read_file(module);
-  auto leb = [](uint64_t n) {
-    std::string out;
-    do {
-      uint8_t b = n & 0x7f;
-      n >>= 7;
-      out.push_back(static_cast<char>(n ? b | 0x80 : b));
-    } while (n);
-    return out;
-  };
-  std::string payload = leb(7) + "padding" + std::string(pad, '\0');
-  bytes += '\0' + leb(payload.size()) + payload;
-  std::string out = d.path + "/" + fs::path(module).stem().string() + "_padded.wasm";
-  wjt::write_file(out, bytes);
-  return out;
+  return wjt::padded_module(d.path, module, pad);
 }
 
 // The code entries in a cache folder (lock files are not entries).
@@ -123,6 +109,22 @@ bool wait_for_entry(const std::string& cache, int seconds) {
 wjt::ProcResult run_hot(const std::string& module, const std::string& cache, const std::string& mode = "on") {
   std::vector<std::string> env = {"WASMJAIL_CACHE_DIR=" + cache, "WASMJAIL_BACKGROUND_COMPILE=" + mode};
   return wjt::run({binary(), "run", module, "300000000"}, env, 300);
+}
+
+// A cache folder a first command has used (its key exists), then `names` in it created and
+// locked by this process (as another command's compile would hold them); closed by the caller.
+std::vector<int> hold_locks(const std::string& cache, const std::vector<std::string>& names) {
+  auto first = wjt::run({binary(), "run", guest("hello")},
+                        {"WASMJAIL_CACHE_DIR=" + cache, "WASMJAIL_BACKGROUND_COMPILE=off"});
+  BOOST_REQUIRE(first.exit_code == 0);
+  std::vector<int> held;
+  for (const std::string& n : names) {
+    int fd = open((cache + "/" + n).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    BOOST_REQUIRE(fd >= 0);
+    BOOST_REQUIRE(flock(fd, LOCK_EX | LOCK_NB) == 0);
+    held.push_back(fd);
+  }
+  return held;
 }
 
 // Names in /tmp that look like ours (memfds are not files; nothing should appear there).
@@ -249,19 +251,13 @@ BOOST_AUTO_TEST_CASE(off_compiles_nothing) {
 BOOST_AUTO_TEST_CASE(a_compile_whose_module_lock_is_held_elsewhere_does_not_start) {
   TempDir d, cache;
   std::string module = padded(d, guest("hot_main"), 9u << 20);
-  // The folder and its key exist once a first command used them.
-  auto first = wjt::run({binary(), "run", guest("hello")},
-                        {"WASMJAIL_CACHE_DIR=" + cache.path, "WASMJAIL_BACKGROUND_COMPILE=off"});
-  BOOST_REQUIRE(first.exit_code == 0);
-  std::vector<int> held;
+  std::vector<std::string> buckets;
   for (int i = 0; i < 256; ++i) {
     char name[32];
-    std::snprintf(name, sizeof name, "/compile-%02x.lock", i);
-    int fd = open((cache.path + name).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    BOOST_REQUIRE(fd >= 0);
-    BOOST_REQUIRE(flock(fd, LOCK_EX | LOCK_NB) == 0);
-    held.push_back(fd);
+    std::snprintf(name, sizeof name, "compile-%02x.lock", i);
+    buckets.push_back(name);
   }
+  std::vector<int> held = hold_locks(cache.path, buckets);
   {
     Subreaper reaper;
     auto r = run_hot(module, cache.path);
@@ -282,17 +278,7 @@ BOOST_AUTO_TEST_CASE(a_compile_whose_module_lock_is_held_elsewhere_does_not_star
 BOOST_AUTO_TEST_CASE(no_compile_starts_when_every_slot_is_taken) {
   TempDir d, cache;
   std::string module = padded(d, guest("hot_main"), 9u << 20);
-  auto first = wjt::run({binary(), "run", guest("hello")},
-                        {"WASMJAIL_CACHE_DIR=" + cache.path, "WASMJAIL_BACKGROUND_COMPILE=off"});
-  BOOST_REQUIRE(first.exit_code == 0);
-  std::vector<int> held;
-  for (int i = 0; i < 2; ++i) {
-    int fd = open((cache.path + "/compile-slot-" + std::to_string(i) + ".lock").c_str(),
-                  O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    BOOST_REQUIRE(fd >= 0);
-    BOOST_REQUIRE(flock(fd, LOCK_EX | LOCK_NB) == 0);
-    held.push_back(fd);
-  }
+  std::vector<int> held = hold_locks(cache.path, {"compile-slot-0.lock", "compile-slot-1.lock"});
   Subreaper reaper;
   auto r = run_hot(module, cache.path);
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
@@ -306,9 +292,7 @@ BOOST_AUTO_TEST_CASE(no_compile_starts_when_every_slot_is_taken) {
 BOOST_AUTO_TEST_CASE(planted_lock_files_are_not_followed) {
   TempDir d, cache, outside;
   std::string module = padded(d, guest("hot_main"), 9u << 20);
-  auto first = wjt::run({binary(), "run", guest("hello")},
-                        {"WASMJAIL_CACHE_DIR=" + cache.path, "WASMJAIL_BACKGROUND_COMPILE=off"});
-  BOOST_REQUIRE(first.exit_code == 0);
+  hold_locks(cache.path, {});  // the folder and its key, no lock held
   const std::string victim = outside.path + "/victim";
   wjt::write_file(victim, "untouched");
   chmod(victim.c_str(), 0644);

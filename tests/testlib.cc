@@ -290,4 +290,24 @@ void record_api_response(const std::string& method, const std::string& path, lon
 #endif
 }
 
+std::string padded_module(const std::string& dir, const std::string& module, size_t pad) {
+  std::string bytes = read_file(module);
+  auto leb = [](uint64_t n) {
+    std::string out;
+    do {
+      uint8_t b = n & 0x7f;
+      n >>= 7;
+      out.push_back(static_cast<char>(n ? b | 0x80 : b));
+    } while (n);
+    return out;
+  };
+  std::string payload = leb(7) + "padding" + std::string(pad, '\0');
+  bytes += '\0' + leb(payload.size()) + payload;
+  std::string stem = module.substr(module.find_last_of('/') + 1);
+  stem = stem.substr(0, stem.find_last_of('.'));
+  std::string out = dir + "/" + stem + "_padded.wasm";
+  write_file(out, bytes);
+  return out;
+}
+
 }  // namespace wjt

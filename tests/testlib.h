@@ -43,6 +43,9 @@ pid_t zygote_of(pid_t pid);
 std::string temp_dir();  // a fresh directory under $TMPDIR
 void write_file(const std::string& path, const std::string& data);
 std::string read_file(const std::string& path);  // whole file, "" when unreadable
+// `module` with a custom section of `pad` bytes appended, written into `dir`: the same code
+// in a module over the 8 MiB up to which run and exec compile all of it on TurboFan.
+std::string padded_module(const std::string& dir, const std::string& module, size_t pad);
 
 // Appends one HTTP response an API test received to WJ_API_RECORD_DIR/<test program>.ndjson
 // (truncated at the first record of each run); tests/openapi_check.py validates every one
