@@ -16,13 +16,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using wjt::binary;
 using wjt::guest;
+using wjt::TempDir;
 
 namespace {
-
-struct TempDir {
-  std::string path = wjt::temp_dir();
-  ~TempDir() { fs::remove_all(path); }
-};
 
 // `wasmjail exec` of a job naming `module` with `params`, with the given cache folder.
 json exec_module(const TempDir& d, const std::string& module, const std::string& params, const std::string& cache,

@@ -30,13 +30,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using wjt::binary;
 using wjt::guest;
+using wjt::TempDir;
 
 namespace {
-
-struct TempDir {
-  std::string path = wjt::temp_dir();
-  ~TempDir() { fs::remove_all(path); }
-};
 
 // Processes left behind by a command are reparented to this one while it lives.
 struct Subreaper {
@@ -127,6 +123,15 @@ std::vector<int> hold_locks(const std::string& cache, const std::vector<std::str
   return held;
 }
 
+// `wasmjail exec` of job.yaml in `dir` with the shipped default (a detached compile), parsed.
+json exec_on(const TempDir& dir, const std::string& cache) {
+  auto e = wjt::run({binary(), "exec", dir.path + "/job.yaml"},
+                    {"WASMJAIL_CACHE_DIR=" + cache, "WASMJAIL_BACKGROUND_COMPILE=on"}, 300);
+  json j = json::parse(e.out, nullptr, false);
+  BOOST_REQUIRE_MESSAGE(!j.is_discarded(), e.out + e.err);
+  return j;
+}
+
 // Names in /tmp that look like ours (memfds are not files; nothing should appear there).
 std::vector<std::string> tmp_names() {
   std::vector<std::string> out;
@@ -180,10 +185,7 @@ BOOST_AUTO_TEST_CASE(exec_exits_before_the_hot_compile_too) {
   wjt::write_file(d.path + "/job.yaml",
                   "entry_module: {source_path: '" + module + "'}\nparameters: [\"300000000\"]\n");
   Subreaper reaper;
-  auto e = wjt::run({binary(), "exec", d.path + "/job.yaml"},
-                    {"WASMJAIL_CACHE_DIR=" + cache.path, "WASMJAIL_BACKGROUND_COMPILE=on"}, 300);
-  json j = json::parse(e.out, nullptr, false);
-  BOOST_REQUIRE_MESSAGE(!j.is_discarded(), e.out + e.err);
+  json j = exec_on(d, cache.path);
   BOOST_TEST(j["status"] == "ok");
   BOOST_TEST(entries(cache.path) == 0);
   std::vector<int> ended = reaper.reap_all(120);
@@ -201,20 +203,14 @@ BOOST_AUTO_TEST_CASE(a_short_job_of_a_small_module_leaves_its_whole_module_compi
   BOOST_REQUIRE(fs::file_size(module) < (8u << 20));
   wjt::write_file(d.path + "/job.yaml", "entry_module: {source_path: '" + module + "'}\nparameters: [\"a\", \"10\"]\n");
   Subreaper reaper;
-  auto e = wjt::run({binary(), "exec", d.path + "/job.yaml"},
-                    {"WASMJAIL_CACHE_DIR=" + cache.path, "WASMJAIL_BACKGROUND_COMPILE=on"}, 300);
-  json first = json::parse(e.out, nullptr, false);
-  BOOST_REQUIRE_MESSAGE(!first.is_discarded(), e.out + e.err);
+  json first = exec_on(d, cache.path);
   BOOST_TEST(first["status"] == "ok");
   BOOST_TEST(!first.contains("code_cache"), first.dump());  // nothing "compiling" beside it
   std::vector<int> ended = reaper.reap_all(120);
   BOOST_TEST(ended.size() == 1u);
   BOOST_TEST((ended.size() == 1 && ended[0] == 0));
   BOOST_REQUIRE(wait_for_entry(cache.path, 5));
-  auto again = wjt::run({binary(), "exec", d.path + "/job.yaml"},
-                        {"WASMJAIL_CACHE_DIR=" + cache.path, "WASMJAIL_BACKGROUND_COMPILE=on"}, 300);
-  json second = json::parse(again.out, nullptr, false);
-  BOOST_REQUIRE(!second.is_discarded());
+  json second = exec_on(d, cache.path);
   BOOST_TEST(second["code_cache"] == "hit", second.dump());
   BOOST_TEST(second["stdout"] == first["stdout"]);
   // Every declared function: far more than the few a 10-round job could have optimized.

@@ -18,12 +18,9 @@
 
 namespace fs = std::filesystem;
 
-namespace {
+using wjt::TempDir;
 
-struct TempDir {
-  std::string path = wjt::temp_dir();
-  ~TempDir() { fs::remove_all(path); }
-};
+namespace {
 
 std::string load_error(const std::string& text, std::vector<wj::ApiToken>* tokens = nullptr) {
   TempDir d;

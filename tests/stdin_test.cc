@@ -20,6 +20,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using wjt::binary;
 using wjt::guest;
+using wjt::TempDir;
 
 namespace {
 
@@ -52,11 +53,6 @@ wjt::ProcResult run_reader(const std::vector<std::string>& args, int stdin_fd) {
   argv.insert(argv.end(), args.begin(), args.end());
   return wjt::run_with_stdin(argv, stdin_fd);
 }
-
-struct TempDir {
-  std::string path = wjt::temp_dir();
-  ~TempDir() { fs::remove_all(path); }
-};
 
 json exec_job(const TempDir& d, const std::string& job, int* code = nullptr) {
   wjt::write_file(d.path + "/job.yaml", job);

@@ -310,4 +310,9 @@ std::string padded_module(const std::string& dir, const std::string& module, siz
   return out;
 }
 
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
 }  // namespace wjt

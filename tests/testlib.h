@@ -41,6 +41,14 @@ bool memory_contains(pid_t pid, const std::string& needle);
 pid_t zygote_of(pid_t pid);
 
 std::string temp_dir();  // a fresh directory under $TMPDIR
+// A temp_dir() removed with everything in it when this goes out of scope.
+struct TempDir {
+  std::string path = temp_dir();
+  TempDir() = default;
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir();
+};
 void write_file(const std::string& path, const std::string& data);
 std::string read_file(const std::string& path);  // whole file, "" when unreadable
 // `module` with a custom section of `pad` bytes appended, written into `dir`: the same code
