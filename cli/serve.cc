@@ -21,6 +21,7 @@
 #include "server/api.h"
 #include "server/gateway.h"
 #include "server/callbacks.h"
+#include "server/shutdown.h"
 #include "cli/cli.h"
 #include "storage/curl_lib.h"
 #include "supervisor/zygote.h"
@@ -105,32 +106,12 @@ int serve_gateway(const ServerConfig& cfg, std::map<std::string, std::shared_ptr
     Gateway gw(loop, *queue, cfg, std::move(policies));
     HttpServer http(loop, http_limits(cfg), [&gw](const std::shared_ptr<HttpExchange>& ex) { gw.handle(ex); });
     if (!listen_configured(http, cfg, tokens, log, "gateway")) exit_code = 1;
-    uv_signal_t sigterm, sigint;
-    struct Ctx {
-      Gateway* gw;
-      HttpServer* http;
-      ServerLog* log;
-      uv_signal_t* sigs[2];
-      bool started = false;
-    } ctx{&gw, &http, &log, {&sigterm, &sigint}};
-    auto on_signal = [](uv_signal_t* s, int signum) {
-      auto* c = static_cast<Ctx*>(s->data);
-      if (c->started) return;
-      c->started = true;
-      c->log->event("shutdown_started", {{"signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"}});
-      c->http->stop_accepting();
-      c->gw->stop([c] {
-        for (uv_signal_t* sg : c->sigs) uv_close(reinterpret_cast<uv_handle_t*>(sg), nullptr);
-        c->http->close_all([] {});
-        c->log->event("shutdown_complete", {});
-      });
-    };
-    uv_signal_init(loop, &sigterm);
-    uv_signal_init(loop, &sigint);
-    sigterm.data = sigint.data = &ctx;
-    uv_signal_start(&sigterm, on_signal, SIGTERM);
-    uv_signal_start(&sigint, on_signal, SIGINT);
-    if (exit_code != 0) on_signal(&sigterm, SIGTERM);
+    SignalShutdown shutdown(loop, &http, &log, [&gw, &http](std::function<void()> done) {
+      http.stop_accepting();
+      gw.stop(std::move(done));
+    });
+    shutdown.listen();
+    if (exit_code != 0) shutdown.trigger(SIGTERM);
     uv_run(loop, UV_RUN_DEFAULT);
   }
   uv_loop_close(loop);
@@ -328,41 +309,17 @@ int serve(int argc, char** argv) {
       }
       log.event("listening", {{"address", l.address}, {"from", std::string("systemd")}});
     }
-    uv_signal_t sigterm, sigint;
-    struct ShutdownCtx {
-      Executor* executor;
-      HttpServer* http;
-      ServerLog* log;
-      CallbackSender* callbacks;
-      double drain_ms;
-      uv_signal_t* sigs[2];
-      bool started = false;
-    } ctx{&executor, &http, &log, callbacks.get(), cfg.drain_timeout_ms, {&sigterm, &sigint}};
-    auto on_signal = [](uv_signal_t* s, int signum) {
-      auto* c = static_cast<ShutdownCtx*>(s->data);
-      if (c->started) return;
-      c->started = true;
-      c->log->event("shutdown_started", {{"signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"}});
-      c->http->stop_accepting();
-      c->executor->drain(c->drain_ms, [c] {
-        c->log->event("shutdown_complete", {});
-        if (c->callbacks) c->callbacks->shutdown();  // retries still waiting give up
-        for (uv_signal_t* sg : c->sigs) uv_close(reinterpret_cast<uv_handle_t*>(sg), nullptr);
-        c->http->close_all([] {});
+    SignalShutdown shutdown(loop, &http, &log, [&](std::function<void()> done) {
+      http.stop_accepting();
+      executor.drain(cfg.drain_timeout_ms, [cb = callbacks.get(), done = std::move(done)] {
+        if (cb) cb->shutdown();  // retries still waiting give up
+        done();
       });
-    };
-    uv_signal_init(loop, &sigterm);
-    uv_signal_init(loop, &sigint);
-    sigterm.data = sigint.data = &ctx;
-    if (exit_code != 0) {
-      // Could not listen: nothing to drain.
-      http.close_all([] {});
-      uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
-      uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
-    } else {
-      uv_signal_start(&sigterm, on_signal, SIGTERM);
-      uv_signal_start(&sigint, on_signal, SIGINT);
-    }
+    });
+    if (exit_code != 0)
+      shutdown.close_now();  // could not listen: nothing to drain
+    else
+      shutdown.listen();
     uv_run(loop, UV_RUN_DEFAULT);
   }
   uv_loop_close(loop);

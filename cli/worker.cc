@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "policies/worker_config.h"
 #include "server/http_server.h"
+#include "server/shutdown.h"
 #include "server/worker.h"
 #include "storage/curl_lib.h"
 #include "storage/host_fs.h"
@@ -192,31 +193,9 @@ int worker(int argc, char** argv) {
         exit_code = 1;
       }
     }
-    uv_signal_t sigterm, sigint;
-    struct Ctx {
-      Worker* w;
-      HttpServer* http;
-      ServerLog* log;
-      uv_signal_t* sigs[2];
-      bool started = false;
-    } ctx{&w, &http, &log, {&sigterm, &sigint}};
-    auto on_signal = [](uv_signal_t* s, int signum) {
-      auto* c = static_cast<Ctx*>(s->data);
-      if (c->started) return;
-      c->started = true;
-      c->log->event("shutdown_started", {{"signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"}});
-      c->w->drain([c] {
-        for (uv_signal_t* sg : c->sigs) uv_close(reinterpret_cast<uv_handle_t*>(sg), nullptr);
-        c->http->close_all([] {});
-        c->log->event("shutdown_complete", {});
-      });
-    };
-    uv_signal_init(loop, &sigterm);
-    uv_signal_init(loop, &sigint);
-    sigterm.data = sigint.data = &ctx;
-    uv_signal_start(&sigterm, on_signal, SIGTERM);
-    uv_signal_start(&sigint, on_signal, SIGINT);
-    if (exit_code != 0 || g_stop_signal) on_signal(&sigterm, g_stop_signal ? g_stop_signal.load() : SIGTERM);
+    SignalShutdown shutdown(loop, &http, &log, [&w](std::function<void()> done) { w.drain(std::move(done)); });
+    shutdown.listen();
+    if (exit_code != 0 || g_stop_signal) shutdown.trigger(g_stop_signal ? g_stop_signal.load() : SIGTERM);
     uv_run(loop, UV_RUN_DEFAULT);
   }
   uv_loop_close(loop);
