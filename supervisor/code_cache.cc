@@ -178,10 +178,6 @@ std::string CodeCache::default_dir() {
   return "";
 }
 
-std::string CodeCache::key_for(const std::vector<uint8_t>& module, const std::vector<std::string>& v8_flags) {
-  return key_for_digest(sha256_hex(module.data(), module.size()), v8_flags);
-}
-
 std::string CodeCache::key_for_digest(const std::string& module_sha256, const std::vector<std::string>& v8_flags) {
   std::vector<std::string> flags = v8_flags;
   std::sort(flags.begin(), flags.end());

@@ -30,8 +30,8 @@ class CodeCache {
   // its key unreadable...); empty when enabled or when no folder was named.
   const std::string& error() const { return error_; }
 
-  static std::string key_for(const std::vector<uint8_t>& module, const std::vector<std::string>& v8_flags);
-  // The same key from the module's sha256 (hex), computed once for several keys of a job.
+  // The key of a module's code under V8 flags, from the module's sha256 (hex): computed once
+  // per job for its several keys.
   static std::string key_for_digest(const std::string& module_sha256, const std::vector<std::string>& v8_flags);
   // `optimized` (if given) receives the entry's recorded optimized functions: the declared-
   // function indices a hot-code entry holds TurboFan code for (empty for a full compile).

@@ -744,9 +744,9 @@ struct WarmIsolate {
 };
 WarmIsolate* g_warm = nullptr;
 
-// V8's statistics counters (off unless the embedder gives them storage): only the ones
-// that say whether this process compiled wasm code since a point in time.
-// The lookup V8 calls once per counter; every other counter stays off (no cost).
+// V8's statistics counters are off unless the embedder gives them storage. V8 calls this once
+// per counter: only the lazily-compiled-functions one gets some (g_lazily_compiled); every
+// other stays off (no cost).
 int* counter_lookup(const char* name) {
   if (std::strcmp(name, "c:V8.WasmLazilyCompiledFunctions") == 0) return &g_lazily_compiled;
   return nullptr;

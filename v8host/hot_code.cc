@@ -81,11 +81,6 @@ std::optional<uint32_t> declared_function_count(const uint8_t* module, size_t si
   return 0u;
 }
 
-std::vector<uint32_t> turbofan_functions(const uint8_t* data, size_t size, uint32_t declared) {
-  auto fns = run_functions(data, size, declared);
-  return fns ? std::move(fns->turbofan) : std::vector<uint32_t>{};
-}
-
 std::optional<RunFunctions> run_functions(const uint8_t* data, size_t size, uint32_t declared) {
   // V8 10.2 src/wasm/wasm-serialization.cc: WriteHeader (magic, version hash, CPU features,
   // flag hash: 4 x uint32), NativeModuleSerializer::WriteHeader (size_t total code size),

@@ -1,8 +1,8 @@
-// Hot code: which functions of a module V8 optimized (TurboFan) in a job, and a module that
-// asks V8 to compile exactly those with TurboFan. Byte-level helpers, no V8 calls.
+// Hot code: which functions of a module a job ran and V8 optimized (TurboFan), and a module
+// that asks V8 to compile exactly those with TurboFan. Byte-level helpers, no V8 calls.
 //
 // A job process reports only a list of declared-function indices (read from V8's own
-// serialization of its module, see turbofan_functions); the code cache then gets code that a
+// serialization of its module, see run_functions); the code cache then gets code that a
 // compile-only process, which never runs guest code, compiled from the module with a
 // compilation-hints section naming those functions (with_compilation_hints).
 #pragma once
@@ -24,13 +24,10 @@ std::optional<uint32_t> declared_function_count(const uint8_t* module, size_t si
 
 // From V8 10.2's serialized module (CompiledWasmModule::Serialize: a 16-byte header, the
 // total code size, then per declared function a marker byte, kTurboFanFunction = 4 followed
-// by its code): the declared-function indices that have TurboFan code, ascending. Empty when
-// the data does not parse exactly (another V8 layout: nothing is reported).
-std::vector<uint32_t> turbofan_functions(const uint8_t* serialized, size_t size, uint32_t declared);
-
-// Like turbofan_functions, but split: `turbofan` as above, `liftoff` the declared functions
-// that have Liftoff code (kLiftoffFunction = 3: with lazy compilation, those the run called
-// and V8 did not optimize). nullopt when the data does not parse exactly.
+// by its code): `turbofan`, the declared-function indices that have TurboFan code, and
+// `liftoff`, those that have Liftoff code (kLiftoffFunction = 3: with lazy compilation, those
+// the run called and V8 did not optimize), each ascending. nullopt when the data does not
+// parse exactly (another V8 layout: nothing is reported).
 struct RunFunctions {
   std::vector<uint32_t> turbofan, liftoff;
 };
