@@ -148,23 +148,11 @@ std::optional<std::vector<uint32_t>> function_body_sizes(const uint8_t* module, 
 
 std::vector<uint32_t> select_hot(const RunFunctions& fns, const std::vector<uint32_t>* body_sizes,
                                  uint64_t liftoff_budget) {
-  std::vector<uint32_t> out(fns.turbofan.begin(), fns.turbofan.end());
-  if (body_sizes) {
-    std::vector<uint32_t> ran;
-    for (uint32_t i : fns.liftoff)
-      if (i < body_sizes->size()) ran.push_back(i);
-    std::stable_sort(ran.begin(), ran.end(), [&](uint32_t a, uint32_t b) { return (*body_sizes)[a] < (*body_sizes)[b]; });
-    uint64_t spent = 0;
-    for (uint32_t i : ran) {
-      if (out.size() >= kMaxHotFunctions || spent + (*body_sizes)[i] > liftoff_budget) break;
-      spent += (*body_sizes)[i];
-      out.push_back(i);
-    }
-  }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  if (out.size() > kMaxHotFunctions) out.resize(kMaxHotFunctions);
-  return out;
+  if (!body_sizes) return fns.turbofan;
+  // The optimized functions stay whatever their size; the budget is for the Liftoff ones.
+  uint64_t optimized = 0;
+  for (uint32_t i : fns.turbofan) optimized += i < body_sizes->size() ? (*body_sizes)[i] : 0;
+  return merge_within_budget(fns.turbofan, fns.liftoff, *body_sizes, optimized + liftoff_budget);
 }
 
 std::vector<uint32_t> merge_within_budget(const std::vector<uint32_t>& have, const std::vector<uint32_t>& reported,
