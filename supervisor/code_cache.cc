@@ -152,9 +152,9 @@ UniqueFd CodeCache::try_lock(const std::string& name, std::string* why) const {
     *why = "no cache folder";
     return {};
   }
-  // O_NOFOLLOW: a symlink planted under this name fails (ELOOP); O_NONBLOCK: a FIFO cannot
-  // block the open. No O_TRUNC: the file is only ever locked, never written.
-  UniqueFd fd(openat(state_->dir.get(), name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
+  // Beneath the folder fd with no symlink followed (a symlink planted under this name fails);
+  // O_NONBLOCK: a FIFO cannot block the open. No O_TRUNC: the file is only ever locked.
+  UniqueFd fd(open_beneath(state_->dir.get(), name, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0600, true));
   if (!fd) {
     *why = "cannot open lock " + name + ": " + std::strerror(errno);
     return {};
